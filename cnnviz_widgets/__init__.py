@@ -1,0 +1,41 @@
+"""cnnviz-widgets: see inside a convolutional network from a Jupyter notebook.
+
+Engine functions (torch in, tensors out) are importable from the top level::
+
+    from cnnviz_widgets import conv_layers, kernels, feature_maps, load_image
+"""
+
+from __future__ import annotations
+
+from .engine import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ImageInputError,
+    LayerNotExecutedError,
+    LayerNotFoundError,
+    LayerOutputError,
+    LoadedImage,
+    NoConvLayersError,
+    conv_layers,
+    feature_maps,
+    kernels,
+    load_image,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ImageInputError",
+    "LayerNotExecutedError",
+    "LayerNotFoundError",
+    "LayerOutputError",
+    "LoadedImage",
+    "NoConvLayersError",
+    "__version__",
+    "conv_layers",
+    "feature_maps",
+    "kernels",
+    "load_image",
+]

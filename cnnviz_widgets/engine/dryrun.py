@@ -1,0 +1,111 @@
+"""Observe a model's forward pass once: which modules run, in what order, with what output shape.
+
+Used for the forward order of ``conv_layers`` and for choosing default layers. The trace runs
+without gradients in eval mode on the model's own device and dtype, and leaves the model as it
+was (see :mod:`.borrow`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .borrow import borrowed
+from .layers import model_device, model_dtype
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What one forward pass did.
+
+    Attributes:
+        call_order: qualified names of the modules in the order of their first call.
+        output_shapes: ``{name: shape}`` of each module's first tensor output (absent for
+            modules whose output is not a tensor).
+    """
+
+    call_order: tuple[str, ...]
+    output_shapes: dict[str, tuple[int, ...]]
+
+
+def trace_modules(model: nn.Module, x: torch.Tensor) -> Trace:
+    """Run ``model(x)`` once (no grad, eval mode) and record each module's first call."""
+    order: list[str] = []
+    shapes: dict[str, tuple[int, ...]] = {}
+    handles = []
+
+    def make_hook(name: str):
+        def hook(module: nn.Module, inputs: tuple, output: object) -> None:
+            if name in shapes or name in order:
+                return
+            order.append(name)
+            if isinstance(output, torch.Tensor):
+                shapes[name] = tuple(output.shape)
+
+        return hook
+
+    with borrowed(model):
+        try:
+            for name, module in model.named_modules():
+                if name:
+                    handles.append(module.register_forward_hook(make_hook(name)))
+            with torch.no_grad():
+                model(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+    return Trace(tuple(order), shapes)
+
+
+def first_conv_channels(model: nn.Module) -> int:
+    """Input channels of the first Conv2d in definition order (3 when there is none)."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            return module.in_channels
+    return 3
+
+
+# Input sizes tried for the order dry run: small first (cheap), then the ImageNet size for
+# models that need it (vision transformers, Inception's minimum of 75 px).
+_DRY_RUN_SIZES = (64, 224, 299)
+
+_order_cache: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, dict[str, int]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _structure_key(model: nn.Module) -> tuple:
+    return tuple((name, id(module)) for name, module in model.named_modules())
+
+
+def execution_order(model: nn.Module) -> dict[str, int]:
+    """Qualified module name -> index of its first call in a forward pass of a zero image.
+
+    Cached per model while its module structure is unchanged. Returns ``{}`` if no image of
+    (64, 224, 299) px with the first conv's channel count, 3 or 1 channels runs through it.
+    """
+    key = _structure_key(model)
+    cached = _order_cache.get(model)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    order: dict[str, int] = {}
+    device, dtype = model_device(model), model_dtype(model)
+    # the first conv in definition order usually takes the image; if not, RGB or grey does
+    channel_options = dict.fromkeys((first_conv_channels(model), 3, 1))
+    attempts = [(c, s) for c in channel_options for s in _DRY_RUN_SIZES]
+    for channels, size in attempts:
+        x = torch.zeros(1, channels, size, size, device=device, dtype=dtype)
+        try:
+            trace = trace_modules(model, x)
+        except Exception:
+            continue
+        order = {name: i for i, name in enumerate(trace.call_order)}
+        break
+    # a model that cannot be weakly referenced is simply not cached
+    with contextlib.suppress(TypeError):
+        _order_cache[model] = (key, order)
+    return order

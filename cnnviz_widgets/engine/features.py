@@ -1,0 +1,44 @@
+"""Feature maps: the outputs of many layers from one forward pass."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .borrow import borrowed
+from .capture import Capture
+from .inputs import prepare_input
+from .layers import LayerRef, conv_layers, resolve_layers
+
+
+def feature_maps(
+    model: nn.Module,
+    x: torch.Tensor,
+    layers: LayerRef | Sequence[LayerRef] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Outputs of ``layers`` for the input batch ``x``, from ONE forward pass.
+
+    Args:
+        model: the network (left exactly as it was: mode, hooks, parameters, gradients).
+        x: ``(N, C, H, W)`` (or ``(C, H, W)``) model-ready input; moved to the model's device.
+        layers: names or modules of any layers (convs, ReLUs, blocks, ...); default: every
+            Conv2d in forward order. A module called several times records its first call.
+
+    Returns:
+        ``{name: (N, C, H, W) float32 CPU tensor}`` in the order the layers were given. The
+        forward pass stops as soon as every requested layer has run.
+
+    Raises:
+        LayerNotFoundError: unknown layer name (with close matches).
+        LayerNotExecutedError: a layer the forward pass never calls.
+        LayerOutputError: a layer whose output is not a tensor.
+        ImageInputError: a bad input (rank, channels, NaN).
+    """
+    selected = conv_layers(model) if layers is None else resolve_layers(model, layers)
+    x = prepare_input(model, x)
+    with borrowed(model), torch.no_grad(), Capture(model, selected, stop_early=True) as cap:
+        model(x)
+    cap.require_all()
+    return {name: cap.outputs[name].to("cpu", torch.float32) for name in selected}

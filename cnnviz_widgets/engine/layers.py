@@ -1,0 +1,153 @@
+"""Finding layers in a model: Conv2d layers in forward order, and name-or-module resolution.
+
+A layer is named by its qualified name from ``model.named_modules()`` (``"features.3"``,
+``"layer4.1.conv2"``); wherever a layer is taken, the module object itself is accepted too.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import nn
+
+LayerRef = str | nn.Module
+
+
+class LayerNotFoundError(KeyError):
+    """A layer name (or module) that is not part of the model.
+
+    Subclasses :class:`KeyError` so ``except KeyError`` keeps working; ``str()`` gives the plain
+    message (``KeyError`` would wrap it in quotes).
+    """
+
+    def __init__(self, message: str, *, name: str = "", suggestions: Sequence[str] = ()):
+        super().__init__(message)
+        self.message = message
+        self.name = name
+        self.suggestions = list(suggestions)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NoConvLayersError(ValueError):
+    """The model contains no ``nn.Conv2d`` layer."""
+
+
+def named_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Every sub-module of ``model`` keyed by its qualified name (the root itself excluded)."""
+    return {name: module for name, module in model.named_modules() if name}
+
+
+def close_matches(name: str, candidates: Iterable[str], n: int = 5) -> list[str]:
+    """Up to ``n`` candidate names closest to ``name`` (difflib ratio, then substring hits)."""
+    candidates = list(candidates)
+    matches = difflib.get_close_matches(name, candidates, n=n, cutoff=0.5)
+    if len(matches) < n and name:
+        for candidate in candidates:
+            if name in candidate and candidate not in matches:
+                matches.append(candidate)
+            if len(matches) >= n:
+                break
+    return matches
+
+
+def resolve_layer(model: nn.Module, layer: LayerRef) -> tuple[str, nn.Module]:
+    """Return ``(qualified_name, module)`` for a layer given by name or by module object.
+
+    Raises:
+        LayerNotFoundError: the name or module is not part of ``model``; the message lists the
+            closest valid names.
+        TypeError: ``layer`` is neither a string nor an ``nn.Module``.
+    """
+    if isinstance(layer, nn.Module):
+        for name, module in model.named_modules():
+            if module is layer:
+                return name, module
+        raise LayerNotFoundError(
+            f"The module {type(layer).__name__} passed as a layer is not part of this model "
+            f"({type(model).__name__}). Pass a module taken from this model, or a layer name "
+            "from model.named_modules().",
+            name=type(layer).__name__,
+        )
+    if not isinstance(layer, str):
+        raise TypeError(
+            f"A layer must be a name (str) or an nn.Module of the model, got "
+            f"{type(layer).__name__}."
+        )
+    modules = dict(model.named_modules())
+    if layer in modules:
+        return layer, modules[layer]
+    names = [n for n in modules if n]
+    suggestions = close_matches(layer, names)
+    hint = (
+        "Closest layer names: " + ", ".join(repr(s) for s in suggestions) + "."
+        if suggestions
+        else "Valid names start with: " + ", ".join(repr(n) for n in names[:8]) + "."
+    )
+    raise LayerNotFoundError(
+        f"No layer named {layer!r} in {type(model).__name__}. {hint} "
+        "Use cnnviz_widgets.conv_layers(model) or model.named_modules() to list the layers.",
+        name=layer,
+        suggestions=suggestions,
+    )
+
+
+def resolve_layers(model: nn.Module, layers: LayerRef | Sequence[LayerRef]) -> dict[str, nn.Module]:
+    """Resolve one layer or a sequence of layers to ``{qualified_name: module}``, keeping order."""
+    if isinstance(layers, (str, nn.Module)):
+        layers = [layers]
+    resolved: dict[str, nn.Module] = {}
+    for layer in layers:
+        name, module = resolve_layer(model, layer)
+        resolved[name] = module
+    return resolved
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU for a parameter-free model)."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    """The floating dtype of the model's first floating parameter (float32 if none)."""
+    for tensor in model.parameters():
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.float32
+
+
+def conv_layers(model: nn.Module) -> dict[str, nn.Conv2d]:
+    """Every ``nn.Conv2d`` of ``model`` keyed by qualified name, in forward execution order.
+
+    The order is observed once per model structure by a small dry run (one forward of a zero
+    image, no gradients, eval mode, model left as it was) and cached; where the model cannot be
+    dry-run with an image (unusual input signature), definition order (``named_modules()``) is
+    used, which is the forward order of every torchvision classification model.
+
+    Raises:
+        NoConvLayersError: the model has no Conv2d layer.
+    """
+    convs = {
+        name: module
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Conv2d) and name
+    }
+    if not convs:
+        raise NoConvLayersError(
+            f"{type(model).__name__} has no nn.Conv2d layer, so there are no kernels or "
+            "convolutional feature maps to show. Pass a convolutional model (for example a "
+            "torchvision ResNet or VGG), or name the layers you want explicitly in "
+            "feature_maps(model, x, layers=[...])."
+        )
+    from .dryrun import execution_order
+
+    order = execution_order(model)
+    ranked = sorted(convs, key=lambda n: order.get(n, len(order)))
+    return {name: convs[name] for name in ranked}

@@ -1,0 +1,33 @@
+"""Shared test setup: one torch thread (2-core machines), seeded models, model-state checks."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+warnings.filterwarnings("ignore", category=FutureWarning, module="torchvision")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture(scope="session")
+def vgg11():
+    import torchvision
+
+    torch.manual_seed(0)
+    return torchvision.models.vgg11(weights=None).eval()
+
+
+@pytest.fixture(scope="session")
+def resnet18():
+    import torchvision
+
+    torch.manual_seed(0)
+    return torchvision.models.resnet18(weights=None).eval()

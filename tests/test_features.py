@@ -1,0 +1,111 @@
+"""feature_maps equals a manual forward, for several architectures; one pass; any module."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from cnnviz_widgets import conv_layers, feature_maps
+
+
+def manual_outputs(model: nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
+    """Reference: a plain forward with hooks that copy each module's first output."""
+    modules = dict(model.named_modules())
+    got: dict[str, torch.Tensor] = {}
+
+    def hook(name):
+        def fn(module, inputs, output):
+            got.setdefault(name, output.detach().clone())
+
+        return fn
+
+    handles = [modules[n].register_forward_hook(hook(n)) for n in names]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return got
+
+
+def test_vgg11_layer3_equals_the_course_slice(vgg11):
+    x = torch.randn(2, 3, 64, 64)
+    maps = feature_maps(vgg11, x, ["features.3"])
+    with torch.no_grad():
+        expected = vgg11.features[:4](x)
+    assert list(maps) == ["features.3"]
+    assert maps["features.3"].shape == (2, 128, 32, 32)
+    torch.testing.assert_close(maps["features.3"], expected, rtol=0, atol=0)
+
+
+def test_in_place_relu_does_not_alter_conv_output(vgg11):
+    x = torch.randn(1, 3, 32, 32)
+    maps = feature_maps(vgg11, x, ["features.0", "features.1"])
+    with torch.no_grad():
+        conv = vgg11.features[0](x)
+    torch.testing.assert_close(maps["features.0"], conv, rtol=0, atol=0)
+    assert (maps["features.0"] < 0).any()  # pre-ReLU values survive the in-place ReLU
+    torch.testing.assert_close(maps["features.1"], conv.clamp(min=0), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("ctor", "size"),
+    [
+        (torchvision.models.vgg11, 32),
+        (torchvision.models.resnet18, 64),
+        (torchvision.models.mobilenet_v3_small, 64),
+        (torchvision.models.densenet121, 64),
+    ],
+)
+def test_all_conv_maps_equal_a_manual_forward(ctor, size):
+    torch.manual_seed(0)
+    model = ctor(weights=None).eval()
+    x = torch.randn(1, 3, size, size)
+    maps = feature_maps(model, x)
+    names = list(conv_layers(model))
+    assert list(maps) == names
+    # the reference needs the conv output before any in-place op: hook every conv and clone
+    expected = manual_outputs(model, x, names)
+    for name in names:
+        torch.testing.assert_close(maps[name], expected[name], rtol=1e-5, atol=1e-6)
+
+
+def test_any_module_not_only_convs(resnet18):
+    x = torch.randn(1, 3, 64, 64)
+    maps = feature_maps(resnet18, x, ["layer4", "relu", resnet18.layer2[0].bn1])
+    assert list(maps) == ["layer4", "relu", "layer2.0.bn1"]
+    with torch.no_grad():
+        stem = resnet18.relu(resnet18.bn1(resnet18.conv1(x)))
+        torch.testing.assert_close(maps["relu"], stem, rtol=1e-5, atol=1e-6)
+        h = resnet18.layer3(resnet18.layer2(resnet18.layer1(resnet18.maxpool(stem))))
+        torch.testing.assert_close(maps["layer4"], resnet18.layer4(h), rtol=1e-4, atol=1e-5)
+
+
+def test_one_forward_pass_for_many_layers(vgg11):
+    calls = []
+    handle = vgg11.register_forward_pre_hook(lambda m, i: calls.append(1))
+    try:
+        feature_maps(vgg11, torch.randn(1, 3, 32, 32), ["features.0", "features.6", "features.18"])
+    finally:
+        handle.remove()
+    assert len(calls) == 1
+
+
+def test_a_reused_module_records_its_first_call(resnet18):
+    # BasicBlock calls its single ReLU twice: after bn1 and after the residual sum.
+    x = torch.randn(1, 3, 64, 64)
+    block = resnet18.layer1[0]
+    maps = feature_maps(resnet18, x, ["maxpool", "layer1.0.relu"])
+    with torch.no_grad():
+        expected = block.relu(block.bn1(block.conv1(maps["maxpool"])))
+    torch.testing.assert_close(maps["layer1.0.relu"], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_outputs_are_float32_cpu_for_a_double_model():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).double()
+    maps = feature_maps(model, torch.randn(1, 3, 8, 8))
+    assert maps["0"].dtype == torch.float32 and maps["0"].device.type == "cpu"
