@@ -1,0 +1,63 @@
+# cnnviz-widgets: one command to set up and run the demo, one to set up and run every test.
+#   make demo   -> venv + package, then figures (and later the explorer page) of the demo model
+#   make test   -> venv + package + test tools + Chromium, then ruff, pytest, JS unit tests, wheel
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+OUT    ?= demo-output
+# torch/torchvision releases known to install on the project's machines (see shared TESTING.md);
+# the package itself asks only for torch>=2.1.
+TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: setup setup-test browser demo test lint pytest jstest wheel clean
+
+$(VENV)/.torch:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH_PIN)
+	touch $@
+
+$(VENV)/.package: $(VENV)/.torch pyproject.toml js/package.json js/package-lock.json
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.package pyproject.toml
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.package
+
+setup-test: $(VENV)/.test browser js/node_modules/.package-lock.json
+
+js/node_modules/.package-lock.json: js/package.json js/package-lock.json
+	cd js && npm ci --no-audit --no-fund
+
+# Debian's Chromium for the browser tests (Playwright's own download does not work offline).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+demo: setup
+	$(PY) -m cnnviz_widgets demo --out $(OUT)
+
+lint: $(VENV)/.test
+	$(VENV)/bin/ruff check cnnviz_widgets tests benchmarks
+
+pytest: setup-test
+	$(PY) -m pytest
+
+jstest: js/node_modules/.package-lock.json
+	cd js && npm test && npm run typecheck
+
+# The wheel must carry the built front end.
+wheel: $(VENV)/.test
+	rm -rf dist
+	$(PIP) wheel -q --no-deps -w dist .
+	$(PY) -c "import zipfile,glob,sys; w=glob.glob('dist/*.whl')[0]; n=zipfile.ZipFile(w).namelist(); need=['cnnviz_widgets/static/widget.js','cnnviz_widgets/data/shapesnet.pt']; miss=[f for f in need if f not in n]; print(w, 'missing:' if miss else 'contains', miss or need); sys.exit(bool(miss))"
+
+test: setup-test lint jstest pytest wheel
+
+clean:
+	rm -rf $(VENV) dist build js/node_modules cnnviz_widgets/static/widget.js demo-output

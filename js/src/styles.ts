@@ -1,0 +1,89 @@
+/**
+ * Styles of the widgets, injected once per document (or shadow root).
+ * Every class starts with `cnnviz-`; colours come from JupyterLab's CSS
+ * variables, with fallbacks for hosts that lack them, so light and dark
+ * themes both work.
+ */
+
+export const STYLE_ELEMENT_ID = "cnnviz-widgets-style";
+
+export const CSS = `
+.cnnviz-root {
+  box-sizing: border-box;
+  max-width: 100%;
+  padding: 8px;
+  color: var(--jp-ui-font-color1, #222);
+  background: var(--jp-layout-color1, #fff);
+  font-family: var(--jp-ui-font-family, system-ui, -apple-system, "Segoe UI", sans-serif);
+  font-size: var(--jp-ui-font-size1, 13px);
+  line-height: 1.4;
+}
+.cnnviz-root *, .cnnviz-root *::before, .cnnviz-root *::after { box-sizing: border-box; }
+.cnnviz-root [hidden] { display: none !important; }
+.cnnviz-header { display: flex; flex-wrap: wrap; align-items: baseline; gap: 4px 12px; margin-bottom: 6px; }
+.cnnviz-title { font-weight: 600; font-size: var(--jp-ui-font-size2, 15px); }
+.cnnviz-title:empty { display: none; }
+.cnnviz-meta { color: var(--jp-ui-font-color2, #555); font-size: var(--jp-ui-font-size0, 11px); }
+.cnnviz-pager { display: flex; align-items: center; gap: 8px; margin-bottom: 6px; font-size: var(--jp-ui-font-size0, 11px); color: var(--jp-ui-font-color2, #555); }
+.cnnviz-button {
+  font: inherit;
+  padding: 1px 8px;
+  color: var(--jp-ui-font-color1, #222);
+  background: var(--jp-layout-color2, #eee);
+  border: 1px solid var(--jp-border-color1, #bbb);
+  border-radius: 3px;
+  cursor: pointer;
+}
+.cnnviz-button:disabled { opacity: 0.45; cursor: default; }
+.cnnviz-button:not(:disabled):hover { background: var(--jp-layout-color3, #ddd); }
+.cnnviz-stage { position: relative; overflow-x: auto; overflow-y: visible; max-width: 100%; }
+.cnnviz-grid { display: block; cursor: crosshair; image-rendering: pixelated; touch-action: none; }
+.cnnviz-highlight {
+  position: absolute;
+  pointer-events: none;
+  outline: 2px solid var(--jp-brand-color1, #1976d2);
+  outline-offset: 1px;
+}
+.cnnviz-zoom {
+  position: fixed;
+  z-index: 1000;
+  left: 0;
+  top: 0;
+  pointer-events: none;
+  padding: 4px;
+  color: var(--jp-ui-font-color1, #222);
+  background: var(--jp-layout-color1, #fff);
+  border: 1px solid var(--jp-border-color1, #bbb);
+  border-radius: 4px;
+  box-shadow: 0 2px 8px rgba(0, 0, 0, 0.25);
+  font-size: var(--jp-ui-font-size0, 11px);
+  font-variant-numeric: tabular-nums;
+  white-space: nowrap;
+}
+.cnnviz-zoom-canvas { display: block; image-rendering: pixelated; background: var(--jp-layout-color2, #eee); }
+.cnnviz-zoom-caption { margin-top: 3px; }
+.cnnviz-zoom-value { font-weight: 600; }
+.cnnviz-message { padding: 8px 0; color: var(--jp-ui-font-color2, #666); font-style: italic; }
+.cnnviz-error { color: var(--jp-error-color1, #d32f2f); font-style: normal; white-space: pre-wrap; }
+`;
+
+/**
+ * Put the style sheet into the document or shadow root that holds `el`
+ * (once). Safe to call before `el` is attached: then it goes to the
+ * document, and again into a shadow root later if needed.
+ */
+export function ensureStyles(el: HTMLElement): void {
+  const root = el.getRootNode();
+  const doc = el.ownerDocument;
+  const isShadow = typeof ShadowRoot !== "undefined" && root instanceof ShadowRoot;
+  const host: ParentNode | null = isShadow ? root : doc.head;
+  if (!host) return;
+  const existing = isShadow
+    ? root.querySelector(`#${STYLE_ELEMENT_ID}`)
+    : doc.getElementById(STYLE_ELEMENT_ID);
+  if (existing) return;
+  const style = doc.createElement("style");
+  style.id = STYLE_ELEMENT_ID;
+  style.textContent = CSS;
+  host.appendChild(style);
+}
