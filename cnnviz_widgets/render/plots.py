@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+import matplotlib
 import numpy as np
 import torch
+from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
 from torch import nn
 
@@ -19,6 +21,11 @@ from ..engine import feature_maps, kernels, resolve_layer
 from .kernel_display import KernelScale, rgb_filters, scale_kernels
 from .mosaic import grid_shape, mosaic
 from .quantize import as_numpy
+
+
+def _with_white_gaps(cmap: str) -> Colormap:
+    """The colormap with NaN (the gaps between tiles) drawn white."""
+    return matplotlib.colormaps[cmap].with_extremes(bad="white")
 
 
 def _figure_for_grid(rows: int, cols: int, tile_px: float, extra_cols: int = 0) -> Figure:
@@ -61,10 +68,13 @@ def plot_kernels(
         rows, cols = grid_shape(i, ncols)
         fig = _figure_for_grid(rows, cols, kw * 6)
         ax = fig.add_subplot()
-        image = ax.imshow(
-            mosaic(scaled, cols, gap=1), cmap=cmap, vmin=0, vmax=1, interpolation="nearest"
+        ax.imshow(
+            mosaic(scaled, cols, gap=1),
+            cmap=_with_white_gaps(cmap),
+            vmin=0,
+            vmax=1,
+            interpolation="nearest",
         )
-        image.cmap.set_bad("white")
         ax.set_title(f"{name}: filter {f} — its {i} kernels of {kh}×{kw} ({scale} scale)")
     ax.set_axis_off()
     return fig
@@ -117,8 +127,13 @@ def plot_feature_maps(
         ax = fig.add_subplot(grid_spec[1])
     else:
         ax = fig.add_subplot()
-    im = ax.imshow(mosaic(normed, cols, gap=1), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
-    im.cmap.set_bad("white")
+    ax.imshow(
+        mosaic(normed, cols, gap=1),
+        cmap=_with_white_gaps(cmap),
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+    )
     what = f"{len(channels)} of {maps.shape[0]}" if len(channels) < maps.shape[0] else maps.shape[0]
     ax.set_title(f"{name}: {what} maps of {maps.shape[1]}×{maps.shape[2]} ({scale} scale)")
     ax.set_axis_off()
