@@ -109,3 +109,49 @@ def execution_order(model: nn.Module) -> dict[str, int]:
     with contextlib.suppress(TypeError):
         _order_cache[model] = (key, order)
     return order
+
+
+# Modules whose output grid is not the network's own (resampled to a fixed size, or a no-op):
+# a CAM at such a layer shows the pooling, not the features, so they are never the default.
+_NOT_A_FEATURE_LAYER = (
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool2d,
+    nn.Dropout,
+    nn.Dropout2d,
+    nn.Identity,
+)
+
+
+def default_layer(model: nn.Module, x: torch.Tensor | None = None) -> str:
+    """The layer a CAM uses when none is named: the last one whose output is still a grid.
+
+    Among the modules in the order they finish during a dry run (of ``x``, or of a zero image
+    of 224 px), the last whose output is ``(N, C, H, W)`` with ``H * W > 1``; adaptive pooling,
+    dropout and identity layers are passed over. A container finishes after its children, so a
+    block is preferred to its last sub-layer (``layer4`` for a ResNet, ``features`` for VGG and
+    DenseNet, ``Mixed_7c`` for Inception v3), the layers the reference libraries recommend.
+
+    Raises:
+        ValueError: no module outputs a spatial grid (e.g. a vision transformer without a
+            token-to-grid reshape); the message says what to pass instead.
+    """
+    if x is None:
+        channels = first_conv_channels(model)
+        x = torch.zeros(1, channels, 224, 224, device=model_device(model), dtype=model_dtype(model))
+    trace = trace_modules(model, x)
+    modules = dict(model.named_modules())
+    best = None
+    for name in trace.call_order:
+        shape = trace.output_shapes.get(name)
+        if shape is None or len(shape) != 4 or shape[2] * shape[3] <= 1:
+            continue
+        if isinstance(modules[name], _NOT_A_FEATURE_LAYER):
+            continue
+        best = name
+    if best is None:
+        raise ValueError(
+            f"No layer of {type(model).__name__} outputs a spatial grid (N, C, H, W) for an "
+            f"input of shape {tuple(x.shape)}, so there is no default layer for a class "
+            "activation map. Name the layer explicitly, or use a larger input."
+        )
+    return best
