@@ -1,0 +1,277 @@
+"""The public CAM functions: :func:`cam` for one layer, :func:`cam_per_layer` for many."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..borrow import borrowed
+from ..dryrun import default_layer
+from ..inputs import prepare_input
+from ..layers import LayerRef, conv_layers, resolve_layers
+from ..targets import OutputSelector, Target, TargetError
+from .augment import augment, deaugment_mean, repeat_target
+from .base import CamMethod, Reshape
+from .errors import CamMethodError
+from .pipeline import layer_raw_maps
+from .progress import ProgressArg
+from .registry import method_class
+from .scaling import aggregate, minmax, scale_maps
+
+RESNET_STAGES = ("layer1", "layer2", "layer3", "layer4")
+RESNET_BLOCKS = ("BasicBlock", "Bottleneck")
+
+
+def resnet_blocks(model: nn.Module) -> dict[str, nn.Module]:
+    """``{"layer1.0": block, ...}`` for a ResNet-like model (``layer1..layer4`` made of
+    ``BasicBlock``/``Bottleneck``), else ``{}``."""
+    blocks: dict[str, nn.Module] = {}
+    for stage in RESNET_STAGES:
+        seq = getattr(model, stage, None)
+        if not isinstance(seq, nn.Sequential) or len(seq) == 0:
+            return {}
+        for name, block in seq.named_children():
+            if type(block).__name__ not in RESNET_BLOCKS:
+                return {}
+            blocks[f"{stage}.{name}"] = block
+    return blocks
+
+
+def default_cam_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The layers :func:`cam_per_layer` uses by default: every residual block's output for a
+    ResNet-like model, else every ``Conv2d`` in forward order."""
+    return resnet_blocks(model) or conv_layers(model)
+
+
+def _check_args(batch_size: int, raw: bool, aug_smooth: bool) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
+    if raw and aug_smooth:
+        raise ValueError(
+            "raw=True cannot be combined with aug_smooth=True: smoothing averages normalised "
+            "maps at the input size. Use one or the other."
+        )
+
+
+def _check_target_count(target: Target, n: int) -> None:
+    count = None
+    if isinstance(target, torch.Tensor) and target.ndim > 0:
+        count = target.shape[0]
+    elif isinstance(target, (list, tuple)):
+        count = len(target)
+    if count is not None and count != n:
+        raise TargetError(
+            f"target has {count} entries but the batch has {n} images; give one per image, "
+            "or a single int for all."
+        )
+
+
+def _maps(
+    model: nn.Module,
+    x: torch.Tensor,
+    impl: CamMethod,
+    layers: dict[str, nn.Module],
+    *,
+    target: Target,
+    output: OutputSelector,
+    raw: bool,
+    aug_smooth: bool,
+    eigen_smooth: bool,
+    batch_size: int,
+    progress: ProgressArg,
+    reshape: Reshape | None,
+) -> dict[str, torch.Tensor]:
+    """``{name: map}`` on the model's device: raw maps, or per-layer scaled maps (normalised
+    and resized, before the final normalisation) when ``raw`` is False. FullGrad gives one
+    entry, ``""``, already final. With ``aug_smooth`` the maps are of the ``(6N, ...)``
+    augmented batch; :func:`_smoothed` finishes them."""
+    n = x.shape[0]
+    size = (x.shape[-2], x.shape[-1])
+    if aug_smooth:
+        _check_target_count(target, n)
+        x, target = augment(x), repeat_target(target, n)
+    with borrowed(model):
+        if impl.whole_model:
+            full = impl.full_map(model, x, target, output, eigen_smooth)
+            maps = {"": full if raw else minmax(full)}
+        else:
+            raws = layer_raw_maps(
+                model,
+                x,
+                layers,
+                impl,
+                target=target,
+                output=output,
+                eigen_smooth=eigen_smooth,
+                batch_size=batch_size,
+                progress=progress,
+                reshape=reshape,
+            )
+            maps = raws if raw else {k: scale_maps(v, size) for k, v in raws.items()}
+    return maps
+
+
+def _smoothed(final: torch.Tensor, aug_smooth: bool) -> torch.Tensor:
+    """Un-augment and average the finished maps of an augmented batch (else pass through)."""
+    return deaugment_mean(final) if aug_smooth else final
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to("cpu", torch.float32).numpy()
+
+
+def cam(
+    model: nn.Module,
+    x: torch.Tensor,
+    layer: LayerRef | Sequence[LayerRef] | None,
+    method: str = "GradCAM",
+    target: Target = None,
+    *,
+    output: OutputSelector = None,
+    raw: bool = False,
+    aug_smooth: bool = False,
+    eigen_smooth: bool = False,
+    batch_size: int = 32,
+    progress: ProgressArg = None,
+    reshape: Reshape | None = None,
+    **options: Any,
+) -> np.ndarray:
+    """Class activation map of ``layer`` for each image, with pytorch-grad-cam 1.5.x semantics.
+
+    Args:
+        model: the network; borrowed and given back exactly as it was (train/eval flags, hooks,
+            ``requires_grad``, parameters, buffers, ``.grad``), also when this raises.
+        x: ``(N, C, H, W)`` (or ``(C, H, W)``) model-ready input, or a ``LoadedImage``.
+        layer: the target layer, by qualified name or module; a list of layers gives the
+            reference's multi-layer map (the mean of the layers' normalised maps, normalised).
+            ``None``: the last layer whose output is still a spatial grid
+            (:func:`~cnnviz_widgets.engine.dryrun.default_layer`: ``layer4`` for a ResNet,
+            ``features`` for VGG/DenseNet), found by a dry run of the first image. FullGrad
+            ignores it. A module called several times in one forward pass is taken at its
+            first call.
+        method: a name from :func:`available_cam_methods` (case-insensitive).
+        target: ``None`` (each image's top class), an int class index, one int or callable per
+            image, or a callable on one sample's output (pytorch-grad-cam's
+            ``ClassifierOutputTarget(k)`` works as is). EigenCAM, KPCA_CAM and FEM ignore it.
+        output: which part of a model's tuple/dict/``.logits`` output holds the scores.
+        raw: return un-normalised maps at the layer's resolution instead: ``(N, h, w)`` float32,
+            the method's map after its ReLU (every method except FullGrad applies
+            ``max(map, 0)``, as the reference). For FullGrad the raw map is the sum of its
+            normalised terms at the input size ``(N, H, W)``. Needs a single layer; not with
+            ``aug_smooth``.
+        aug_smooth: average the maps of six augmentations (horizontal flip x input scaled by
+            0.9, 1, 1.1), each un-flipped, as the reference's ttach smoothing; the mean is not
+            normalised again.
+        eigen_smooth: use the first principal component of the weighted activations instead of
+            their channel sum (projections' sign: see :mod:`.projection`). EigenCAM,
+            EigenGradCAM, KPCA_CAM and FEM ignore it, as the reference does.
+        batch_size: masked/ablated images per forward pass (ScoreCAM, AblationCAM).
+        progress: ScoreCAM/AblationCAM progress: a callable ``progress(done, total)`` (counts
+            are channels x images) or ``"tqdm"``.
+        reshape: a function applied to the layer's output and its gradient to make them
+            ``(N, C, H, W)`` (for layers with another layout; not with AblationCAM yet).
+        **options: method options: ``kernel``/``gamma`` (KPCA_CAM), ``k`` (FEM),
+            ``ablation_value`` (AblationCAM).
+
+    Returns:
+        ``(N, H, W)`` float32 numpy array in [0, 1] at ``x``'s spatial size (see ``raw``).
+
+    Raises:
+        CamMethodError: unknown method (with close matches) or option.
+        LayerNotFoundError: unknown layer name (with close matches).
+        LayerShapeError: a layer whose output is not a 4-D feature map.
+        TargetError: a non-integer, out-of-range or miscounted target.
+        ImageInputError: a bad input (rank, channels, NaN).
+    """
+    impl = method_class(method)(**options)
+    _check_args(batch_size, raw, aug_smooth)
+    x = prepare_input(model, x)
+    layers: dict[str, nn.Module] = {}
+    if not impl.whole_model:
+        layers = resolve_layers(model, default_layer(model, x[:1]) if layer is None else layer)
+        if raw and len(layers) > 1:
+            raise ValueError("raw=True needs a single layer (layers differ in resolution).")
+    maps = _maps(
+        model,
+        x,
+        impl,
+        layers,
+        target=target,
+        output=output,
+        raw=raw,
+        aug_smooth=aug_smooth,
+        eigen_smooth=eigen_smooth,
+        batch_size=batch_size,
+        progress=progress,
+        reshape=reshape,
+    )
+    if raw:
+        (result,) = maps.values()
+    elif impl.whole_model:
+        result = _smoothed(maps[""], aug_smooth)
+    else:
+        result = _smoothed(aggregate(list(maps.values())), aug_smooth)
+    return _numpy(result)
+
+
+def cam_per_layer(
+    model: nn.Module,
+    x: torch.Tensor,
+    layers: LayerRef | Sequence[LayerRef] | None = None,
+    method: str = "GradCAM",
+    target: Target = None,
+    *,
+    output: OutputSelector = None,
+    raw: bool = False,
+    aug_smooth: bool = False,
+    eigen_smooth: bool = False,
+    batch_size: int = 32,
+    progress: ProgressArg = None,
+    reshape: Reshape | None = None,
+    **options: Any,
+) -> dict[str, np.ndarray]:
+    """One CAM per layer, from ONE forward (and, for gradient methods, ONE backward) pass.
+
+    Each entry equals ``cam(model, x, name, method, target, ...)`` for that layer alone.
+
+    Args:
+        layers: names or modules; default: every residual block's output for a ResNet-like
+            model (``layer1``..``layer4`` of ``BasicBlock``/``Bottleneck``), else every
+            ``Conv2d`` in forward order.
+        others: as :func:`cam`. ScoreCAM and AblationCAM share the capture pass but still run
+            their perturbation passes layer by layer. FullGrad has no per-layer maps.
+
+    Returns:
+        ``{name: (N, H, W) float32 numpy array in [0, 1]}`` in the order of ``layers`` (with
+        ``raw=True`` each layer's ``(N, h, w)`` raw map, as :func:`cam`).
+    """
+    impl = method_class(method)(**options)
+    _check_args(batch_size, raw, aug_smooth)
+    if impl.whole_model:
+        raise CamMethodError(
+            f"{impl.name} uses every bias layer of the model at once and ignores target "
+            "layers, so it has no per-layer maps; call cam(model, x, None, 'FullGrad')."
+        )
+    selected = default_cam_layers(model) if layers is None else resolve_layers(model, layers)
+    x = prepare_input(model, x)
+    maps = _maps(
+        model,
+        x,
+        impl,
+        selected,
+        target=target,
+        output=output,
+        raw=raw,
+        aug_smooth=aug_smooth,
+        eigen_smooth=eigen_smooth,
+        batch_size=batch_size,
+        progress=progress,
+        reshape=reshape,
+    )
+    if raw:
+        return {name: _numpy(m) for name, m in maps.items()}
+    return {name: _numpy(_smoothed(aggregate([m]), aug_smooth)) for name, m in maps.items()}

@@ -1,0 +1,88 @@
+"""ScoreCAM (Wang et al. 2020): channels weighted by the score of the input masked by them.
+
+For each sample and channel ``c``: upsample ``A_c`` to the input size (bilinear,
+``align_corners=True``, as the reference's ``UpsamplingBilinear2d``), scale it to a mask
+``M_c = (U_c - min U_c) / (max U_c - min U_c + 1e-8)``, score the masked input ``x * M_c`` with
+the sample's target, and weight channels by the softmax of the scores over channels.
+
+Cost: one forward pass per channel and sample, run ``batch_size`` masked images at a time under
+``torch.inference_mode``; the masked images are formed chunk by chunk, never all at once.
+A channel whose upsampled map is constant gets the all-zero mask, i.e. the score of an all-zero
+input: that score is computed once (one forward pass) and reused for every such channel.
+
+Option ``fuse`` (default ``True``): run the masked images through a copy of the model with
+BatchNorm folded into the convolutions (channels-last on the CPU), see :mod:`.inference`; the
+scores agree with the model's own to float rounding. ``fuse=False`` uses the model itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from .base import CamMethod, LayerData, Run, score_rows
+from .inference import FastForward
+
+MASK_EPS = 1e-8
+"""The reference's offset in the mask's denominator."""
+
+_UPSAMPLE_ELEMENTS = 1 << 24
+"""Upper bound on upsampled elements held at once while finding each channel's range."""
+
+
+def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``(B, h, w)`` -> ``(B, H, W)``, bilinear with ``align_corners=True``."""
+    return F.interpolate(maps[None], size=size, mode="bilinear", align_corners=True)[0]
+
+
+def upsampled_range(maps: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel ``(min, max)`` of ``(C, h, w)`` maps upsampled to ``size``, each ``(C,)``."""
+    chunk = max(1, _UPSAMPLE_ELEMENTS // (size[0] * size[1]))
+    lows, highs = [], []
+    for start in range(0, maps.shape[0], chunk):
+        up = upsample(maps[start : start + chunk], size).flatten(1)
+        lows.append(up.amin(dim=1))
+        highs.append(up.amax(dim=1))
+    return torch.cat(lows), torch.cat(highs)
+
+
+class ScoreCAM(CamMethod):
+    """Gradient-free; ``w_c = softmax_c(score(x * M_c))`` (see module docstring)."""
+
+    name = "ScoreCAM"
+    uses_gradients = False
+    iterative = True
+    defaults: ClassVar[dict[str, Any]] = {"fuse": True}
+
+    def weights(self, layer: LayerData, run: Run) -> torch.Tensor:
+        acts = layer.activations
+        n_samples, channels = acts.shape[:2]
+        size = (run.x.shape[-2], run.x.shape[-1])
+        scores = torch.empty(n_samples, channels, dtype=torch.float32, device=acts.device)
+        forward = run.cache.get("score_forward")
+        if forward is None:
+            forward = FastForward(run.model, run.output, run.x.dtype, bool(self.options["fuse"]))
+            run.cache["score_forward"] = forward
+        zero_output = None
+        for n in range(n_samples):
+            target = run.targets[n]
+            low, high = upsampled_range(acts[n], size)
+            constant = high == low
+            if bool(constant.any()):
+                if zero_output is None:
+                    zero_output = forward(torch.zeros_like(run.x[:1]))
+                scores[n, constant] = score_rows(zero_output, target)[0]
+                run.progress.advance(int(constant.sum()))
+            live = torch.nonzero(~constant).flatten()
+            for start in range(0, live.numel(), run.batch_size):
+                index = live[start : start + run.batch_size]
+                lo = low[index, None, None]
+                masks = (upsample(acts[n, index], size) - lo) / (
+                    high[index, None, None] - lo + MASK_EPS
+                )
+                outputs = forward(run.x[n] * masks[:, None])
+                scores[n, index] = score_rows(outputs, target)
+                run.progress.advance(index.numel())
+        return torch.softmax(scores, dim=-1)
