@@ -1,0 +1,304 @@
+"""Activation maximization: FlashTorch's algorithm reproduced, ascent works, model untouched."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cnnviz_widgets.engine.actmax import (
+    ActivationMaxWarning,
+    fft_scale,
+    random_transform,
+    spectrum_to_rgb,
+)
+from cnnviz_widgets.engine.actmax import (
+    activation_max as activation_max_,
+)
+from cnnviz_widgets.engine.capture import LayerNotExecutedError
+from cnnviz_widgets.engine.inputs import IMAGENET_MEAN, IMAGENET_STD, denormalize
+from cnnviz_widgets.engine.layers import LayerNotFoundError
+
+from .model_state import Fingerprint
+
+
+class SmallNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(8, 10, 3, padding=1, stride=2)
+        self.unused = nn.Conv2d(10, 10, 1)
+        self.fc = nn.Linear(10, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv2(self.relu(self.bn(self.conv1(x))))
+        return self.fc(self.relu(x).mean(dim=(2, 3)))
+
+
+class Boom(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise AssertionError("the forward pass should have stopped before this layer")
+
+
+@pytest.fixture(scope="module")
+def small() -> nn.Module:
+    torch.manual_seed(2)
+    model = SmallNet()
+    with torch.no_grad():
+        model.bn.running_mean.uniform_(-0.1, 0.1)
+        model.bn.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def activation_max(*args, **kwargs):
+    """``activation_max`` that also checks the model comes back exactly as it was."""
+    model = args[0] if args else kwargs["model"]
+    before = Fingerprint.of(model)
+    try:
+        return activation_max_(*args, **kwargs)
+    finally:
+        before.assert_same(model)
+
+
+# --------------------------------------------------------------------------------------------
+# FlashTorch's GradientAscent, written out plainly (one filter at a time, whole network)
+# --------------------------------------------------------------------------------------------
+
+
+def flashtorch_ascent(model, layer_name, channel, x0, steps, lr=1.0):
+    """``GradientAscent._ascent`` for one filter: x += lr * g / (rms(g) + 1e-5)."""
+    model = copy.deepcopy(model).eval()
+    layer = dict(model.named_modules())[layer_name]
+    record = {}
+    layer.register_forward_hook(lambda m, i, o: record.__setitem__("act", o[:, channel].mean()))
+    x = x0.clone()
+    for _ in range(steps):
+        x = x.detach().requires_grad_(True)
+        model(x)
+        (grad,) = torch.autograd.grad(record["act"], x)
+        grad = grad / (torch.sqrt(torch.mean(grad * grad)) + 1e-5)
+        x = x + grad * lr
+    return x.detach()
+
+
+def flashtorch_display(x):
+    """``format_for_plotting(standardize_and_clip(x, saturation=0.15, brightness=0.7))``."""
+    t = x[0]
+    mean, std = t.mean(), t.std()
+    if std == 0:
+        std = std + 1e-7
+    shown = ((t - mean) / std * 0.15 + 0.7).clamp(0.0, 1.0).permute(1, 2, 0)
+    return (shown * 255).round().to(torch.uint8).numpy()
+
+
+def layer_activation(model, layer_name, images, channels):
+    """Mean activation of ``channels[i]`` in ``images[i]`` (model-ready input)."""
+    layer = dict(model.named_modules())[layer_name]
+    record = {}
+    handle = layer.register_forward_hook(lambda m, i, o: record.__setitem__("out", o.detach()))
+    try:
+        with torch.no_grad():
+            model(torch.as_tensor(images))
+    finally:
+        handle.remove()
+    out = record["out"]
+    return np.array([out[i, c].mean().item() for i, c in enumerate(channels)])
+
+
+@pytest.mark.parametrize(("arch", "layer"), [("small", "conv2"), ("vgg11", "features.3")])
+def test_plain_mode_is_flashtorch(request, arch, layer):
+    model = request.getfixturevalue(arch)
+    channels, steps = [2, 5], 4
+    kwargs = {"regularize": False, "seed": 3, "size": 32}
+    start = activation_max(model, layer, channels, steps=0, raw=True, **kwargs)
+    # FlashTorch's start: uniform integers 150..179 (of 255), normalised.
+    pixels = denormalize(torch.from_numpy(start), IMAGENET_MEAN, IMAGENET_STD).numpy() * 255
+    np.testing.assert_allclose(pixels, np.round(pixels), atol=1e-3)
+    assert pixels.min() > 149.5 and pixels.max() < 179.5 and np.unique(np.round(pixels)).size > 20
+    raw = activation_max(model, layer, channels, steps=steps, raw=True, **kwargs)
+    shown = activation_max(model, layer, channels, steps=steps, **kwargs)
+    for i, channel in enumerate(channels):
+        ref = flashtorch_ascent(model, layer, channel, torch.from_numpy(start[i : i + 1]), steps)
+        diff = np.abs(raw[i] - ref[0].numpy()).max()
+        print(f"{arch} channel {channel}: max |ours - reference| = {diff:.3g}")
+        np.testing.assert_allclose(raw[i], ref[0].numpy(), rtol=1e-4, atol=1e-4)
+        assert np.abs(shown[i].astype(int) - flashtorch_display(ref).astype(int)).max() <= 1
+
+
+def test_plain_defaults_are_flashtorch_defaults(small):
+    calls = []
+    out = activation_max(
+        small, "conv2", 1, regularize=False, seed=0, progress=lambda *a: calls.append(a)
+    )
+    assert out.shape == (1, 224, 224, 3)
+    assert calls[-1] == (30, 30)
+    ref = flashtorch_ascent(
+        small,
+        "conv2",
+        1,
+        torch.from_numpy(
+            activation_max(small, "conv2", 1, steps=0, regularize=False, seed=0, raw=True)
+        ),
+        30,
+    )
+    assert np.abs(out[0].astype(int) - flashtorch_display(ref).astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("regularize", [False, True])
+@pytest.mark.parametrize(
+    ("arch", "layer", "steps"), [("small", "conv2", 25), ("vgg11", "features.3", 15)]
+)
+def test_ascent_increases_the_activation(request, arch, layer, steps, regularize):
+    model = request.getfixturevalue(arch)
+    channels = [0, 3, 7]
+    kwargs = {"regularize": regularize, "seed": 5, "size": 40, "raw": True}
+    start = activation_max(model, layer, channels, steps=0, **kwargs)
+    final = activation_max(model, layer, channels, steps=steps, **kwargs)
+    before = layer_activation(model, layer, start, channels)
+    after = layer_activation(model, layer, final, channels)
+    print(f"{arch} regularize={regularize}: {np.round(before, 3)} -> {np.round(after, 3)}")
+    assert (after > before).all()
+
+
+def test_class_logit_of_a_linear_layer(small):
+    start = activation_max(small, "fc", [1, 3], steps=0, size=24, seed=1, raw=True)
+    final = activation_max(small, "fc", [1, 3], steps=20, size=24, seed=1, raw=True)
+    with torch.no_grad():
+        before = small(torch.from_numpy(start))[[0, 1], [1, 3]]
+        after = small(torch.from_numpy(final))[[0, 1], [1, 3]]
+    assert (after > before).all()
+
+
+@pytest.mark.parametrize("regularize", [False, True])
+def test_output_dtype_shape_and_range(small, regularize):
+    out = activation_max(small, "conv1", [0, 1, 2], steps=2, size=24, regularize=regularize, seed=0)
+    assert out.dtype == np.uint8 and out.shape == (3, 24, 24, 3)
+    assert out.max() > out.min()
+    raw = activation_max(
+        small, small.conv1, 4, steps=2, size=24, regularize=regularize, seed=0, raw=True
+    )
+    assert raw.dtype == np.float32 and raw.shape == (1, 3, 24, 24)
+    if regularize:  # the untransformed image, sigmoid-bounded, normalised for the model
+        rgb = denormalize(torch.from_numpy(raw), IMAGENET_MEAN, IMAGENET_STD)
+        assert rgb.min() > 0 and rgb.max() < 1
+
+
+def test_batch_equals_each_channel_alone(small):
+    channels = [1, 4, 6]
+    kwargs = {"regularize": False, "seed": 11, "size": 32, "steps": 6}
+    batch_raw = activation_max(small, "conv2", channels, raw=True, **kwargs)
+    batch = activation_max(small, "conv2", channels, **kwargs)
+    for i, channel in enumerate(channels):
+        alone_raw = activation_max(small, "conv2", [channel], raw=True, **kwargs)
+        np.testing.assert_allclose(batch_raw[i], alone_raw[0], rtol=1e-5, atol=1e-5)
+        alone = activation_max(small, "conv2", channel, **kwargs)
+        assert np.abs(batch[i].astype(int) - alone[0].astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("regularize", [False, True])
+def test_seed_and_progress(small, regularize):
+    calls = []
+    kwargs = {"regularize": regularize, "size": 24, "steps": 3}
+    a = activation_max(
+        small, "conv2", [0, 1], seed=4, progress=lambda s, t: calls.append((s, t)), **kwargs
+    )
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    b = activation_max(small, "conv2", [0, 1], seed=4, **kwargs)
+    c = activation_max(small, "conv2", [0, 1], seed=5, **kwargs)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    torch.manual_seed(9)
+    d = activation_max(small, "conv2", [0, 1], **kwargs)
+    torch.manual_seed(9)
+    np.testing.assert_array_equal(d, activation_max(small, "conv2", [0, 1], **kwargs))
+
+
+def test_model_untouched_in_train_mode(small):
+    model = copy.deepcopy(small).train()
+    model.fc.weight.grad = torch.full_like(model.fc.weight, 2.0)
+    model.conv1.bias.requires_grad_(False)
+    for regularize in (False, True):
+        activation_max(model, "conv2", [0, 1], steps=2, size=24, regularize=regularize, seed=0)
+    assert model.training and model.bn.training
+
+
+def test_forward_stops_at_the_layer():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(inplace=True), Boom()).eval()
+    for regularize in (False, True):
+        out = activation_max(model, "0", [0, 3], steps=2, size=16, regularize=regularize, seed=0)
+        assert out.shape == (2, 16, 16, 3)
+
+
+def test_errors_leave_the_model_untouched(small):
+    with pytest.raises(ValueError, match="10 channels"):
+        activation_max(small, "conv2", [1, 10], steps=1, size=16, seed=0)
+    with pytest.raises(ValueError, match="10 channels"):
+        activation_max(small, "conv2", 12, steps=0, size=16, regularize=False, seed=0)
+    with pytest.raises(LayerNotExecutedError):
+        activation_max(small, "unused", 0, steps=1, size=16, seed=0)
+    with pytest.raises(LayerNotFoundError, match="conv2"):
+        activation_max(small, "conv3", 0, steps=1, size=16)
+    with pytest.raises(ValueError, match="channel"):
+        activation_max(small, "conv2", [-1], steps=1, size=16)
+    with pytest.raises(ValueError, match="seed"):
+        activation_max(small, "conv2", [0], steps=1, size=16, seed=-3)
+
+
+def test_parameterisation_pieces():
+    scale = fft_scale(16)
+    assert scale.shape == (16, 9) and scale[0, 0] == 16 and scale[0, 1] == pytest.approx(16)
+    assert scale[8, 8] == pytest.approx(1 / np.sqrt(0.5))
+    spectrum = torch.randn(2, 3, 16, 9, 2)
+    rgb = spectrum_to_rgb(spectrum, scale)
+    assert rgb.shape == (2, 3, 16, 16) and rgb.min() > 0 and rgb.max() < 1
+    np.testing.assert_allclose(spectrum_to_rgb(torch.zeros(1, 3, 16, 9, 2), scale), 0.5)
+    grey = torch.full((2, 3, 128, 128), 0.5)
+    gens = [torch.Generator().manual_seed(i) for i in range(2)]
+    moved = random_transform(grey, gens, 128)
+    assert moved.shape == (2, 3, 152, 152)
+    np.testing.assert_allclose(moved, 0.5, atol=1e-6)
+    image = torch.rand(2, 3, 128, 128)
+    a = random_transform(image, [torch.Generator().manual_seed(i) for i in range(2)], 128)
+    b = random_transform(image, [torch.Generator().manual_seed(i) for i in range(2)], 128)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("regularize", [False, True])
+def test_dead_channel_warns(regularize):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 2, 3)
+    with torch.no_grad():
+        conv.bias[1] = -1e4  # channel 1 is off after the ReLU for any image
+    model = nn.Sequential(conv, nn.ReLU()).eval()
+    with pytest.warns(ActivationMaxWarning, match=r"channel\(s\) 1 received a zero gradient"):
+        out = activation_max(model, "1", [0, 1], steps=3, size=16, regularize=regularize, seed=0)
+    assert out.shape == (2, 16, 16, 3)
+
+
+def test_demo_model_class_images():
+    """Every class logit of the bundled demo model rises, in both modes (64 px, its size)."""
+    try:
+        from cnnviz_widgets.demo import demo_model
+
+        demo = demo_model()
+    except (ImportError, FileNotFoundError, OSError, RuntimeError) as err:
+        pytest.skip(f"demo model not available yet: {err}")
+    classes = list(range(len(demo.classes)))
+    for regularize in (False, True):
+        kwargs = {"regularize": regularize, "seed": 0, "size": demo.size, "raw": True}
+        kwargs.update(mean=demo.mean, std=demo.std)
+        start = activation_max(demo.model, "classifier.0", classes, steps=0, **kwargs)
+        final = activation_max(demo.model, "classifier.0", classes, steps=12, **kwargs)
+        with torch.no_grad():
+            before = demo.model(torch.from_numpy(start))[classes, classes]
+            after = demo.model(torch.from_numpy(final))[classes, classes]
+        print(
+            f"demo regularize={regularize}: {before.numpy().round(2)} -> {after.numpy().round(2)}"
+        )
+        assert (after > before).all()
