@@ -24,6 +24,26 @@ from .engine import (
 
 __version__ = "0.1.0"
 
+_WIDGETS = (
+    "LayerExplorer",
+    "KernelsView",
+    "FeatureMapsView",
+    "CamView",
+    "SaliencyView",
+    "ActivationMaxView",
+    "DrawingPad",
+)
+
+
+def __getattr__(name: str):
+    """The widgets, imported on first use (the engine works without Jupyter packages)."""
+    if name in _WIDGETS:
+        from . import widgets
+
+        return getattr(widgets, name)
+    raise AttributeError(f"module 'cnnviz_widgets' has no attribute {name!r}")
+
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -38,4 +58,5 @@ __all__ = [
     "feature_maps",
     "kernels",
     "load_image",
+    *_WIDGETS,
 ]

@@ -1,8 +1,9 @@
 """Command line: ``python -m cnnviz_widgets demo --out DIR`` (also ``cnnviz-demo``).
 
 Writes figures of the bundled demo model (no download needed) into a folder and prints where:
-its kernels, the feature maps of every conv layer for sample images, and class activation
-maps when the CAM engine is installed.
+its kernels, the feature maps of every conv layer for sample images, class activation maps
+when the CAM engine is installed, and ``explorer.html``: the interactive explorer as one
+self-contained page (works offline, no kernel).
 """
 
 from __future__ import annotations
@@ -48,6 +49,13 @@ def write_demo_figures(out: Path, n_images: int = 2) -> list[Path]:
     return written
 
 
+def write_demo_page(out: Path) -> Path:
+    """Write ``explorer.html``: the LayerExplorer of the demo model as one offline page."""
+    from .widgets import LayerExplorer
+
+    return LayerExplorer(background=False).save_html(out / "explorer.html")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cnnviz-widgets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "demo":
         paths = write_demo_figures(args.out, n_images=args.images)
+        paths.append(write_demo_page(args.out))
         print(f"Wrote {len(paths)} figures of the demo model to {args.out.resolve()}/")
         for path in paths:
             print(f"  {path.name}")

@@ -22,6 +22,11 @@ export interface MapStackPayload {
   hi: DataView;
   /** Optional per-map labels (C strings). */
   labels?: readonly string[] | null;
+  /**
+   * Encoding of `lo` / `hi`: "float32" (default) or "float16" (IEEE half,
+   * little-endian; halves the range bytes for layers of many small maps).
+   */
+  range_dtype?: "float32" | "float16" | null;
 }
 
 /** RGB stack as it arrives from Python (first-layer filters, input image). */
@@ -109,6 +114,31 @@ export function float32View(value: unknown, count: number, what: string): Float3
   return out;
 }
 
+/** IEEE 754 half-precision bits -> number. */
+export function halfToFloat(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exponent = (bits >> 10) & 0x1f;
+  const fraction = bits & 0x3ff;
+  if (exponent === 0) return sign * fraction * 2 ** -24;
+  if (exponent === 0x1f) return fraction ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
+}
+
+/** Float16 little-endian bytes of exactly `count` values, widened to a Float32Array. */
+export function float16Values(value: unknown, count: number, what: string): Float32Array {
+  const bytes = bytesView(value, what);
+  if (bytes.byteLength !== count * 2) {
+    throw new PayloadError(
+      `${what}: expected ${count * 2} bytes (${count} float16 values), got ${bytes.byteLength}`,
+    );
+  }
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) {
+    out[i] = halfToFloat((bytes[2 * i] as number) | ((bytes[2 * i + 1] as number) << 8));
+  }
+  return out;
+}
+
 function describe(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "array";
@@ -155,8 +185,13 @@ export function decodeMapStack(payload: unknown): MapStack {
         `needs ${expected} (C*H*W)`,
     );
   }
-  const lo = float32View(p.lo, channels, `${what} lo`);
-  const hi = float32View(p.hi, channels, `${what} hi`);
+  const rangeDtype = p.range_dtype ?? "float32";
+  if (rangeDtype !== "float32" && rangeDtype !== "float16") {
+    throw new PayloadError(`${what}: range_dtype must be "float32" or "float16", got ${JSON.stringify(rangeDtype)}`);
+  }
+  const readRange = rangeDtype === "float16" ? float16Values : float32View;
+  const lo = readRange(p.lo, channels, `${what} lo`);
+  const hi = readRange(p.hi, channels, `${what} hi`);
   for (let c = 0; c < channels; c++) {
     const l = lo[c] as number;
     const h = hi[c] as number;

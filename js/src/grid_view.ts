@@ -1,11 +1,10 @@
 /**
- * A canvas that shows a range of maps of a stack as a grid of tiles, and
- * reports which map pixel is under the pointer.
+ * A canvas that shows items of a tile source (maps, kernels, RGB images) as
+ * a grid of tiles, and reports which item pixel is under the pointer.
  */
 
-import { ImageTile, sizeCanvas } from "./canvas_util";
-import type { Colorizer } from "./colormap";
-import { type MapStack, valueAt } from "./decode";
+import { blitLevels, blitNearest, nearestIndex } from "./blit";
+import { sizeCanvas } from "./canvas_util";
 import {
   DEFAULT_GAP,
   DEFAULT_MAX_TILE,
@@ -17,23 +16,23 @@ import {
   preferredTileSize,
   tileRect,
 } from "./tiling";
+import type { TileSource } from "./tiles";
 import { mapPixelAt } from "./zoom";
 
-/** What the grid shows: maps [start, end) of a stack. */
+/** What the grid shows: items `indices` of `source`, in that order. */
 export interface GridContent {
-  stack: MapStack;
-  colorizer: Colorizer;
-  start: number;
-  end: number;
+  source: TileSource;
+  indices: readonly number[];
 }
 
 export interface GridHover {
-  /** Map (channel) index in the stack. */
+  source: TileSource;
+  /** Item (channel) index in the source. */
   channel: number;
   row: number;
   col: number;
-  /** Real value at (channel, row, col). */
-  value: number;
+  /** Real value at (channel, row, col); null for RGB items. */
+  value: number | null;
   /** The tile, in grid canvas coordinates (CSS pixels). */
   tile: Rect;
   /** The pointer, in grid canvas coordinates (CSS pixels). */
@@ -49,11 +48,15 @@ export interface GridViewOptions {
   maxTileSize?: number;
   gap?: number;
   onHover: (hover: GridHover | null) => void;
+  /** Called on a click on a tile (pin it). */
+  onClick?: (hover: GridHover) => void;
+  /** Accessible name of the grid (e.g. "feature maps"). */
+  label?: string;
 }
 
 export class GridView {
   readonly canvas: HTMLCanvasElement;
-  private readonly tile: ImageTile;
+  private tileBuffer: Uint8ClampedArray<ArrayBuffer> = new Uint8ClampedArray(0);
   private readonly options: GridViewOptions;
   private content: GridContent | null = null;
   private layout: GridLayout | null = null;
@@ -66,11 +69,11 @@ export class GridView {
     this.canvas = doc.createElement("canvas");
     this.canvas.className = "cnnviz-grid";
     this.canvas.setAttribute("role", "img");
-    this.tile = new ImageTile(doc);
     parent.appendChild(this.canvas);
     this.canvas.addEventListener("pointermove", this.onPointerMove);
     this.canvas.addEventListener("pointerdown", this.onPointerMove);
     this.canvas.addEventListener("pointerleave", this.onPointerLeave);
+    this.canvas.addEventListener("click", this.onClick);
     // Scrolling moves the tiles under a still pointer: drop the hover.
     this.canvas.addEventListener("wheel", this.onPointerLeave, { passive: true });
   }
@@ -96,22 +99,22 @@ export class GridView {
 
   private render(): void {
     const content = this.content;
-    if (!content || content.end <= content.start) {
+    if (!content || content.indices.length === 0) {
       this.layout = null;
       this.canvas.hidden = true;
       this.options.onHover(null);
       return;
     }
-    const { stack } = content;
+    const { source } = content;
     const minTileSize = this.options.minTileSize ?? DEFAULT_MIN_TILE;
     const maxTileSize = this.options.maxTileSize ?? DEFAULT_MAX_TILE;
     const layout = computeGrid({
-      count: content.end - content.start,
-      tileAspect: { height: stack.height, width: stack.width },
+      count: content.indices.length,
+      tileAspect: { height: source.height, width: source.width },
       containerWidth: this.containerWidth,
       minTileSize,
       maxTileSize,
-      preferredTileSize: preferredTileSize(stack.height, stack.width, minTileSize, maxTileSize),
+      preferredTileSize: preferredTileSize(source.height, source.width, minTileSize, maxTileSize),
       gap: this.options.gap ?? DEFAULT_GAP,
     });
     const dpr = this.canvas.ownerDocument.defaultView?.devicePixelRatio ?? 1;
@@ -122,64 +125,102 @@ export class GridView {
     this.draw(content, layout);
   }
 
+  /** Draw again with the same layout (new colours or data of the same shape). */
+  redraw(): void {
+    this.lastKey = "";
+    this.render();
+  }
+
   private draw(content: GridContent, layout: GridLayout): void {
-    const { stack, colorizer, start, end } = content;
+    const { source, indices } = content;
     this.canvas.hidden = false;
     const ctx = sizeCanvas(this.canvas, layout.width, layout.height);
-    ctx.clearRect(0, 0, layout.width, layout.height);
-    for (let c = start; c < end; c++) {
-      const rgba = this.tile.buffer(stack.width, stack.height);
-      colorizer.colorize(c, rgba);
-      this.tile.commit();
-      const r = tileRect(layout, c - start);
-      ctx.drawImage(this.tile.canvas, r.x, r.y, r.width, r.height);
-    }
+    // Every tile is scaled (nearest neighbour) straight into one device-pixel buffer.
+    const width = this.canvas.width;
+    const image = ctx.createImageData(width, this.canvas.height);
+    const target = { pixels: new Uint32Array(image.data.buffer), width };
+    const sx = width / layout.width;
+    const sy = this.canvas.height / layout.height;
+    const axes = new Map<string, Int32Array>();
+    const axis = (src: number, dst: number, which: string): Int32Array => {
+      const key = `${which}${dst}`;
+      let a = axes.get(key);
+      if (!a) {
+        a = nearestIndex(src, dst);
+        axes.set(key, a);
+      }
+      return a;
+    };
+    const pixels = source.width * source.height;
+    indices.forEach((c, k) => {
+      const r = tileRect(layout, k);
+      const x0 = Math.round(r.x * sx);
+      const y0 = Math.round(r.y * sy);
+      const xs = axis(source.width, Math.round((r.x + r.width) * sx) - x0, "x");
+      const ys = axis(source.height, Math.round((r.y + r.height) * sy) - y0, "y");
+      const fast = source.levels?.(c);
+      if (fast) {
+        blitLevels(fast.levels, fast.lut, source.width, xs, ys, target, x0, y0);
+        return;
+      }
+      if (this.tileBuffer.length !== pixels * 4) this.tileBuffer = new Uint8ClampedArray(pixels * 4);
+      source.paint(c, this.tileBuffer);
+      const words = new Uint32Array(this.tileBuffer.buffer);
+      blitNearest(source.width, (i) => words[i] as number, xs, ys, target, x0, y0);
+    });
+    ctx.putImageData(image, 0, 0);
+    this.canvas.dataset.tiles = String(indices.length);
+    this.canvas.dataset.layout = JSON.stringify({
+      columns: layout.columns,
+      rows: layout.rows,
+      tileWidth: layout.tileWidth,
+      tileHeight: layout.tileHeight,
+      gap: layout.gap,
+      first: indices[0] ?? 0,
+    });
     this.canvas.setAttribute(
       "aria-label",
-      `${end - start} maps of ${stack.height} by ${stack.width} (maps ${start} to ${end - 1})`,
+      `${this.options.label ?? "grid"}: ${indices.length} tiles of ${source.height} by ${source.width}`,
     );
   }
 
-  private readonly onPointerMove = (event: PointerEvent): void => {
+  private hoverAt(event: { clientX: number; clientY: number }): GridHover | null {
     const content = this.content;
     const layout = this.layout;
-    if (!content || !layout) return;
+    if (!content || !layout) return null;
     const bounds = this.canvas.getBoundingClientRect();
-    // Map from the rendered box to layout pixels (the canvas may be scaled by CSS).
     const sx = bounds.width > 0 ? layout.width / bounds.width : 1;
     const sy = bounds.height > 0 ? layout.height / bounds.height : 1;
     const x = (event.clientX - bounds.left) * sx;
     const y = (event.clientY - bounds.top) * sy;
     const hit = locateTile(layout, x, y);
-    if (!hit) {
-      this.options.onHover(null);
-      return;
-    }
-    const { stack } = content;
-    const pixel = mapPixelAt(
-      hit.localX,
-      hit.localY,
-      layout.tileWidth,
-      layout.tileHeight,
-      stack.height,
-      stack.width,
-    );
-    if (!pixel) {
-      this.options.onHover(null);
-      return;
-    }
-    const channel = content.start + hit.index;
-    this.options.onHover({
+    if (!hit || hit.index >= content.indices.length) return null;
+    const { source } = content;
+    const pixel = mapPixelAt(hit.localX, hit.localY, layout.tileWidth, layout.tileHeight, source.height, source.width);
+    if (!pixel) return null;
+    const channel = content.indices[hit.index] as number;
+    return {
+      source,
       channel,
       row: pixel.row,
       col: pixel.col,
-      value: valueAt(stack, channel, pixel.row, pixel.col),
+      value: source.value(channel, pixel.row, pixel.col),
       tile: tileRect(layout, hit.index),
       x,
       y,
       clientX: event.clientX,
       clientY: event.clientY,
-    });
+    };
+  }
+
+  private readonly onClick = (event: MouseEvent): void => {
+    const hover = this.hoverAt(event);
+    if (hover && this.options.onClick) this.options.onClick(hover);
+  };
+
+  private readonly onPointerMove = (event: PointerEvent): void => {
+    if (!this.content || !this.layout) return;
+    this.options.onHover(this.hoverAt(event));
   };
 
   private readonly onPointerLeave = (): void => {
@@ -190,6 +231,7 @@ export class GridView {
     this.canvas.removeEventListener("pointermove", this.onPointerMove);
     this.canvas.removeEventListener("pointerdown", this.onPointerMove);
     this.canvas.removeEventListener("pointerleave", this.onPointerLeave);
+    this.canvas.removeEventListener("click", this.onClick);
     this.canvas.removeEventListener("wheel", this.onPointerLeave);
     this.canvas.remove();
     this.content = null;

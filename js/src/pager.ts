@@ -26,6 +26,7 @@ export class Pager {
       button.className = "cnnviz-button";
       button.textContent = text;
       button.title = title;
+      button.setAttribute("aria-label", title);
     }
     this.label = doc.createElement("span");
     this.label.setAttribute("aria-live", "polite");

@@ -64,6 +64,42 @@ export const CSS = `
 .cnnviz-zoom-caption { margin-top: 3px; }
 .cnnviz-zoom-value { font-weight: 600; }
 .cnnviz-message { padding: 8px 0; color: var(--jp-ui-font-color2, #666); font-style: italic; }
+.cnnviz-tabs { display: flex; flex-wrap: wrap; gap: 2px; border-bottom: 1px solid var(--jp-border-color1, #bbb); margin-bottom: 6px; }
+.cnnviz-tab {
+  font: inherit; padding: 3px 10px; cursor: pointer;
+  color: var(--jp-ui-font-color1, #222); background: transparent;
+  border: 1px solid transparent; border-bottom: none; border-radius: 3px 3px 0 0;
+}
+.cnnviz-tab-active { background: var(--jp-layout-color2, #eee); border-color: var(--jp-border-color1, #bbb); font-weight: 600; }
+.cnnviz-tab:focus-visible, .cnnviz-button:focus-visible, .cnnviz-slider:focus-visible, .cnnviz-select:focus-visible {
+  outline: 2px solid var(--jp-brand-color1, #1976d2); outline-offset: 1px;
+}
+.cnnviz-controls { display: flex; flex-wrap: wrap; align-items: center; gap: 4px 12px; margin-bottom: 6px; }
+.cnnviz-control { display: inline-flex; align-items: center; gap: 4px; }
+.cnnviz-control-label { color: var(--jp-ui-font-color2, #555); }
+.cnnviz-select, .cnnviz-number, .cnnviz-text {
+  font: inherit; color: var(--jp-ui-font-color1, #222); background: var(--jp-layout-color1, #fff);
+  border: 1px solid var(--jp-border-color1, #bbb); border-radius: 3px; padding: 1px 4px;
+}
+.cnnviz-number { width: 5em; }
+.cnnviz-text { width: 8em; }
+.cnnviz-slider { width: 180px; accent-color: var(--jp-brand-color1, #1976d2); }
+.cnnviz-layer-name { font-family: var(--jp-code-font-family, monospace); font-weight: 600; }
+.cnnviz-body { display: flex; gap: 12px; align-items: flex-start; }
+.cnnviz-input { position: relative; flex: none; }
+.cnnviz-input-canvas { display: block; image-rendering: pixelated; }
+.cnnviz-outline { position: absolute; pointer-events: none; outline: 2px solid #ff3d00; box-shadow: 0 0 0 1px #fff; }
+.cnnviz-grid-box { flex: 1 1 auto; min-width: 0; }
+.cnnviz-status { display: flex; align-items: center; gap: 8px; margin-bottom: 6px; font-size: var(--jp-ui-font-size0, 11px); }
+.cnnviz-classes { display: flex; flex-wrap: wrap; gap: 4px; margin-bottom: 6px; }
+.cnnviz-class { position: relative; overflow: hidden; display: inline-flex; gap: 6px; padding: 2px 8px; }
+.cnnviz-class-active { border-color: var(--jp-brand-color1, #1976d2); font-weight: 600; }
+.cnnviz-class-bar { position: absolute; left: 0; bottom: 0; height: 2px; background: var(--jp-brand-color1, #1976d2); }
+.cnnviz-class-prob { font-variant-numeric: tabular-nums; color: var(--jp-ui-font-color2, #555); }
+.cnnviz-detail { display: flex; align-items: flex-start; gap: 8px; margin-top: 8px; padding: 6px; border: 1px solid var(--jp-border-color1, #bbb); border-radius: 4px; }
+.cnnviz-detail-canvas { image-rendering: pixelated; }
+.cnnviz-pad { display: block; cursor: crosshair; touch-action: none; image-rendering: pixelated; border: 1px solid var(--jp-border-color1, #bbb); }
+.cnnviz-faith { margin: 4px 0; }
 .cnnviz-error { color: var(--jp-error-color1, #d32f2f); font-style: normal; white-space: pre-wrap; }
 `;
 

@@ -13,6 +13,7 @@ import { Pager } from "./pager";
 import { ensureStyles } from "./styles";
 import { pageRange } from "./tiling";
 import { DRAW_TRAITS, type GenericTraits } from "./traits";
+import { mapSource } from "./tiles";
 import { ZoomBox } from "./zoom_box";
 
 /** Most tiles on one page (keeps canvases within browser size limits). */
@@ -73,7 +74,7 @@ export function renderGenericView(model: Model, el: HTMLElement): () => void {
       highlight.style.top = `${grid.canvas.offsetTop + hover.tile.y}px`;
       highlight.style.width = `${hover.tile.width}px`;
       highlight.style.height = `${hover.tile.height}px`;
-      zoom.show(stack, colorizer, hover);
+      zoom.show(hover);
     },
   });
   stage.appendChild(highlight);
@@ -103,7 +104,8 @@ export function renderGenericView(model: Model, el: HTMLElement): () => void {
     const page = pageRange(stack.channels, PAGE_SIZE, pageIndex);
     pageIndex = page.pageIndex;
     pager.update(page, stack.channels);
-    grid.setContent({ stack, colorizer, start: page.start, end: page.end }, containerWidth());
+    const indices = Array.from({ length: page.end - page.start }, (_, i) => page.start + i);
+    grid.setContent({ source: mapSource(stack, colorizer), indices }, containerWidth());
   }
 
   function updateTitle(): void {

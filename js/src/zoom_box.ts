@@ -5,10 +5,9 @@
  */
 
 import { ImageTile, sizeCanvas } from "./canvas_util";
-import type { Colorizer } from "./colormap";
-import type { MapStack } from "./decode";
 import { formatValue } from "./format";
 import type { GridHover } from "./grid_view";
+import type { TileSource } from "./tiles";
 import { zoomGeometry } from "./zoom";
 
 /** Size of the zoomed picture, CSS pixels. */
@@ -26,7 +25,7 @@ export class ZoomBox {
   private readonly valueLine: HTMLSpanElement;
   private readonly tile: ImageTile;
   /** Which map the offscreen tile holds. */
-  private cached: { colorizer: Colorizer; channel: number } | null = null;
+  private cached: { source: TileSource; channel: number } | null = null;
 
   constructor(parent: HTMLElement) {
     const doc = parent.ownerDocument;
@@ -51,18 +50,19 @@ export class ZoomBox {
   }
 
   /**
-   * Show the box for `hover` over map stack `stack` coloured by
-   * `colorizer`, next to the pointer. The box is `position: fixed`, so the
+   * Show the box for `hover` (its item painted by its source), next to the
+   * pointer. The box is `position: fixed`, so the
    * scrolling and clipping containers around the widget (output areas)
    * cannot cut it off; it flips to stay inside the viewport.
    */
-  show(stack: MapStack, colorizer: Colorizer, hover: GridHover): void {
-    const { channel, row, col } = hover;
-    if (!this.cached || this.cached.colorizer !== colorizer || this.cached.channel !== channel) {
-      const rgba = this.tile.buffer(stack.width, stack.height);
-      colorizer.colorize(channel, rgba);
+  show(hover: GridHover): void {
+    const { channel, row, col, source } = hover;
+    const stack = source;
+    if (!this.cached || this.cached.source !== source || this.cached.channel !== channel) {
+      const rgba = this.tile.buffer(source.width, source.height);
+      source.paint(channel, rgba);
       this.tile.commit();
-      this.cached = { colorizer, channel };
+      this.cached = { source, channel };
     }
     const g = zoomGeometry({
       mapHeight: stack.height,
@@ -86,10 +86,9 @@ export class ZoomBox {
     ctx.strokeStyle = "rgba(255, 255, 255, 0.95)";
     ctx.strokeRect(mx - 1.5, my - 1.5, m + 3, m + 3);
 
-    const label = stack.labels?.[channel];
-    this.channelLine.textContent = label ? `channel ${channel} · ${label}` : `channel ${channel}`;
+    this.channelLine.textContent = source.label(channel);
     this.pixelLine.textContent = `row ${row}, col ${col}`;
-    this.valueLine.textContent = formatValue(hover.value);
+    this.valueLine.textContent = hover.value === null ? "(RGB image)" : formatValue(hover.value);
     this.el.hidden = false;
 
     this.place(hover.clientX, hover.clientY);

@@ -1,0 +1,140 @@
+"""``LayerExplorer.save_html``: one self-contained HTML page (front end and data inlined).
+
+The page holds the widget's traits and a table of precomputed replies keyed by request key
+(``js/src/protocol.ts``); a stand-in model (``js/src/static_model.ts``) answers the front
+end's requests from that table, so the layer slider, hover-to-zoom and colour changes work
+offline with no kernel and no network. Binary values are stored as ``{"$b64": ...}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+
+if TYPE_CHECKING:
+    from .explorer import LayerExplorer, Reply
+
+# Tabs that need a kernel to compute anything new.
+_LIVE_ONLY = ("actmax", "draw")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"$b64": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _saved(reply: Reply) -> dict[str, Any]:
+    return {"content": _jsonable(reply.meta), "buffers": [_jsonable(b) for b in reply.buffers]}
+
+
+def page_data(explorer: LayerExplorer, layers: Sequence[str] | None = None) -> dict[str, Any]:
+    """The traits and precomputed replies the page needs (see module docstring)."""
+    from .explorer import MessageError, request_key
+
+    names = list(layers) if layers is not None else list(explorer._layer_names)
+    unknown = [n for n in names if n not in explorer._layer_names]
+    if unknown:
+        raise ValueError(f"Not layers of this explorer: {unknown}.")
+    replies: dict[str, Any] = {}
+    version = explorer.image_version
+
+    def add(kind: str, **params: Any) -> None:
+        key = request_key(kind, **params)
+        reply = explorer._cache.get(key)
+        if reply is None:
+            reply = explorer._compute(kind, params, lambda *_: None)
+        replies[key] = _saved(reply)
+
+    for name in names:
+        add("features", version=version, layer=name)
+        if isinstance(explorer._modules[name], nn.Conv2d):
+            add("kernels", layer=name)
+    add("predictions", version=version)
+    target = explorer.target
+    if target is None:
+        target = int(explorer._top_predictions(1)[0]["index"])
+    notes = []
+    for kind, method, extra in (
+        ("cam", explorer.cam_method, {"layer": explorer.cam_layer}),
+        ("saliency", explorer.saliency_method, {}),
+    ):
+        try:
+            add(kind, version=version, method=method, target=target, **extra)
+        except (MessageError, ImportError, RuntimeError, ValueError, TypeError) as err:
+            notes.append(f"{kind}: {err}")
+    from .explorer import LayerExplorer
+
+    state = {
+        name: getattr(explorer, name)
+        for name in LayerExplorer.class_own_traits(sync=True)
+        if name != "_esm"
+    }
+    state["views"] = [v for v in explorer.views if v not in _LIVE_ONLY] or ["features"]
+    if state["tab"] not in state["views"]:
+        state["tab"] = state["views"][0]
+    state["layers"] = [i for i in explorer.layers if i["name"] in names]
+    if state["layer_name"] not in names:
+        state["layer_name"] = names[0]
+    return {"state": _jsonable(state), "replies": replies, "notes": notes}
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>body {{ margin: 16px; font-family: system-ui, sans-serif; }}</style>
+</head>
+<body>
+<div id="cnnviz-app"></div>
+<script type="application/json" id="cnnviz-page">{data}</script>
+<script type="application/json" id="cnnviz-esm">{esm}</script>
+<script type="module">
+const text = (id) => document.getElementById(id).textContent;
+const bytes = Uint8Array.from(atob(JSON.parse(text("cnnviz-esm"))), (c) => c.charCodeAt(0));
+const url = URL.createObjectURL(new Blob([bytes], {{ type: "text/javascript" }}));
+const mod = await import(url);
+window.cnnvizModel = mod.default.renderStatic(
+  document.getElementById("cnnviz-app"), JSON.parse(text("cnnviz-page")));
+</script>
+</body>
+</html>
+"""
+
+
+def _script_json(value: Any) -> str:
+    """JSON safe inside a <script> element (no '</script>', no HTML comment openers)."""
+    return (
+        json.dumps(value, separators=(",", ":"))
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+    )
+
+
+def write_explorer_html(
+    explorer: LayerExplorer, path: Path, layers: Sequence[str] | None = None
+) -> Path:
+    """Write the page to ``path`` (parents created); returns the path."""
+    data = page_data(explorer, layers)
+    esm = base64.b64encode(explorer._esm.encode("utf-8")).decode("ascii")
+    page = PAGE.format(
+        title=html.escape(f"cnnviz explorer: {explorer.title}"),
+        data=_script_json({"state": data["state"], "replies": data["replies"]}),
+        esm=_script_json(esm),
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path

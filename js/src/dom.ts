@@ -1,0 +1,117 @@
+/** Small DOM builders for the explorer's controls (text always via textContent). */
+
+export function el<K extends keyof HTMLElementTagNameMap>(
+  doc: Document,
+  tag: K,
+  className = "",
+  text = "",
+): HTMLElementTagNameMap[K] {
+  const node = doc.createElement(tag);
+  if (className) node.className = className;
+  if (text) node.textContent = text;
+  return node;
+}
+
+/** A labelled <select>; `options` are [value, text] pairs. */
+export function select(
+  doc: Document,
+  label: string,
+  options: readonly (readonly [string, string])[],
+  value: string,
+  onChange: (value: string) => void,
+): { wrap: HTMLLabelElement; input: HTMLSelectElement; setOptions: (o: readonly (readonly [string, string])[], v: string) => void } {
+  const wrap = el(doc, "label", "cnnviz-control");
+  wrap.append(el(doc, "span", "cnnviz-control-label", label));
+  const input = el(doc, "select", "cnnviz-select");
+  input.setAttribute("aria-label", label);
+  const setOptions = (opts: readonly (readonly [string, string])[], v: string): void => {
+    input.replaceChildren();
+    for (const [val, text] of opts) {
+      const o = el(doc, "option", "", text);
+      o.value = val;
+      input.appendChild(o);
+    }
+    input.value = v;
+  };
+  setOptions(options, value);
+  input.addEventListener("change", () => onChange(input.value));
+  wrap.append(input);
+  return { wrap, input, setOptions };
+}
+
+/** A labelled range input. */
+export function slider(
+  doc: Document,
+  label: string,
+  min: number,
+  max: number,
+  step: number,
+  value: number,
+  onInput: (value: number) => void,
+): { wrap: HTMLLabelElement; input: HTMLInputElement } {
+  const wrap = el(doc, "label", "cnnviz-control");
+  wrap.append(el(doc, "span", "cnnviz-control-label", label));
+  const input = el(doc, "input", "cnnviz-slider");
+  input.type = "range";
+  input.min = String(min);
+  input.max = String(max);
+  input.step = String(step);
+  input.value = String(value);
+  input.setAttribute("aria-label", label);
+  input.addEventListener("input", () => onInput(Number(input.value)));
+  // Handle the keys here: hosts such as JupyterLab's notebook claim arrow keys for their own
+  // navigation (preventDefault on the way up), which would leave the slider deaf.
+  input.addEventListener("keydown", (event) => {
+    const next = sliderKey(event.key, Number(input.value), Number(input.min), Number(input.max), Number(input.step) || 1);
+    if (next === null) return;
+    event.preventDefault();
+    event.stopPropagation();
+    if (next !== Number(input.value)) {
+      input.value = String(next);
+      onInput(Number(input.value));
+    }
+  });
+  wrap.append(input);
+  return { wrap, input };
+}
+
+/** The value a slider key moves to (null for keys a slider does not use). */
+export function sliderKey(key: string, value: number, min: number, max: number, step: number): number | null {
+  const page = Math.max(step, Math.round((max - min) / 10 / step) * step);
+  const clamp = (v: number): number => Math.min(max, Math.max(min, v));
+  switch (key) {
+    case "ArrowRight":
+    case "ArrowUp":
+      return clamp(value + step);
+    case "ArrowLeft":
+    case "ArrowDown":
+      return clamp(value - step);
+    case "PageUp":
+      return clamp(value + page);
+    case "PageDown":
+      return clamp(value - page);
+    case "Home":
+      return min;
+    case "End":
+      return max;
+    default:
+      return null;
+  }
+}
+
+export function button(doc: Document, text: string, label: string, onClick: () => void): HTMLButtonElement {
+  const b = el(doc, "button", "cnnviz-button", text);
+  b.type = "button";
+  b.setAttribute("aria-label", label);
+  b.title = label;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+/** Save a canvas as a PNG download named `name`. */
+export function downloadCanvas(canvas: HTMLCanvasElement, name: string): void {
+  const a = canvas.ownerDocument.createElement("a");
+  a.download = name.replace(/[^A-Za-z0-9._-]+/g, "_");
+  a.href = canvas.toDataURL("image/png");
+  a.click();
+}

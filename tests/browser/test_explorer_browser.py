@@ -1,0 +1,502 @@
+"""LayerExplorer in a real headless Chromium against a real JupyterLab 4 server (and once
+Notebook 7), plus its saved HTML page opened from disk without a server.
+
+One notebook displays the explorer on the bundled demo model (64 px) and on a random-init
+resnet18 (64 px input). The checks read what a person sees: canvas pixels, texts, the zoom box
+that appears on hover; and the websocket frames the page sends (a colormap change must send no
+kernel message). Screenshots go to test-artifacts/explorer_*.png.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+
+import pytest
+
+from .conftest import execute_cell, write_notebook
+
+pytestmark = pytest.mark.browser
+
+CELLS = [
+    "import torch, torchvision\n"
+    "torch.set_num_threads(1)\n"
+    "from cnnviz_widgets import LayerExplorer\n"
+    "demo = LayerExplorer()\n"
+    "demo",
+    "torch.manual_seed(0)\n"
+    "r18 = torchvision.models.resnet18(weights=None).eval()\n"
+    "ex18 = LayerExplorer(r18, size=64)\n"
+    "ex18",
+]
+
+# Per tile: is the whole tile opaque (drawn), and a checksum of the canvas.
+GRID_STATS = """(canvas) => {
+  const L = JSON.parse(canvas.dataset.layout || "null");
+  const n = Number(canvas.dataset.tiles || 0);
+  if (!L) return { tiles: 0, drawn: 0, hash: 0, distinct: 0 };
+  const ctx = canvas.getContext("2d");
+  const dpr = canvas.width / parseFloat(canvas.style.width);
+  const img = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+  let drawn = 0, hash = 0;
+  const colours = new Set();
+  for (let i = 0; i < n; i++) {
+    const col = i % L.columns, row = Math.floor(i / L.columns);
+    const x0 = col * (L.tileWidth + L.gap), y0 = row * (L.tileHeight + L.gap);
+    let opaque = true;
+    for (let fy = 0.1; fy < 1; fy += 0.2) for (let fx = 0.1; fx < 1; fx += 0.2) {
+      const x = Math.floor((x0 + fx * L.tileWidth) * dpr);
+      const y = Math.floor((y0 + fy * L.tileHeight) * dpr);
+      const k = 4 * (y * canvas.width + x);
+      if (img[k + 3] !== 255) opaque = false;
+      colours.add(img[k] * 65536 + img[k + 1] * 256 + img[k + 2]);
+    }
+    if (opaque) drawn++;
+  }
+  for (let k = 0; k < img.length; k += 97) hash = (hash * 31 + img[k]) % 1000000007;
+  return { tiles: n, drawn, hash, distinct: colours.size, layout: L };
+}"""
+
+
+def tile_centre(page, canvas, index: int) -> tuple[float, float]:
+    layout = json.loads(canvas.get_attribute("data-layout"))
+    box = canvas.bounding_box()
+    col, row = index % layout["columns"], index // layout["columns"]
+    x = box["x"] + col * (layout["tileWidth"] + layout["gap"]) + layout["tileWidth"] * 0.5
+    y = box["y"] + row * (layout["tileHeight"] + layout["gap"]) + layout["tileHeight"] * 0.5
+    return x, y
+
+
+def wait_tiles(page, canvas, count: int, timeout: float = 60) -> dict:
+    end = time.time() + timeout
+    stats = {}
+    while time.time() < end:
+        if canvas.is_visible():
+            stats = canvas.evaluate(GRID_STATS)
+            if stats["tiles"] == count and stats["drawn"] == count:
+                return stats
+        page.wait_for_timeout(100)
+    raise AssertionError(f"expected {count} drawn tiles, got {stats}")
+
+
+def panel(root, name: str):
+    return root.locator(f".cnnviz-panel-{name}")
+
+
+def open_tab(root, name: str) -> None:
+    root.locator(f".cnnviz-tab[data-tab='{name}']").click()
+
+
+@pytest.fixture(scope="module")
+def lab_page(jupyter_server, browser, artifacts):
+    write_notebook(jupyter_server.root / "explorer.ipynb", CELLS)
+    context = browser.new_context(viewport={"width": 1280, "height": 1400})
+    page = context.new_page()
+    frames: list[str] = []
+
+    def on_ws(ws) -> None:
+        ws.on("framesent", lambda payload: frames.append(
+            payload if isinstance(payload, str) else payload.decode("utf-8", "replace")))
+
+    page.on("websocket", on_ws)
+    page.goto(jupyter_server.url("lab/tree/explorer.ipynb"))
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
+    for i in range(len(CELLS)):
+        execute_cell(page, i)
+    try:
+        page.wait_for_selector(".cnnviz-explorer >> nth=1", timeout=180_000)
+    except Exception:
+        page.screenshot(path=str(artifacts / "explorer_setup_failure.png"))
+        outputs = page.locator(".jp-OutputArea").all_text_contents()
+        raise AssertionError(f"the explorers did not appear; cell outputs: {outputs}") from None
+    page.frames_sent = frames  # type: ignore[attr-defined]
+    yield page
+    context.close()
+
+
+def test_feature_grid_draws_every_channel_and_slider_changes_layer(lab_page, artifacts):
+    page = lab_page
+    root = page.locator(".cnnviz-explorer").nth(0)
+    grid = panel(root, "features").locator("canvas.cnnviz-grid")
+    stats = wait_tiles(page, grid, 16)  # demo features.0: 16 x 64 x 64
+    assert stats["distinct"] > 10, stats  # real maps, not one flat colour
+    name = panel(root, "features").locator(".cnnviz-layer-name")
+    assert name.text_content().startswith("features.0")
+    assert "16 × 64 × 64" in panel(root, "features").locator(".cnnviz-layer-shape").text_content()
+    root.screenshot(path=str(artifacts / "explorer_features_demo.png"))
+
+    slider = panel(root, "features").get_by_label("Layer", exact=True)
+    slider.focus()
+    page.keyboard.press("ArrowRight")  # keyboard-accessible slider
+    page.wait_for_function(
+        "(el) => el.textContent.startsWith('features.3')", arg=name.element_handle()
+    )
+    stats3 = wait_tiles(page, grid, 32)  # features.3: 32 x 32 x 32
+    assert stats3["hash"] != stats["hash"]
+    assert "32 × 32 × 32" in panel(root, "features").locator(".cnnviz-layer-shape").text_content()
+
+    # back to features.0: drawn from the front end's cache, no new request
+    requests = int(root.get_attribute("data-requests"))
+    page.keyboard.press("ArrowLeft")
+    wait_tiles(page, grid, 16)
+    assert int(root.get_attribute("data-requests")) == requests
+    assert grid.evaluate(GRID_STATS)["hash"] == stats["hash"]
+
+
+def test_hover_shows_zoom_with_channel_value_and_input_outline(lab_page, artifacts):
+    page = lab_page
+    root = page.locator(".cnnviz-explorer").nth(0)
+    grid = panel(root, "features").locator("canvas.cnnviz-grid")
+    wait_tiles(page, grid, 16)
+    x, y = tile_centre(page, grid, 5)
+    page.mouse.move(x, y)
+    zoom = root.locator(".cnnviz-zoom")
+    zoom.wait_for(state="visible", timeout=5000)
+    text = zoom.text_content()
+    assert "channel 5" in text
+    value = float(zoom.locator(".cnnviz-zoom-value").text_content())
+    row, col = map(int, re.search(r"row (\d+), col (\d+)", text).groups())
+    # the same value as the model computes in this process (the notebook's explorer is built
+    # the same deterministic way), within the uint8 quantisation step of that map
+    maps = reference_features("features.0")[5]
+    step = float(maps.max() - maps.min()) / 255
+    assert abs(value - float(maps[row, col])) <= step * 0.6 + 2e-3 * abs(value), (value, row, col)
+    outline = panel(root, "features").locator(".cnnviz-outline")
+    assert outline.is_visible()
+    box = outline.bounding_box()
+    image_box = panel(root, "features").locator(".cnnviz-input-canvas").bounding_box()
+    # the centre pixel of a 64 x 64 map sits in the middle of the input image
+    assert abs(box["x"] + box["width"] / 2 - (image_box["x"] + image_box["width"] / 2)) < 6
+    assert abs(box["y"] + box["height"] / 2 - (image_box["y"] + image_box["height"] / 2)) < 6
+    page.screenshot(path=str(artifacts / "explorer_hover_zoom.png"),
+                    clip={"x": max(0, x - 420), "y": max(0, y - 200), "width": 800, "height": 450})
+    page.mouse.click(x, y)  # pin into the detail panel
+    detail = root.locator(".cnnviz-detail")
+    assert detail.is_visible() and "channel 5" in detail.text_content()
+    page.mouse.move(5, 5)
+    zoom.wait_for(state="hidden", timeout=5000)
+
+
+def test_colormap_change_redraws_without_a_kernel_message(lab_page, artifacts):
+    page = lab_page
+    root = page.locator(".cnnviz-explorer").nth(0)
+    grid = panel(root, "features").locator("canvas.cnnviz-grid")
+    before = wait_tiles(page, grid, 16)
+    page.wait_for_timeout(500)
+    sent = len(page.frames_sent)
+    panel(root, "features").get_by_label("Colormap").select_option("magma")
+    page.wait_for_function(
+        "([c, h]) => { const s = (" + GRID_STATS + ")(c); return s.hash !== h; }",
+        arg=[grid.element_handle(), before["hash"]],
+    )
+    page.wait_for_timeout(500)
+    comm = [f for f in page.frames_sent[sent:] if "comm_msg" in f]
+    assert comm == [], comm[:1]
+    # colour scale and order: front end only too
+    panel(root, "features").get_by_label("Colour scale").select_option("global")
+    panel(root, "features").get_by_label("Order").select_option("mean")
+    page.wait_for_timeout(300)
+    assert [f for f in page.frames_sent[sent:] if "comm_msg" in f] == []
+    root.screenshot(path=str(artifacts / "explorer_features_magma_global.png"))
+
+
+def test_kernels_view_first_layer_rgb_and_deeper_layer_filters(lab_page, artifacts):
+    page = lab_page
+    root = page.locator(".cnnviz-explorer").nth(0)
+    open_tab(root, "kernels")
+    kpanel = panel(root, "kernels")
+    grid = kpanel.locator("canvas.cnnviz-grid")
+    page.evaluate("(el) => el.scrollIntoView()", root.element_handle())
+    name = kpanel.locator(".cnnviz-layer-name")
+    slider = kpanel.get_by_label("Layer", exact=True)
+    slider.focus()
+    page.keyboard.press("Home")
+    page.wait_for_function("(el) => el.textContent.startsWith('features.0')",
+                           arg=name.element_handle())
+    wait_tiles(page, grid, 16)  # 16 RGB filters of 3 x 3
+    root.screenshot(path=str(artifacts / "explorer_kernels_rgb.png"))
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("(el) => el.textContent.startsWith('features.3')",
+                           arg=name.element_handle())
+    first = wait_tiles(page, grid, 16)  # filter 0 of features.3: its 16 input kernels
+    kpanel.get_by_label("Output filter").fill("3")
+    page.wait_for_function(
+        "([c, h]) => (" + GRID_STATS + ")(c).hash !== h", arg=[grid.element_handle(),
+                                                              first["hash"]])
+    x, y = tile_centre(page, grid, 2)
+    page.mouse.move(x, y)
+    assert "filter 3 · input channel 2" in root.locator(".cnnviz-zoom").text_content()
+    root.screenshot(path=str(artifacts / "explorer_kernels_filter3.png"))
+    page.mouse.move(5, 5)
+    open_tab(root, "features")
+
+
+def test_resnet18_grid_and_paging(lab_page, artifacts):
+    page = lab_page
+    root = page.locator(".cnnviz-explorer").nth(1)
+    page.evaluate("(el) => el.scrollIntoView()", root.element_handle())
+    fpanel = panel(root, "features")
+    grid = fpanel.locator("canvas.cnnviz-grid")
+    wait_tiles(page, grid, 64)  # conv1: 64 x 32 x 32
+    assert fpanel.locator(".cnnviz-layer-name").text_content().startswith("conv1")
+    slider = fpanel.get_by_label("Layer", exact=True)
+    slider.focus()
+    page.keyboard.press("End")  # layer4.1.conv2: 512 x 2 x 2 -> two pages of 256
+    page.wait_for_function("(el) => el.textContent.startsWith('layer4.1.conv2')",
+                           arg=fpanel.locator(".cnnviz-layer-name").element_handle())
+    wait_tiles(page, grid, 256)
+    pager = fpanel.locator(".cnnviz-pager")
+    assert "page 1 / 2" in pager.text_content()
+    pager.get_by_role("button", name="Next page of maps").click()
+    wait_tiles(page, grid, 256)
+    assert "page 2 / 2" in pager.text_content()
+    root.screenshot(path=str(artifacts / "explorer_resnet18_layer4.png"))
+
+    # fast scrubbing over layers not sent yet: one request for the first position, one for
+    # the last, none for those in between
+    requests = int(root.get_attribute("data-requests"))
+    names = json.loads(root.get_attribute("data-layer-names"))
+    slider.evaluate("(s) => { for (let i = 2; i <= 12; i++) {"
+                    " s.value = String(i); s.dispatchEvent(new Event('input')); } }")
+    page.wait_for_function("([el, n]) => el.textContent.startsWith(n + ' ')",
+                           arg=[fpanel.locator(".cnnviz-layer-name").element_handle(),
+                                names[12]])
+    shape = fpanel.locator(".cnnviz-layer-shape").text_content()
+    channels = int(re.search(r"output (\d+) ×", shape).group(1))
+    wait_tiles(page, grid, min(channels, 256))
+    assert int(root.get_attribute("data-requests")) - requests == 2
+
+
+def test_saliency_view_draws_map_and_overlay(lab_page, artifacts):
+    page = lab_page
+    root = page.locator(".cnnviz-explorer").nth(0)
+    page.evaluate("(el) => el.scrollIntoView()", root.element_handle())
+    open_tab(root, "saliency")
+    spanel = panel(root, "saliency")
+    grid = spanel.locator("canvas.cnnviz-grid")
+    first = wait_tiles(page, grid, 2)
+    classes = spanel.locator(".cnnviz-class")
+    assert classes.count() == 5
+    assert re.search(r"\d+\.\d%", classes.nth(0).text_content())
+    key = grid.get_attribute("data-key")
+    spanel.get_by_label("Method").select_option("gradient_x_input")
+    page.wait_for_function("([c, k]) => c.dataset.key !== k && c.dataset.key.includes('gradient')",
+                           arg=[grid.element_handle(), key])
+    second = wait_tiles(page, grid, 2)
+    assert second["hash"] != first["hash"]
+    third = classes.nth(2).get_attribute("data-index")
+    classes.nth(2).click()  # retarget to the third class: the map follows
+    page.wait_for_function("([c, t]) => c.dataset.key.split('|')[3] === t",
+                           arg=[grid.element_handle(), third])
+    third_stats = wait_tiles(page, grid, 2)
+    assert third_stats["hash"] != second["hash"]
+    assert classes.nth(2).get_attribute("aria-pressed") == "true"
+    root.screenshot(path=str(artifacts / "explorer_saliency.png"))
+    open_tab(root, "features")
+
+
+def test_cam_view_method_class_and_depth_change_the_overlay(lab_page, artifacts):
+    pytest.importorskip("cnnviz_widgets.engine.cam")
+    page = lab_page
+    root = page.locator(".cnnviz-explorer").nth(0)
+    page.evaluate("(el) => el.scrollIntoView()", root.element_handle())
+    open_tab(root, "cam")
+    cpanel = panel(root, "cam")
+    grid = cpanel.locator("canvas.cnnviz-grid")
+    wait_tiles(page, grid, 2)  # overlay + map
+    assert grid.get_attribute("data-key").split("|")[2] == "GradCAM"
+    classes = cpanel.locator(".cnnviz-class")
+    assert classes.count() == 5
+    top_class = classes.nth(0).get_attribute("data-index")
+    classes.nth(0).click()  # a known state whatever earlier tests chose
+    page.wait_for_function("([c, t]) => c.dataset.key.split('|')[3] === t",
+                           arg=[grid.element_handle(), top_class], timeout=60_000)
+    first = wait_tiles(page, grid, 2)
+    methods = cpanel.get_by_label("Method").locator("option").all_text_contents()
+    assert {"GradCAM", "GradCAMPlusPlus", "ScoreCAM", "EigenCAM"} <= set(methods)
+
+    def changed(before: dict, predicate: str) -> dict:
+        page.wait_for_function(
+            "([c, h]) => (" + GRID_STATS + ")(c).hash !== h && (" + predicate + ")(c)",
+            arg=[grid.element_handle(), before["hash"]], timeout=60_000)
+        return wait_tiles(page, grid, 2)
+
+    second = changed(first, "(c) => c.dataset.key.split('|')[2] === 'EigenCAM'") if (
+        cpanel.get_by_label("Method").select_option("EigenCAM")) else first
+    third_class = classes.nth(2).get_attribute("data-index")
+    classes.nth(2).click()
+    cpanel.get_by_label("Method").select_option("GradCAM")
+    third = changed(second, f"(c) => c.dataset.key.split('|')[3] === '{third_class}'")
+    assert third["hash"] != first["hash"]
+    depth = cpanel.get_by_label("CAM layer", exact=True)
+    depth.focus()
+    page.keyboard.press("Home")  # the CAM at the first conv layer
+    changed(third, "(c) => c.dataset.key.endsWith('|features.0')")
+    cpanel.get_by_role("button", name=re.compile("deletion")).click()
+    page.wait_for_function("(el) => el.textContent.includes('deletion auc')",
+                           arg=cpanel.locator(".cnnviz-faith").element_handle(), timeout=60_000)
+    depth.focus()
+    page.keyboard.press("End")
+    wait_tiles(page, grid, 2)
+    root.screenshot(path=str(artifacts / "explorer_cam.png"))
+    open_tab(root, "features")
+
+
+def test_activation_maximization_images_appear_as_they_finish(lab_page, artifacts):
+    page = lab_page
+    root = page.locator(".cnnviz-explorer").nth(0)
+    page.evaluate("(el) => el.scrollIntoView()", root.element_handle())
+    open_tab(root, "actmax")
+    apanel = panel(root, "actmax")
+    apanel.get_by_label("Layer").select_option("features.3")
+    apanel.get_by_label(re.compile("^Channels")).fill("2-4")
+    apanel.get_by_role("button", name=re.compile("Optimise")).click()
+    grid = apanel.locator("canvas.cnnviz-grid")
+    status = root.locator(".cnnviz-status")
+    status.wait_for(state="visible", timeout=60_000)  # progress shows while it runs
+    assert "channel 2" in status.text_content()
+    page.wait_for_function("(c) => Number(c.dataset.tiles) >= 1", arg=grid.element_handle(),
+                           timeout=120_000)
+    partial = int(grid.get_attribute("data-tiles"))
+    stats = wait_tiles(page, grid, 3, timeout=180)
+    assert partial <= 3 and stats["distinct"] > 10
+    x, y = tile_centre(page, grid, 1)
+    page.mouse.move(x, y)
+    assert "channel 3" in root.locator(".cnnviz-zoom").text_content()
+    page.mouse.move(2, 2)
+    root.screenshot(path=str(artifacts / "explorer_actmax.png"))
+    open_tab(root, "features")
+
+
+def test_drawing_becomes_the_input(lab_page, artifacts):
+    page = lab_page
+    root = page.locator(".cnnviz-explorer").nth(0)
+    page.evaluate("(el) => el.scrollIntoView()", root.element_handle())
+    fgrid = panel(root, "features").locator("canvas.cnnviz-grid")
+    panel(root, "features").get_by_label("Layer", exact=True).focus()
+    page.keyboard.press("Home")
+    before = wait_tiles(page, fgrid, 16)
+    open_tab(root, "draw")
+    pad = panel(root, "draw").locator("canvas.cnnviz-pad")
+    box = pad.bounding_box()
+    # a white triangle on black
+    pts = [(0.5, 0.15), (0.85, 0.8), (0.15, 0.8), (0.5, 0.15)]
+    page.mouse.move(box["x"] + pts[0][0] * box["width"], box["y"] + pts[0][1] * box["height"])
+    page.mouse.down()
+    for fx, fy in pts[1:]:
+        page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"], steps=12)
+    page.mouse.up()
+    lit = pad.evaluate("(c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height)"
+                       ".data; let n = 0; for (let i = 0; i < d.length; i += 4) n += d[i] > 128;"
+                       " return n; }")
+    assert lit > 50
+    root.screenshot(path=str(artifacts / "explorer_drawing_pad.png"))
+    panel(root, "draw").get_by_role("button", name="Use the drawing as the model's input").click()
+    open_tab(root, "features")
+    page.wait_for_function("([c, h]) => (" + GRID_STATS + ")(c).hash !== h",
+                           arg=[fgrid.element_handle(), before["hash"]], timeout=60_000)
+    wait_tiles(page, fgrid, 16)
+    # the input image beside the grid is the drawing now: mostly black with white lines
+    dark = panel(root, "features").locator(".cnnviz-input-canvas").evaluate(
+        "(c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        " let n = 0; for (let i = 0; i < d.length; i += 4) n += d[i] < 20 && d[i + 1] < 20;"
+        " return n / (d.length / 4); }")
+    assert dark > 0.6
+    root.screenshot(path=str(artifacts / "explorer_features_of_drawing.png"))
+
+
+def test_saved_html_page_works_offline(browser, artifacts, tmp_path):
+    import torch
+
+    from cnnviz_widgets import LayerExplorer
+
+    torch.set_num_threads(1)
+    ex = LayerExplorer(background=False)
+    path = ex.save_html(tmp_path / "explorer.html")
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    urls: list[str] = []
+    page.on("request", lambda r: urls.append(r.url))
+    page.goto(path.as_uri())
+    root = page.locator(".cnnviz-explorer")
+    grid = panel(root, "features").locator("canvas.cnnviz-grid")
+    wait_tiles(page, grid, 16)
+    x, y = tile_centre(page, grid, 7)
+    page.mouse.move(x, y)
+    zoom = root.locator(".cnnviz-zoom")
+    zoom.wait_for(state="visible", timeout=5000)
+    assert "channel 7" in zoom.text_content()
+    float(zoom.locator(".cnnviz-zoom-value").text_content())
+    page.screenshot(path=str(artifacts / "explorer_saved_html_hover.png"))
+    page.mouse.move(2, 2)
+    slider = panel(root, "features").get_by_label("Layer", exact=True)
+    slider.focus()
+    page.keyboard.press("End")
+    wait_tiles(page, grid, 128)  # features.11 from the page's own data
+    before = grid.evaluate(GRID_STATS)
+    panel(root, "features").get_by_label("Colormap").select_option("gray")
+    page.wait_for_function("([c, h]) => (" + GRID_STATS + ")(c).hash !== h",
+                           arg=[grid.element_handle(), before["hash"]])
+    assert all(u.startswith(("file:", "blob:", "data:")) for u in urls), urls
+    context.close()
+
+
+def test_dark_theme(lab_page, artifacts):
+    page = lab_page
+    page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme',"
+                  " {theme: 'JupyterLab Dark'})")
+    root = page.locator(".cnnviz-explorer").nth(0)
+    page.wait_for_function(
+        "(el) => { const c = getComputedStyle(el).backgroundColor.match(/\\d+/g).map(Number);"
+        " return c[0] + c[1] + c[2] < 200; }", arg=root.element_handle(), timeout=30_000)
+    color = root.evaluate("(el) => getComputedStyle(el).color.match(/\\d+/g).map(Number)")
+    assert sum(color[:3]) > 400  # light text on the dark background
+    page.evaluate("(el) => el.scrollIntoView()", root.element_handle())
+    root.screenshot(path=str(artifacts / "explorer_dark_theme.png"))
+    page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme',"
+                  " {theme: 'JupyterLab Light'})")
+
+
+def test_notebook7_displays_the_explorer(jupyter_server, browser, artifacts):
+    write_notebook(jupyter_server.root / "nb7.ipynb", [
+        "import torch\ntorch.set_num_threads(1)\nfrom cnnviz_widgets import LayerExplorer\n"
+        "LayerExplorer()"
+    ])
+    context = browser.new_context(viewport={"width": 1200, "height": 1000})
+    page = context.new_page()
+    page.goto(jupyter_server.url("notebooks/nb7.ipynb"))
+    page.wait_for_selector(".jp-Notebook", timeout=120_000)
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands", timeout=60_000)
+    try:
+        page.wait_for_selector(".jp-Cell .jp-InputPrompt", timeout=60_000)
+        with contextlib.suppress(Exception):  # Notebook 7 may show the kernel state elsewhere
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                                   timeout=60_000)
+        execute_cell(page, 0)
+        root = page.locator(".cnnviz-explorer")
+        root.wait_for(timeout=120_000)
+        wait_tiles(page, panel(root, "features").locator("canvas.cnnviz-grid"), 16)
+    except Exception:
+        page.screenshot(path=str(artifacts / "explorer_notebook7_failure.png"))
+        raise
+    root.screenshot(path=str(artifacts / "explorer_notebook7.png"))
+    context.close()
+
+
+_REFERENCE: dict[str, object] = {}
+
+
+def reference_features(layer: str):
+    """``(C, H, W)`` feature maps of the demo explorer's input, computed here."""
+    if layer not in _REFERENCE:
+        import torch
+
+        from cnnviz_widgets import LayerExplorer, feature_maps
+
+        torch.set_num_threads(1)
+        ex = LayerExplorer(background=False)
+        _REFERENCE[layer] = feature_maps(ex.model, ex.input_tensor, [layer])[layer][0].numpy()
+    return _REFERENCE[layer]

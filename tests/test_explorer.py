@@ -1,0 +1,385 @@
+"""LayerExplorer without a browser: state, message handling, caching, validation, export."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from cnnviz_widgets import LayerExplorer, feature_maps, kernels
+from cnnviz_widgets.widgets.explorer import Reply, ReplyCache, request_key
+from cnnviz_widgets.widgets.serialize import decode_stack_message, stack_message
+
+
+class Recorder:
+    """Collects what the widget sends (in place of the comm)."""
+
+    def __init__(self, widget: LayerExplorer):
+        self.sent: list[tuple[dict, list[bytes]]] = []
+        widget.send = lambda content, buffers=None: self.sent.append(  # type: ignore[method-assign]
+            (content, list(buffers or []))
+        )
+
+    @property
+    def last(self) -> tuple[dict, list[bytes]]:
+        return self.sent[-1]
+
+
+def request(ex: LayerExplorer, kind: str, rid: int = 1, **params) -> None:
+    key = params.pop("key", f"{kind}-key")
+    ex._on_msg(ex, {"type": "request", "id": rid, "key": key, "kind": kind, **params}, [])
+
+
+@pytest.fixture
+def demo():
+    ex = LayerExplorer(background=False)
+    return ex, Recorder(ex)
+
+
+@pytest.fixture
+def small_resnet(resnet18):
+    ex = LayerExplorer(resnet18, np.full((40, 40, 3), 128, np.uint8), size=32,
+                       background=False)
+    return ex, Recorder(ex)
+
+
+def test_demo_explorer_state(demo):
+    ex, _ = demo
+    names = [info["name"] for info in ex.layers]
+    assert names == ["features.0", "features.3", "features.6", "features.9", "features.11"]
+    assert ex.layers[0]["shape"] == [16, 64, 64]
+    assert ex.layers[1]["kernel_shape"] == [32, 16, 3, 3]
+    assert ex.layer == "features.0"
+    assert ex.image.shape == (64, 64, 3) and ex.image.dtype == np.uint8
+    assert ex.input_image["shape"] == [1, 64, 64, 3]
+    assert len(ex.input_image["data"]) == 64 * 64 * 3
+    assert ex.classes is not None and len(ex.classes) == 8
+    assert set(ex.colormaps) >= {"viridis", "magma", "bwr"}
+    assert all(len(t) == 1024 for t in ex.colormaps.values())
+    assert ex.tab == "features"
+    assert ex.cam_layers[-1] == ex.cam_layer == "features"
+    lo, hi = ex.global_range
+    ref = feature_maps(ex.model, ex.input_tensor, names)
+    assert lo == pytest.approx(min(float(v.min()) for v in ref.values()))
+    assert hi == pytest.approx(max(float(v.max()) for v in ref.values()))
+
+
+def test_features_reply_values_and_bytes(demo):
+    ex, rec = demo
+    request(ex, "features", layer="features.3", version=ex.image_version, key="K")
+    msg, buffers = rec.last
+    assert msg["type"] == "reply" and msg["id"] == 1 and msg["key"] == "K"
+    expected = feature_maps(ex.model, ex.input_tensor, ["features.3"])["features.3"][0].numpy()
+    got = decode_stack_message(msg["stack"], buffers)
+    span = expected.max(axis=(1, 2)) - expected.min(axis=(1, 2))
+    assert np.all(np.abs(got - expected) <= span[:, None, None] / 510 * 1.05 + 2e-3)
+    c, h, w = expected.shape
+    assert sum(len(b) for b in buffers) <= 1.1 * c * h * w
+
+
+def test_bytes_per_layer_stay_within_1_1_chw_for_many_small_maps():
+    maps = np.random.default_rng(0).normal(size=(2048, 7, 7)).astype(np.float32)
+    meta, buffers = stack_message(maps)
+    assert sum(len(b) for b in buffers) <= 1.1 * maps.size
+    decoded = decode_stack_message(meta, buffers)
+    span = maps.max(axis=(1, 2)) - maps.min(axis=(1, 2))
+    # float16 ranges widen the span by at most one float16 step at each end
+    assert np.all(np.abs(decoded - maps) <= span[:, None, None] / 510 * 1.02 + 1e-3)
+    # big values fall back to exact float32 ranges
+    meta, _ = stack_message(maps * 1e6)
+    assert meta["range_dtype"] == "float32"
+
+
+def test_kernels_reply_first_layer_has_rgb_filters(demo):
+    ex, rec = demo
+    request(ex, "kernels", layer="features.0")
+    msg, buffers = rec.last
+    assert msg["kernel_shape"] == [16, 3, 3, 3]
+    assert msg["rgb"]["shape"] == [16, 3, 3, 3] and len(buffers) == 4
+    k = kernels(ex.model, "features.0").numpy()
+    np.testing.assert_allclose(decode_stack_message(msg["stack"], buffers),
+                               k.reshape(48, 3, 3), atol=float(np.ptp(k)) / 400)
+    assert msg["absmax"] == pytest.approx(float(np.abs(k).max()))
+    request(ex, "kernels", layer="features.3", rid=2)
+    msg, buffers = rec.last
+    assert "rgb" not in msg and len(buffers) == 3
+    assert msg["stack"]["shape"] == [32 * 16, 3, 3]
+
+
+def test_predictions_top5_with_class_names(demo):
+    ex, rec = demo
+    request(ex, "predictions", version=ex.image_version)
+    top = rec.last[0]["top"]
+    assert len(top) == 5
+    with torch.no_grad():
+        probs = torch.softmax(ex.model(ex.input_tensor), 1)[0]
+    best = int(probs.argmax())
+    assert top[0]["index"] == best and top[0]["name"] == ex.classes[best]
+    assert top[0]["prob"] == pytest.approx(float(probs[best]), rel=1e-5)
+    assert [t["prob"] for t in top] == sorted((t["prob"] for t in top), reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("params", "pattern"),
+    [
+        ({"kind": "features", "layer": "nope", "version": 1}, "unknown layer"),
+        ({"kind": "features", "layer": ["features.0"], "version": 1}, "unknown layer"),
+        ({"kind": "features", "layer": "features.0", "version": 99}, "image version"),
+        ({"kind": "kernels", "layer": "features.0<script>"}, "unknown layer"),
+        ({"kind": "saliency", "method": "nope", "target": 0, "version": 1}, "unknown saliency"),
+        ({"kind": "saliency", "method": "vanilla", "target": 99, "version": 1}, "out of range"),
+        ({"kind": "saliency", "method": "vanilla", "target": "0", "version": 1}, "integer"),
+        ({"kind": "cam", "method": "GradCAM", "target": 0, "layer": "x", "version": 1},
+         "unknown layer"),
+        ({"kind": "actmax", "layer": "features.0", "channels": [16]}, "out of range"),
+        ({"kind": "actmax", "layer": "features.0", "channels": list(range(65))}, "1 to 64"),
+        ({"kind": "actmax", "layer": "features.0", "channels": "0-3"}, "list"),
+    ],
+)
+def test_bad_requests_get_an_error_reply(demo, params, pattern):
+    ex, rec = demo
+    ex._on_msg(ex, {"type": "request", "id": 7, "key": "k", **params}, [])
+    msg, _ = rec.last
+    assert msg["type"] == "error" and msg["id"] == 7
+    assert re.search(pattern, msg["message"]), msg["message"]
+    assert ex.error == ""
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "not a dict",
+        {"type": "exec", "code": "import os"},
+        {"type": "request", "id": -1, "key": "k", "kind": "features"},
+        {"type": "request", "id": 1, "key": "k" * 5000, "kind": "features"},
+        {"type": "request", "id": 1, "key": "k", "kind": "__class__"},
+        {"type": "set_image", "height": 4, "width": 4},
+    ],
+)
+def test_malformed_messages_show_an_error_and_never_raise(demo, content):
+    ex, rec = demo
+    ex._on_msg(ex, content, [])
+    assert ex.error.startswith("Ignored a message")
+    assert rec.sent == []
+
+
+def test_set_image_from_a_drawing(demo):
+    ex, rec = demo
+    version = ex.image_version
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[16:48, 16:48] = [255, 255, 255, 255]
+    ex._on_msg(ex, {"type": "set_image", "height": 64, "width": 64}, [rgba.tobytes()])
+    assert ex.image_version == version + 1
+    np.testing.assert_array_equal(ex.image, rgba[:, :, :3])
+    # wrong size: rejected, image unchanged
+    ex._on_msg(ex, {"type": "set_image", "height": 64, "width": 64}, [b"\0" * 10])
+    assert "bytes" in ex.error and ex.image_version == version + 1
+    # the features follow the drawing; the old version is refused
+    request(ex, "features", layer="features.0", version=version)
+    assert rec.last[0]["type"] == "error"
+    request(ex, "features", layer="features.0", version=version + 1)
+    got = decode_stack_message(rec.last[0]["stack"], rec.last[1])
+    want = feature_maps(ex.model, ex.input_tensor, ["features.0"])["features.0"][0].numpy()
+    assert np.abs(got - want).max() < 0.05 * (np.ptp(want) + 1e-6)
+
+
+def test_python_properties(demo):
+    ex, _ = demo
+    ex.layer = "features.6"
+    assert ex.layer_name == "features.6"
+    ex.layer = ex.model.features[3]
+    assert ex.layer == "features.3"
+    with pytest.raises(ValueError, match="not one of the explorer's layers"):
+        ex.layer = "features.1"
+    ex.target = 3
+    assert ex.target_class == 3 and ex.target == 3
+    ex.target = ex.classes[2]
+    assert ex.target == 2
+    ex.target = None
+    assert ex.target_class == -1
+    with pytest.raises(ValueError, match="out of range"):
+        ex.target = 50
+    ex.method = ex.cam_methods[0].lower()
+    assert ex.method == ex.cam_methods[0]
+    version = ex.image_version
+    ex.image = np.zeros((100, 80, 3), np.uint8)
+    assert ex.image.shape == (64, 64, 3) and ex.image_version == version + 1
+
+
+def test_python_cache_is_bounded(resnet18):
+    ex = LayerExplorer(resnet18, np.zeros((64, 64, 3), np.uint8), size=64,
+                       cache_bytes=200_000, background=False)
+    assert ex._cache.nbytes <= 200_000
+    rec = Recorder(ex)
+    for i, info in enumerate(ex.layers):
+        request(ex, "features", rid=i, layer=info["name"], version=ex.image_version)
+        assert rec.last[0]["type"] == "reply"
+        assert ex._cache.nbytes <= max(200_000, Reply({}, rec.last[1]).nbytes)
+
+
+def test_reply_cache_lru():
+    cache = ReplyCache(1000)
+    for k in "abc":
+        cache.put(k, Reply({}, [b"x" * 300]))  # 556 bytes each with the overhead
+    assert "a" not in cache and "b" not in cache and "c" in cache
+    cache.put("d", Reply({}, [b"x" * 100]))
+    assert cache.get("c") is not None and "d" in cache and cache.nbytes <= 1000
+    cache.put("e", Reply({}, [b"x" * 5000]))  # larger than the budget: kept alone
+    assert len(cache) == 1 and "e" in cache
+    cache.drop(["e"])
+    assert len(cache) == 0 and cache.nbytes == 0
+
+
+def test_request_keys_match_the_front_end():
+    assert request_key("features", version=2, layer="layer1.0.conv1") == "features|2|layer1.0.conv1"
+    assert request_key("cam", version=1, method="GradCAM", target=3, layer="features") == (
+        "cam|1|GradCAM|3|features"
+    )
+    assert request_key("actmax", layer="features.0", channels=[1, 5]) == "actmax|features.0|1,5"
+
+
+def test_saliency_reply_is_the_engine_map(demo):
+    from cnnviz_widgets.engine.saliency import saliency, saliency_map
+
+    ex, rec = demo
+    request(ex, "saliency", method="gradient_x_input", target=2, version=ex.image_version)
+    msg, buffers = rec.last
+    assert msg["type"] == "reply", msg
+    got = decode_stack_message(msg["stack"], buffers)[0]
+    want = saliency_map(saliency(ex.model, ex.input_tensor, target=2,
+                                 method="gradient_x_input"))[0]
+    assert got.shape == (64, 64)
+    assert np.abs(got - want).max() <= np.ptp(want) / 500 + 1e-6
+
+
+def test_actmax_sends_each_image_as_it_finishes(demo, monkeypatch):
+    import cnnviz_widgets.engine.actmax as actmax
+
+    calls = []
+
+    def fake(model, layer, channels, size=None, seed=None, progress=None, **kw):
+        calls.append((layer, list(channels), size))
+        progress(1, 2)
+        progress(2, 2)
+        return np.full((1, size, size, 3), channels[0], np.uint8)
+
+    monkeypatch.setattr(actmax, "activation_max", fake)
+    ex, rec = demo
+    request(ex, "actmax", layer="features.3", channels=[4, 1])
+    kinds = [m["type"] for m, _ in rec.sent if m["type"] != "progress"]
+    assert kinds == ["item", "item", "reply"]  # each image as soon as it is done
+    assert rec.sent[0][0]["type"] == "progress"
+    assert rec.sent[-2][0]["type"] == "item"
+    done = [m for m, _ in rec.sent if m["type"] == "progress"][-1]
+    assert (done["done"], done["total"]) == (4, 4)
+    items = [(m, b) for m, b in rec.sent if m["type"] == "item"]
+    assert [m["index"] for m, _ in items] == [1, 4]
+    assert items[1][1][0] == bytes([4]) * (64 * 64 * 3)
+    assert calls == [("features.3", [1], 64), ("features.3", [4], 64)]
+
+
+def test_cancel_stops_a_running_job(demo, monkeypatch):
+    import cnnviz_widgets.engine.actmax as actmax
+
+    ex, rec = demo
+
+    def slow(model, layer, channels, size=None, seed=None, progress=None, **kw):
+        ex._on_msg(ex, {"type": "cancel"}, [])  # the user presses Cancel mid-job
+        progress(1, 10)
+        raise AssertionError("not reached")
+
+    monkeypatch.setattr(actmax, "activation_max", slow)
+    request(ex, "actmax", layer="features.0", channels=[0])
+    msg, _ = rec.last
+    assert msg["type"] == "error" and msg["message"] == "cancelled"
+
+
+def test_save_html_is_self_contained(demo, tmp_path):
+    ex, _ = demo
+    path = ex.save_html(tmp_path / "page.html")
+    text = path.read_text()
+    assert "http://" not in text and "https://" not in text  # no CDN
+    data = json.loads(re.search(r'id="cnnviz-page">(.*?)</script>', text, re.S).group(1))
+    keys = set(data["replies"])
+    v = ex.image_version
+    assert {f"features|{v}|{info['name']}" for info in ex.layers} <= keys
+    assert "kernels|features.0" in keys and f"predictions|{v}" in keys
+    assert data["state"]["_view"] == "explorer"
+    assert "draw" not in data["state"]["views"]
+    esm = json.loads(re.search(r'id="cnnviz-esm">(.*?)</script>', text, re.S).group(1))
+    import base64
+
+    assert base64.b64decode(esm).decode() == ex._esm
+
+
+def test_focused_views(demo):
+    from cnnviz_widgets import CamView, FeatureMapsView, KernelsView
+
+    k = KernelsView(background=False)
+    assert k.views == ["kernels"] and k.tab == "kernels"
+    assert FeatureMapsView(background=False).views == ["features"]
+    assert CamView(background=False).views == ["cam"]
+    with pytest.raises(ValueError, match="Unknown view"):
+        LayerExplorer(background=False, views=["nope"])
+
+
+def test_cam_reply_is_the_engine_map_and_metrics(demo):
+    cam_api = pytest.importorskip("cnnviz_widgets.engine.cam")
+    ex, rec = demo
+    assert ex.cam_methods == list(cam_api.available_cam_methods())
+    request(ex, "cam", method="gradcamplusplus", target=1, layer="features.6",
+            version=ex.image_version)
+    msg, buffers = rec.last
+    assert msg["type"] == "reply", msg
+    assert msg["method"] == "GradCAMPlusPlus"  # canonical name
+    got = decode_stack_message(msg["stack"], buffers)[0]
+    want = cam_api.cam(ex.model, ex.input_tensor, "features.6", method="GradCAMPlusPlus",
+                       target=1)[0]
+    assert np.abs(got - want).max() <= 1 / 500 + 1e-6
+    request(ex, "metrics", method="GradCAM", target=1, layer="features", rid=9,
+            version=ex.image_version)
+    figures = rec.last[0]["figures"]
+    assert set(figures) == {"deletion_auc", "insertion_auc", "average_drop"}
+    assert all(0.0 <= v <= 1.0 for v in figures.values())
+
+
+def test_progress_messages_are_throttled(demo):
+    pytest.importorskip("cnnviz_widgets.engine.cam")
+    ex, rec = demo
+    request(ex, "cam", method="ScoreCAM", target=0, layer="features.11",
+            version=ex.image_version)
+    kinds = [m["type"] for m, _ in rec.sent]
+    assert kinds[-1] == "reply"
+    progress = [m for m, _ in rec.sent if m["type"] == "progress"]
+    assert 1 <= len(progress) <= 20  # 128 channels reported, a few messages sent
+    assert progress[-1]["done"] == progress[-1]["total"]
+
+
+def test_close_releases_the_model_and_cached_data():
+    import gc
+    import weakref
+
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None)
+    ref = weakref.ref(model)
+    ex = LayerExplorer(model, np.full((40, 40, 3), 128, np.uint8), size=32, background=False)
+    assert len(ex._cache) > 0
+    ex.close()
+    assert len(ex._cache) == 0 and ex.model is None
+    del model
+    gc.collect()
+    assert ref() is None, "the closed explorer still holds the model"
+
+
+def test_a_failed_construction_leaves_no_error_behind(recwarn):
+    with pytest.raises(ValueError, match="Unknown view"):
+        LayerExplorer(views=["nonsense"], background=False)
+    import gc
+
+    gc.collect()
+    assert not [w for w in recwarn if "_jobs" in str(w.message)]
