@@ -23,7 +23,8 @@ def write_demo_figures(out: Path, n_images: int = 2) -> list[Path]:
 
     from .demo import demo_model
     from .engine import conv_layers
-    from .render.plots import plot_feature_maps, plot_kernels
+    from .engine.cam import cam
+    from .render.plots import plot_feature_maps, plot_kernels, show_cam
 
     out.mkdir(parents=True, exist_ok=True)
     demo = demo_model()
@@ -46,6 +47,11 @@ def write_demo_figures(out: Path, n_images: int = 2) -> list[Path]:
             fig = plot_feature_maps(demo.model, x, layer, image=rgb)
             fig.suptitle(f"sample {k} ({label})")
             save(fig, f"feature_maps_sample{k}_{i}_{layer.replace('.', '-')}.png")
+        methods = ("GradCAM", "GradCAMPlusPlus", "XGradCAM", "ScoreCAM", "EigenCAM", "FullGrad")
+        maps = {m: cam(demo.model, x, layers[-1], m) for m in methods}
+        fig = show_cam(rgb, maps, ncols=3)
+        fig.suptitle(f"sample {k} ({label}): where the model looks, layer {layers[-1]}")
+        save(fig, f"cam_sample{k}.png")
     return written
 
 

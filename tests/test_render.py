@@ -152,3 +152,17 @@ def test_plot_feature_maps_draws_every_channel(vgg11):
     normed = np.where(span > 0, (shown - lo) / np.where(span > 0, span, 1), 0)
     np.testing.assert_allclose(grid, mosaic(normed, ncols=12, gap=1), atol=1e-5)
     assert "128" in fig.axes[1].get_title()
+
+
+def test_show_cam_overlays_each_map():
+    from cnnviz_widgets.render.plots import show_cam
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    ramp = np.linspace(0, 1, 64, dtype=np.float32).reshape(1, 8, 8)
+    fig = show_cam(image, {"a": ramp, "b": 1 - ramp[0]}, cmap="jet")
+    assert [ax.get_title() for ax in fig.axes] == ["a", "b"]
+    overlay = fig.axes[1].images[1].get_array()
+    expected = matplotlib.colormaps["jet"](1 - ramp[0])[..., :3]
+    np.testing.assert_allclose(overlay, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="the image is"):
+        show_cam(image, np.zeros((4, 4), np.float32))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from .actmax import activation_max
 from .borrow import borrowed
+from .cam import available_cam_methods, cam, cam_per_layer
 from .capture import Capture, LayerNotExecutedError, LayerOutputError
+from .dryrun import default_layer
 from .features import feature_maps
 from .inputs import (
     IMAGENET_MEAN,
@@ -17,6 +20,9 @@ from .inputs import (
 )
 from .kernels import kernels
 from .layers import LayerNotFoundError, NoConvLayersError, conv_layers, resolve_layer
+from .metrics import average_drop, deletion_auc, insertion_auc, pointing_game
+from .saliency import available_saliency_methods, saliency, saliency_map
+from .targets import OutputSelectionError, TargetError
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -28,13 +34,27 @@ __all__ = [
     "LayerOutputError",
     "LoadedImage",
     "NoConvLayersError",
+    "OutputSelectionError",
+    "TargetError",
+    "activation_max",
+    "available_cam_methods",
+    "available_saliency_methods",
+    "average_drop",
     "borrowed",
+    "cam",
+    "cam_per_layer",
     "conv_layers",
+    "default_layer",
+    "deletion_auc",
     "denormalize",
     "feature_maps",
+    "insertion_auc",
     "kernels",
     "load_image",
     "normalize",
+    "pointing_game",
     "prepare_input",
     "resolve_layer",
+    "saliency",
+    "saliency_map",
 ]

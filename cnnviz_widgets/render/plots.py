@@ -138,3 +138,40 @@ def plot_feature_maps(
     ax.set_title(f"{name}: {what} maps of {maps.shape[1]}×{maps.shape[2]} ({scale} scale)")
     ax.set_axis_off()
     return fig
+
+
+def show_cam(
+    image: np.ndarray,
+    maps: np.ndarray | dict[str, np.ndarray],
+    *,
+    cmap: str = "jet",
+    alpha: float = 0.5,
+    ncols: int | None = None,
+) -> Figure:
+    """The input image with class activation maps laid over it, one panel per map.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB (e.g. ``load_image``'s rgb).
+        maps: one ``(H, W)`` map in [0, 1], or ``{title: map}`` for side-by-side panels
+            (e.g. several methods, or :func:`~cnnviz_widgets.cam_per_layer`'s layers);
+            ``(1, H, W)`` maps from :func:`~cnnviz_widgets.cam` are accepted as they are.
+        alpha: opacity of the map over the image.
+    """
+    panels = maps if isinstance(maps, dict) else {"": maps}
+    rows, cols = grid_shape(len(panels), ncols)
+    fig = Figure(figsize=(2.6 * cols, 2.6 * rows + 0.3), layout="constrained")
+    colormap = matplotlib.colormaps[cmap]
+    for i, (title, m) in enumerate(panels.items()):
+        m = np.asarray(m, dtype=np.float32)
+        m = m[0] if m.ndim == 3 else m
+        if m.shape != image.shape[:2]:
+            raise ValueError(
+                f"Map {title!r} is {m.shape} but the image is {image.shape[:2]}: compute the "
+                "map for this image (cam() returns maps at the input size)."
+            )
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.imshow(image)
+        ax.imshow(colormap(np.clip(m, 0, 1))[..., :3], alpha=alpha)
+        ax.set_title(title, fontsize=9)
+        ax.set_axis_off()
+    return fig
