@@ -109,3 +109,17 @@ def test_outputs_are_float32_cpu_for_a_double_model():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).double()
     maps = feature_maps(model, torch.randn(1, 3, 8, 8))
     assert maps["0"].dtype == torch.float32 and maps["0"].device.type == "cpu"
+
+
+def test_demo_model_maps_equal_its_own_layers():
+    from cnnviz_widgets.demo import demo_model
+
+    demo = demo_model()
+    x = demo.transform(demo.samples[:2])
+    maps = feature_maps(demo.model, x)
+    assert list(maps) == ["features.0", "features.3", "features.6", "features.9", "features.11"]
+    with torch.no_grad():
+        for name in maps:
+            index = int(name.split(".")[1])
+            expected = demo.model.features[: index + 1](x)
+            torch.testing.assert_close(maps[name], expected, rtol=1e-5, atol=1e-6)
