@@ -19,11 +19,8 @@ from .engine import (
     OutputSelectionError,
     TargetError,
     activation_max,
-    available_cam_methods,
     available_saliency_methods,
     average_drop,
-    cam,
-    cam_per_layer,
     conv_layers,
     default_layer,
     deletion_auc,
@@ -35,6 +32,7 @@ from .engine import (
     saliency,
     saliency_map,
 )
+from .engine.cam import available_cam_methods, cam, cam_per_layer
 
 __version__ = "0.1.0"
 

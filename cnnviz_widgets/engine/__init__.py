@@ -1,10 +1,14 @@
-"""The torch engine: model in, tensors out. Knows nothing of widgets or colour."""
+"""The torch engine: model in, tensors out. Knows nothing of widgets or colour.
+
+The CAM family lives in the subpackage :mod:`cnnviz_widgets.engine.cam` (its functions are not
+re-exported here, so that ``engine.cam`` stays the subpackage); the package top level exports
+``cam``, ``cam_per_layer`` and ``available_cam_methods``.
+"""
 
 from __future__ import annotations
 
 from .actmax import activation_max
 from .borrow import borrowed
-from .cam import available_cam_methods, cam, cam_per_layer
 from .capture import Capture, LayerNotExecutedError, LayerOutputError
 from .dryrun import default_layer
 from .features import feature_maps
@@ -37,12 +41,9 @@ __all__ = [
     "OutputSelectionError",
     "TargetError",
     "activation_max",
-    "available_cam_methods",
     "available_saliency_methods",
     "average_drop",
     "borrowed",
-    "cam",
-    "cam_per_layer",
     "conv_layers",
     "default_layer",
     "deletion_auc",
