@@ -48,16 +48,13 @@ from cnnviz_widgets.engine.metrics import (  # noqa: E402
     insertion_auc,
     pointing_game,
 )
-from cnnviz_widgets.engine.saliency import saliency, saliency_map  # noqa: E402
-
-SALIENCY_METHODS = (
-    "vanilla",
-    "guided",
-    "smoothgrad",
-    "integrated_gradients",
-    "gradient_x_input",
-    "guided_gradcam",
+from cnnviz_widgets.engine.saliency import (  # noqa: E402
+    available_saliency_methods,
+    saliency,
+    saliency_map,
 )
+
+SALIENCY_METHODS = available_saliency_methods()
 
 
 def _minmax(maps: np.ndarray) -> np.ndarray:
