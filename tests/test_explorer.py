@@ -346,6 +346,35 @@ def test_cam_reply_is_the_engine_map_and_metrics(demo):
     assert all(0.0 <= v <= 1.0 for v in figures.values())
 
 
+def test_cam_depth_slider_is_filled_by_one_cam_per_layer_pass(demo, monkeypatch):
+    from cnnviz_widgets.engine import cam as cam_api
+
+    ex, rec = demo
+    request(ex, "cam", method="GradCAM", target=2, layer="features.3", version=ex.image_version)
+    assert rec.last[0]["type"] == "reply"
+    for layer in ex.cam_layers:
+        key = request_key("cam", version=ex.image_version, method="GradCAM", target=2,
+                          layer=layer)
+        assert key in ex._cache, layer
+        got = decode_stack_message(ex._cache.get(key).meta["stack"], ex._cache.get(key).buffers)
+        want = cam_api.cam(ex.model, ex.input_tensor, layer, method="GradCAM", target=2)[0]
+        assert np.abs(got[0] - want).max() <= 1 / 500 + 1e-6, layer
+
+    # Moving the depth slider is answered from the cache: no engine call at all.
+    def fail(*args, **kwargs):
+        raise AssertionError("computed again")
+
+    monkeypatch.setattr(cam_api, "cam", fail)
+    monkeypatch.setattr(cam_api, "cam_per_layer", fail)
+    request(ex, "cam", method="GradCAM", target=2, layer=ex.cam_layers[0], rid=2,
+            version=ex.image_version)
+    assert rec.last[0]["type"] == "reply" and rec.last[0]["layer"] == ex.cam_layers[0]
+    # The faithfulness figures reuse the float map of that layer.
+    request(ex, "metrics", method="GradCAM", target=2, layer="features.3", rid=3,
+            version=ex.image_version)
+    assert rec.last[0]["type"] == "reply", rec.last[0]
+
+
 def test_progress_messages_are_throttled(demo):
     pytest.importorskip("cnnviz_widgets.engine.cam")
     ex, rec = demo

@@ -252,6 +252,7 @@ class LayerExplorer(anywidget.AnyWidget):
         self._x: torch.Tensor | None = None
         self._rgb: np.ndarray | None = None
         self._logits: np.ndarray | None = None
+        self._cam_memo: dict[tuple[int, str, int], dict[str, np.ndarray]] = {}
         names = (
             list(conv_layers(model))
             if layers is None
@@ -345,6 +346,7 @@ class LayerExplorer(anywidget.AnyWidget):
         self.model = None
         self._modules = {}
         self._x = self._rgb = self._logits = None
+        self._cam_memo = {}
         super().close()
 
     # ------------------------------------------------------------------ setup
@@ -655,10 +657,16 @@ class LayerExplorer(anywidget.AnyWidget):
             self._cache.put(request_key(kind, **p), reply)
             return reply
         if kind == "cam":
-            maps = self._cam(p["method"], p["target"], p["layer"], progress)
-            meta, buffers = stack_message(maps[None], range_dtype="float32")
-            return Reply({"stack": meta, "method": p["method"], "layer": p["layer"],
-                          "target": p["target"]}, buffers)
+            replies = {
+                layer: self._cam_reply(p, layer, maps)
+                for layer, maps in self._cams(p["method"], p["target"], p["layer"],
+                                              progress).items()
+            }
+            # Every layer of a one-pass method is cached: the depth slider then never waits.
+            for layer, reply in replies.items():
+                if layer != p["layer"]:
+                    self._cache.put(request_key(kind, **{**p, "layer": layer}), reply)
+            return replies[p["layer"]]
         if kind == "metrics":
             return Reply({"figures": self._metrics(p, progress)}, [])
         if kind == "saliency":
@@ -711,23 +719,49 @@ class LayerExplorer(anywidget.AnyWidget):
             return str(self._classes[i])
         return f"class {i}"
 
-    def _cam(
+    @staticmethod
+    def _cam_reply(p: dict[str, Any], layer: str, maps: np.ndarray) -> Reply:
+        meta, buffers = stack_message(maps[None], range_dtype="float32")
+        return Reply({"stack": meta, "method": p["method"], "layer": layer,
+                      "target": p["target"]}, buffers)
+
+    def _cams(
         self, method: str, target: int, layer: str, progress: Callable[..., None]
-    ) -> np.ndarray:
-        """``(H, W)`` float32 in [0, 1] at the input's size."""
-        from ..engine.cam import cam
+    ) -> dict[str, np.ndarray]:
+        """``{layer: (H, W) float32 in [0, 1]}`` at the input's size.
 
-        def report(done: int, total: int) -> None:
-            progress(done, total, f"{method} at {layer}: {done} / {total}")
+        Methods that need one forward (and one backward) pass for any number of layers give
+        the map of every layer of the depth slider at once, from :func:`cam_per_layer`; the
+        perturbation methods (ScoreCAM, AblationCAM: passes per channel) and whole-model
+        FullGrad give ``layer`` only.
+        """
+        from ..engine.cam import cam, cam_per_layer
+        from ..engine.cam.registry import method_class
 
-        try:
+        memo_key = (self.image_version, method, target)
+        memo = self._cam_memo.get(memo_key, {})
+        if layer in memo:
+            return memo
+        impl = method_class(method)
+        found: dict[str, np.ndarray] = {}
+        if not impl.iterative and not impl.whole_model and len(self.cam_layers) > 1:
+            try:
+                maps = cam_per_layer(self.model, self.input_tensor, list(self.cam_layers),
+                                     method=method, target=target)
+                found = {name: np.asarray(m, np.float32)[0] for name, m in maps.items()}
+            except Exception:  # one unsuitable layer of the slider: map the asked one alone
+                found = {}
+        if layer not in found:
+
+            def report(done: int, total: int) -> None:
+                progress(done, total, f"{method} at {layer}: {done} / {total}")
+
             maps = cam(self.model, self.input_tensor, layer, method=method, target=target,
                        progress=report)
-        except TypeError as err:
-            if "progress" not in str(err):
-                raise
-            maps = cam(self.model, self.input_tensor, layer, method=method, target=target)
-        return np.asarray(maps, np.float32)[0]
+            found = {**memo, layer: np.asarray(maps, np.float32)[0]}
+        # Float maps of the latest (image, method, class) only: for the faithfulness figures.
+        self._cam_memo = {memo_key: found}
+        return found
 
     def _saliency(self, method: str, target: int) -> np.ndarray:
         from ..engine.saliency import saliency, saliency_map
@@ -738,7 +772,7 @@ class LayerExplorer(anywidget.AnyWidget):
     def _metrics(self, p: dict[str, Any], progress: Callable[..., None]) -> dict[str, float]:
         from ..engine import metrics
 
-        maps = self._cam(p["method"], p["target"], p["layer"], progress)[None]
+        maps = self._cams(p["method"], p["target"], p["layer"], progress)[p["layer"]][None]
         x, t = self.input_tensor, p["target"]
         figures = {}
         progress(0, 3, "faithfulness: deletion")
