@@ -62,3 +62,41 @@ def test_kernel_view_is_symmetric_and_layer_scaled(vgg11):
     )
     with pytest.raises(IndexError, match="128 filters"):
         KernelView(vgg11, "features.3", out_channel=128)
+
+
+def test_feature_maps_reports_progress_per_recorded_layer():
+    import torchvision
+
+    from cnnviz_widgets import conv_layers, feature_maps
+
+    torch.manual_seed(0)
+    model = torchvision.models.vgg11(weights=None).eval()
+    names = list(conv_layers(model))[:4]
+    calls: list[tuple[int, int]] = []
+    maps = feature_maps(model, torch.rand(1, 3, 32, 32), names,
+                        progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert list(maps) == names
+
+
+def test_cell_progress_appears_only_for_slow_work_and_is_removed():
+    from unittest import mock
+
+    import ipywidgets
+
+    from cnnviz_widgets.widgets.progress import CellProgress
+
+    shown: list = []
+    with mock.patch.object(ipywidgets.IntProgress, "close", autospec=True) as close:
+        with CellProgress("pass", enabled=True, delay=0.0, show=shown.append) as bar:
+            bar(1, 4)
+            bar(3, 4)
+            assert len(shown) == 1 and shown[0].value == 3 and shown[0].max == 4
+            close.assert_not_called()
+        close.assert_called_once_with(shown[0])  # closed: its view leaves the cell
+    quiet: list = []
+    with CellProgress("pass", enabled=True, delay=60.0, show=quiet.append) as bar:
+        bar(1, 4)
+    with CellProgress("pass", enabled=False, delay=0.0, show=quiet.append) as bar:
+        bar(1, 4)
+    assert quiet == []

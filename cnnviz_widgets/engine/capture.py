@@ -19,7 +19,7 @@ at its first call; later calls pass through untouched.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 
 import torch
@@ -47,6 +47,9 @@ class Capture:
             logits = model(x)
         activation = cap.outputs["layer4"]      # (N, C, H, W), in the graph
 
+    ``on_record(name, recorded, total)`` (``grad=False`` only) is called after each layer is
+    recorded, e.g. to report progress through a long forward pass.
+
     Attributes:
         outputs: ``{name: tensor}`` of the recorded outputs, in the order the layers ran.
     """
@@ -58,6 +61,7 @@ class Capture:
         *,
         grad: bool = False,
         stop_early: bool = False,
+        on_record: Callable[[str, int, int], None] | None = None,
     ) -> None:
         if grad and stop_early:
             raise ValueError("stop_early cannot be used with grad=True: the output is needed.")
@@ -65,6 +69,7 @@ class Capture:
         self.layers = dict(layers)
         self.grad = grad
         self.stop_early = stop_early
+        self.on_record = on_record
         self.outputs: dict[str, torch.Tensor] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
@@ -80,6 +85,8 @@ class Capture:
                 )
             if not self.grad:
                 self.outputs[name] = output.detach().clone()
+                if self.on_record is not None:
+                    self.on_record(name, len(self.outputs), len(self.layers))
                 if self.stop_early and len(self.outputs) == len(self.layers):
                     raise _StopForward
                 return None

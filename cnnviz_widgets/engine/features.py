@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -17,6 +17,8 @@ def feature_maps(
     model: nn.Module,
     x: torch.Tensor,
     layers: LayerRef | Sequence[LayerRef] | None = None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Outputs of ``layers`` for the input batch ``x``, from ONE forward pass.
 
@@ -25,6 +27,7 @@ def feature_maps(
         x: ``(N, C, H, W)`` (or ``(C, H, W)``) model-ready input; moved to the model's device.
         layers: names or modules of any layers (convs, ReLUs, blocks, ...); default: every
             Conv2d in forward order. A module called several times records its first call.
+        progress: ``progress(recorded, total)`` after each layer's output is recorded.
 
     Returns:
         ``{name: (N, C, H, W) float32 CPU tensor}`` in the order the layers were given. The
@@ -38,7 +41,10 @@ def feature_maps(
     """
     selected = conv_layers(model) if layers is None else resolve_layers(model, layers)
     x = prepare_input(model, x)
-    with borrowed(model), torch.no_grad(), Capture(model, selected, stop_early=True) as cap:
+    report = None if progress is None else (lambda _name, done, total: progress(done, total))
+    with borrowed(model), torch.no_grad(), Capture(
+        model, selected, stop_early=True, on_record=report
+    ) as cap:
         model(x)
     cap.require_all()
     return {name: cap.outputs[name].to("cpu", torch.float32) for name in selected}

@@ -35,6 +35,7 @@ from ..render.colormaps import DIVERGING, SEQUENTIAL, colormap_bytes
 from ..render.kernel_display import rgb_filters
 from .base import _front_end
 from .jobs import Cancelled, JobRunner
+from .progress import CellProgress
 from .serialize import rgb_stack, stack_message
 
 KINDS = ("features", "kernels", "predictions", "cam", "metrics", "saliency", "actmax")
@@ -269,7 +270,7 @@ class LayerExplorer(anywidget.AnyWidget):
             from ..demo import sample_photo
 
             image = sample_photo("chelsea")
-        self._set_image(image)
+        self._set_image(image, in_cell=True)
         self.layer_name = names[0]
 
     # ------------------------------------------------------------------ Python API
@@ -281,7 +282,7 @@ class LayerExplorer(anywidget.AnyWidget):
 
     @image.setter
     def image(self, src: Any) -> None:
-        self._set_image(src)
+        self._set_image(src, in_cell=True)
 
     @property
     def layer(self) -> str:
@@ -369,7 +370,10 @@ class LayerExplorer(anywidget.AnyWidget):
         self.saliency_methods = sal
         self.saliency_method = sal[0] if sal else ""
 
-    def _set_image(self, src: Any) -> None:
+    def _set_image(self, src: Any, in_cell: bool = False) -> None:
+        """Load ``src`` and run the first pass; ``in_cell``: called from the user's code, so a
+        slow first pass shows a progress bar in the cell's output (not from a front-end
+        message, whose output would land in the log)."""
         if isinstance(src, LoadedImage):
             loaded = src
         elif self._weights is not None:
@@ -380,22 +384,24 @@ class LayerExplorer(anywidget.AnyWidget):
             self._classes = loaded.classes
         self._jobs.cancel()  # whatever runs is for the old image
         with self._model_lock:
-            self._install_image(loaded)
+            self._install_image(loaded, in_cell)
 
-    def _install_image(self, loaded: LoadedImage) -> None:
+    def _install_image(self, loaded: LoadedImage, in_cell: bool = False) -> None:
         self._x = loaded.tensor
         self._rgb = loaded.rgb
         self._logits = None
         self._cache.drop(["features|", "predictions|", "cam|", "metrics|", "saliency|"])
         with self.hold_sync():
             self.image_version += 1
-            self._first_pass()
+            shown = in_cell and _in_kernel()
+            with CellProgress("cnnviz: first pass over the layers", shown) as bar:
+                self._first_pass(bar)
             self.input_image = rgb_stack(loaded.rgb[None])
 
-    def _first_pass(self) -> None:
+    def _first_pass(self, progress: Callable[[int, int], None] | None = None) -> None:
         """One forward pass for every explored layer: their feature maps, shapes, ranges."""
         x = self.input_tensor
-        maps = feature_maps(self.model, x, self._layer_names)
+        maps = feature_maps(self.model, x, self._layer_names, progress=progress)
         info = []
         lo, hi = math.inf, -math.inf
         budget_left = self._cache.budget
