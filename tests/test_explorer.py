@@ -52,6 +52,10 @@ def test_demo_explorer_state(demo):
     assert names == ["features.0", "features.3", "features.6", "features.9", "features.11"]
     assert ex.layers[0]["shape"] == [16, 64, 64]
     assert ex.layers[1]["kernel_shape"] == [32, 16, 3, 3]
+    # receptive fields for the hover outline: 3 x 3 convs, 2 x 2 pools between them
+    assert ex.layers[0]["rf"] == {"size": [3.0, 3.0], "jump": [1.0, 1.0], "start": [0.5, 0.5],
+                                  "input": [64, 64]}
+    assert ex.layers[1]["rf"]["size"] == [8.0, 8.0] and ex.layers[1]["rf"]["jump"] == [2.0, 2.0]
     assert ex.layer == "features.0"
     assert ex.image.shape == (64, 64, 3) and ex.image.dtype == np.uint8
     assert ex.input_image["shape"] == [1, 64, 64, 3]

@@ -31,6 +31,7 @@ from torch import nn
 from ..engine import conv_layers, feature_maps, kernels, load_image, resolve_layer
 from ..engine.borrow import borrowed
 from ..engine.inputs import IMAGENET_MEAN, IMAGENET_STD, LoadedImage, prepare_input
+from ..engine.receptive import receptive_fields
 from ..render.colormaps import DIVERGING, SEQUENTIAL, colormap_bytes
 from ..render.kernel_display import rgb_filters
 from .base import _front_end
@@ -263,6 +264,7 @@ class LayerExplorer(anywidget.AnyWidget):
             raise ValueError("No layers to explore.")
         self._layer_names = names
         self._modules = dict(model.named_modules())
+        self._fields = receptive_fields(model, names)  # graph only: nothing runs
         self.title = f"{type(model).__name__}{note}"
         self._set_methods()
         self.on_msg(self._on_msg)
@@ -411,12 +413,17 @@ class LayerExplorer(anywidget.AnyWidget):
             kshape = (
                 [int(s) for s in module.weight.shape] if isinstance(module, nn.Conv2d) else None
             )
+            field = self._fields.get(name)
             info.append(
                 {
                     "name": name,
                     "type": type(module).__name__,
                     "shape": [int(s) for s in out.shape] if out.ndim == 3 else None,
                     "kernel_shape": kshape,
+                    # receptive field in the input tensor's pixels (None: outline proportionally)
+                    "rf": None if field is None else {
+                        **field.to_json(), "input": [int(x.shape[-2]), int(x.shape[-1])]
+                    },
                 }
             )
             if out.ndim != 3 or out.numel() == 0:

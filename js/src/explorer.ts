@@ -42,7 +42,7 @@ import { Coalescer } from "./requests";
 import { ensureStyles } from "./styles";
 import { pageRange } from "./tiling";
 import { type TileSource, mapSource, rgbSource, subStack } from "./tiles";
-import { proportionalBox } from "./zoom";
+import { type LayerField, inputOutline } from "./zoom";
 import { ZoomBox } from "./zoom_box";
 
 export interface LayerInfo {
@@ -52,6 +52,8 @@ export interface LayerInfo {
   shape: number[] | null;
   /** Conv kernels [O, I, kh, kw], or null for layers without kernels. */
   kernel_shape: number[] | null;
+  /** Receptive field of the layer's units, or null when unknown (outline proportionally). */
+  rf?: LayerField | null;
 }
 
 export interface ExplorerTraits {
@@ -579,8 +581,21 @@ export function renderExplorer(model: Model, host: HTMLElement): () => void {
       fOutline.hidden = true;
       return;
     }
-    const [x0, y0, x1, y1] = proportionalBox(h.row, h.col, h.source.height, h.source.width, image.height, image.width);
+    const info = currentLayer();
+    const shape = info?.shape;
+    // The field belongs to the layer's own maps (not to a grid of something else).
+    const field = shape && shape[1] === h.source.height && shape[2] === h.source.width ? info?.rf : null;
+    const outline = inputOutline(h.row, h.col, h.source.height, h.source.width, image.height, image.width, field);
+    const [x0, y0, x1, y1] = outline.box;
     const s = fImage.clientWidth / image.width;
+    fOutline.dataset.kind = outline.kind;
+    fOutline.dataset.box = JSON.stringify(outline.box);
+    fOutline.setAttribute(
+      "aria-label",
+      outline.kind === "receptive-field"
+        ? `receptive field of row ${h.row}, column ${h.col}: ${Math.round(x1 - x0)} by ${Math.round(y1 - y0)} pixels of the input`
+        : `position of row ${h.row}, column ${h.col} in the input`,
+    );
     fOutline.hidden = false;
     fOutline.style.left = `${fImage.offsetLeft + x0 * s}px`;
     fOutline.style.top = `${fImage.offsetTop + y0 * s}px`;

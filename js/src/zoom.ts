@@ -195,3 +195,41 @@ export function zoomGeometry(req: ZoomRequest): ZoomGeometry {
     markY: dy + (row - sy) * scale,
   };
 }
+
+/** A layer's receptive field as the Python side sends it: per axis [y, x], in input-tensor pixels. */
+export interface LayerField {
+  size: [number, number];
+  jump: [number, number];
+  start: [number, number];
+  /** Input tensor size [height, width] the field is measured in. */
+  input: [number, number];
+}
+
+export interface InputOutline {
+  box: Box;
+  kind: "receptive-field" | "proportional";
+}
+
+/**
+ * The region of the shown input image (imageHeight x imageWidth) to outline
+ * for map pixel (row, col) of a mapHeight x mapWidth map: the unit's
+ * receptive field when `field` is known (scaled from the input tensor's size
+ * to the image's, clipped), else the proportional position of the pixel.
+ */
+export function inputOutline(
+  row: number,
+  col: number,
+  mapHeight: number,
+  mapWidth: number,
+  imageHeight: number,
+  imageWidth: number,
+  field: LayerField | null | undefined,
+): InputOutline {
+  if (field && field.input[0] > 0 && field.input[1] > 0) {
+    const [x0, y0, x1, y1] = receptiveFieldBox(row, col, field, field.input[0], field.input[1]);
+    const sy = imageHeight / field.input[0];
+    const sx = imageWidth / field.input[1];
+    return { box: [x0 * sx, y0 * sy, x1 * sx, y1 * sy], kind: "receptive-field" };
+  }
+  return { box: proportionalBox(row, col, mapHeight, mapWidth, imageHeight, imageWidth), kind: "proportional" };
+}

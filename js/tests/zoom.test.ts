@@ -6,6 +6,7 @@ import {
   mapPixelAt,
   pixelBox,
   proportionalBox,
+  inputOutline,
   receptiveFieldBox,
   zoomGeometry,
 } from "../src/zoom";
@@ -152,5 +153,23 @@ describe("zoomGeometry", () => {
   it("rejects empty maps or boxes", () => {
     assert.throws(() => zoomGeometry({ mapHeight: 0, mapWidth: 7, row: 0, col: 0, boxWidth: 10, boxHeight: 10 }), RangeError);
     assert.throws(() => zoomGeometry({ mapHeight: 7, mapWidth: 7, row: 0, col: 0, boxWidth: 0, boxHeight: 10 }), RangeError);
+  });
+});
+
+describe("inputOutline", () => {
+  const field = { size: [7, 7] as [number, number], jump: [2, 2] as [number, number], start: [0.5, 0.5] as [number, number], input: [32, 32] as [number, number] };
+  it("outlines the receptive field, scaled from the input tensor to the shown image", () => {
+    // unit (3, 4): x from 0.5 - 3.5 + 8 = 5 to 12, y from 3 to 10, in a 32 px tensor; image 64 px
+    const o = inputOutline(3, 4, 16, 16, 64, 64, field);
+    assert.equal(o.kind, "receptive-field");
+    near(o.box, [10, 6, 24, 20]);
+  });
+  it("clips the field to the image", () => {
+    near(inputOutline(0, 0, 16, 16, 32, 32, field).box, [0, 0, 4, 4]);
+  });
+  it("falls back to the proportional position without a field", () => {
+    const o = inputOutline(1, 2, 4, 4, 32, 32, null);
+    assert.equal(o.kind, "proportional");
+    near(o.box, [16, 8, 24, 16]);
   });
 });

@@ -16,6 +16,9 @@ import time
 
 import pytest
 
+from cnnviz_widgets.demo import demo_model
+from cnnviz_widgets.engine.receptive import receptive_fields
+
 from .conftest import execute_cell, write_notebook
 
 pytestmark = pytest.mark.browser
@@ -166,6 +169,12 @@ def test_hover_shows_zoom_with_channel_value_and_input_outline(lab_page, artifac
     assert abs(value - float(maps[row, col])) <= step * 0.6 + 2e-3 * abs(value), (value, row, col)
     outline = panel(root, "features").locator(".cnnviz-outline")
     assert outline.is_visible()
+    # the outline is the unit's receptive field (3 x 3 for the first conv), in input pixels
+    assert outline.get_attribute("data-kind") == "receptive-field"
+    field = receptive_fields(demo_model().model, ["features.0"])["features.0"]
+    want = [min(max(v, 0), 64) for v in field.box(row, col)]
+    assert json.loads(outline.get_attribute("data-box")) == pytest.approx(want)
+    assert want[2] - want[0] == 3 or col in (0, 63)
     box = outline.bounding_box()
     image_box = panel(root, "features").locator(".cnnviz-input-canvas").bounding_box()
     # the centre pixel of a 64 x 64 map sits in the middle of the input image

@@ -1,0 +1,267 @@
+"""Receptive fields: which input pixels a unit of a layer can see.
+
+Found from the model's graph (``torch.fx`` symbolic trace, which runs nothing and leaves the
+model untouched) by composing, along every path from the input, the geometry of convolutions
+and pooling layers (Araujo, Norris and Sim, "Computing receptive fields of convolutional neural
+networks", Distill 2019). Per axis, with ``k = dilation * (kernel - 1) + 1``::
+
+    size'  = size + (k - 1) * jump
+    jump'  = jump * stride
+    start' = start + ((k - 1) / 2 - padding) * jump
+
+``start`` is the centre of unit 0's field in input-pixel coordinates (input pixel ``i`` covers
+``[i, i + 1)``, so the input itself has size 1, jump 1, start 0.5), and unit ``i`` sees
+``[start - size / 2 + i * jump, start + size / 2 + i * jump)``: the same convention as
+``receptiveFieldBox`` in ``js/src/zoom.ts``, which draws it.
+
+Where branches meet (residual additions, concatenation, element-wise products) the field is
+the union of theirs. Branches pooled to a single value (squeeze-and-excitation gates, which see
+the whole image) are left out of that union, so the field shown is that of the spatial path.
+A layer after an operation of unknown geometry (upsampling, reshapes, permutes, a model fx
+cannot trace) gets no field; the explorer then outlines the proportional position instead.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import LayerRef, resolve_layers
+
+Pair = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Receptive field of a layer's units, per axis ``(y, x)``, in input pixels.
+
+    Attributes:
+        size: extent of one unit's field (px; before clipping to the image).
+        jump: distance between the fields of neighbouring units (px), the layer's total stride.
+        start: centre of unit ``(0, 0)``'s field (px; 0.5 is the centre of input pixel 0).
+    """
+
+    size: Pair
+    jump: Pair
+    start: Pair
+
+    def box(self, row: int, col: int) -> tuple[float, float, float, float]:
+        """``(x0, y0, x1, y1)`` of unit ``(row, col)``'s field, unclipped."""
+        y0 = self.start[0] - self.size[0] / 2 + row * self.jump[0]
+        x0 = self.start[1] - self.size[1] / 2 + col * self.jump[1]
+        return x0, y0, x0 + self.size[1], y0 + self.size[0]
+
+    def to_json(self) -> dict[str, list[float]]:
+        """``{"size": [y, x], "jump": [y, x], "start": [y, x]}`` for the front end."""
+        return {"size": list(self.size), "jump": list(self.jump), "start": list(self.start)}
+
+
+INPUT_FIELD = ReceptiveField(size=(1.0, 1.0), jump=(1.0, 1.0), start=(0.5, 0.5))
+
+_UNKNOWN = object()
+"""Spatial data whose field was lost (an operation of unknown geometry)."""
+_GLOBAL = object()
+"""Data pooled over the whole image (one value per channel)."""
+
+_ELEMENTWISE_MODULES = (
+    nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm, nn.LocalResponseNorm,
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
+    nn.Mish, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Softplus,
+    nn.Dropout, nn.Dropout2d, nn.AlphaDropout, nn.Identity,
+)
+_ELEMENTWISE_FUNCTIONS = {
+    operator.add, operator.iadd, operator.mul, operator.imul, operator.sub, operator.isub,
+    operator.truediv, operator.itruediv, operator.neg,
+    torch.add, torch.mul, torch.sub, torch.div, torch.cat, torch.relu, torch.relu_,
+    torch.sigmoid, torch.tanh, torch.clamp, torch.clone,
+    F.relu, F.relu_, F.relu6, F.leaky_relu, F.gelu, F.silu, F.hardswish, F.hardsigmoid,
+    F.hardtanh, F.dropout, F.batch_norm, F.sigmoid, F.tanh, F.elu,
+}
+_ELEMENTWISE_METHODS = {
+    "add", "add_", "mul", "mul_", "sub", "sub_", "div", "div_", "relu", "relu_", "sigmoid",
+    "sigmoid_", "tanh", "clamp", "clamp_", "contiguous", "clone", "float", "to", "type_as",
+}
+_GLOBAL_MODULES = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+_GLOBAL_FUNCTIONS = {F.adaptive_avg_pool2d, F.adaptive_max_pool2d}
+
+
+def _pair(v: Any) -> Pair:
+    if isinstance(v, (tuple, list)):
+        return float(v[0]), float(v[-1])
+    return float(v), float(v)
+
+
+def _compose(
+    rf: ReceptiveField, kernel: Any, stride: Any, padding: Any, dilation: Any = 1
+) -> ReceptiveField:
+    """The field after a sliding window (convolution or pooling) over ``rf``'s grid."""
+    k, s, d = _pair(kernel), _pair(stride), _pair(dilation)
+    span = tuple((d[i] * (k[i] - 1) + 1) for i in (0, 1))
+    if padding == "same":
+        pad = tuple(math.floor((span[i] - 1) / 2) for i in (0, 1))
+    elif padding == "valid":
+        pad = (0.0, 0.0)
+    else:
+        pad = _pair(padding)
+    return ReceptiveField(
+        size=tuple(rf.size[i] + (span[i] - 1) * rf.jump[i] for i in (0, 1)),  # type: ignore[arg-type]
+        jump=tuple(rf.jump[i] * s[i] for i in (0, 1)),  # type: ignore[arg-type]
+        start=tuple(  # type: ignore[arg-type]
+            rf.start[i] + ((span[i] - 1) / 2 - pad[i]) * rf.jump[i] for i in (0, 1)
+        ),
+    )
+
+
+def _union(fields: Sequence[Any]) -> Any:
+    """Union of the spatial fields among ``fields`` (globals and constants left out)."""
+    if any(f is _UNKNOWN for f in fields):
+        return _UNKNOWN
+    spatial = [f for f in fields if isinstance(f, ReceptiveField)]
+    if not spatial:
+        return _GLOBAL if any(f is _GLOBAL for f in fields) else None
+    first = spatial[0]
+    if any(f.jump != first.jump for f in spatial):
+        return _UNKNOWN  # grids of different strides: not one field per unit
+    lo = [min(f.start[i] - f.size[i] / 2 for f in spatial) for i in (0, 1)]
+    hi = [max(f.start[i] + f.size[i] / 2 for f in spatial) for i in (0, 1)]
+    return ReceptiveField(
+        size=(hi[0] - lo[0], hi[1] - lo[1]),
+        jump=first.jump,
+        start=((lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2),
+    )
+
+
+def _flat_args(args: Iterable[Any]) -> list[Any]:
+    out: list[Any] = []
+    for a in args:
+        if isinstance(a, (list, tuple)):
+            out.extend(_flat_args(a))
+        else:
+            out.append(a)
+    return out
+
+
+def _window_args(
+    fn: Any, args: tuple, kwargs: dict, attribute: Any
+) -> tuple[Any, Any, Any, Any] | None:
+    """``(kernel, stride, padding, dilation)`` of a functional conv/pool call, or None."""
+    def get(i: int, name: str, default: Any) -> Any:
+        return args[i] if len(args) > i else kwargs.get(name, default)
+
+    if fn is F.conv2d:
+        weight = get(1, "weight", None)
+        if not (isinstance(weight, torch.fx.Node) and weight.op == "get_attr"):
+            return None
+        try:
+            shape = attribute(str(weight.target)).shape
+        except AttributeError:
+            return None
+        return tuple(shape[-2:]), get(3, "stride", 1), get(4, "padding", 0), get(5, "dilation", 1)
+    if fn in (F.max_pool2d, F.avg_pool2d):
+        kernel = get(1, "kernel_size", None)
+        stride = get(2, "stride", None) or kernel
+        dilation = get(4, "dilation", 1) if fn is F.max_pool2d else 1
+        return kernel, stride, get(3, "padding", 0), dilation
+    return None
+
+
+def _module_field(module: nn.Module, inputs: list[Any]) -> Any:
+    src = _union(inputs)
+    if not isinstance(src, ReceptiveField):
+        return src if src is not None else _UNKNOWN
+    if isinstance(module, nn.Conv2d):
+        return _compose(src, module.kernel_size, module.stride, module.padding, module.dilation)
+    if isinstance(module, nn.MaxPool2d):
+        return _compose(src, module.kernel_size, module.stride, module.padding, module.dilation)
+    if isinstance(module, nn.AvgPool2d):
+        return _compose(src, module.kernel_size, module.stride, module.padding)
+    if isinstance(module, _GLOBAL_MODULES):
+        return _GLOBAL
+    if isinstance(module, _ELEMENTWISE_MODULES):
+        return src
+    return _UNKNOWN
+
+
+def receptive_fields(
+    model: nn.Module, layers: LayerRef | Sequence[LayerRef] | None = None
+) -> dict[str, ReceptiveField]:
+    """Receptive field of each of ``layers`` (default: every leaf module) that has one.
+
+    Args:
+        model: the network; traced symbolically (nothing runs, nothing is changed).
+        layers: names or modules. Fields are found for modules that are single steps of the
+            traced graph (convolutions, pooling, activations, ...); a module called several
+            times gets the field of its first call.
+
+    Returns:
+        ``{name: ReceptiveField}`` for the layers whose field is known; empty when the model
+        cannot be traced (data-dependent control flow). Layers without a known field are left
+        out rather than given a wrong one.
+    """
+    try:
+        traced = torch.fx.symbolic_trace(model)
+    except Exception:  # models fx cannot trace: no fields, callers fall back
+        return {}
+    graph = traced.graph
+
+    def attribute(target: str) -> Any:
+        obj: Any = traced
+        for part in target.split("."):
+            obj = getattr(obj, part)
+        return obj
+    wanted = None if layers is None else set(resolve_layers(model, layers))
+    modules = dict(model.named_modules())
+    fields: dict[torch.fx.Node, Any] = {}
+    found: dict[str, ReceptiveField] = {}
+    first_input = True
+    for node in graph.nodes:
+        inputs = [fields.get(a) for a in _flat_args(node.args) if isinstance(a, torch.fx.Node)]
+        inputs += [
+            fields.get(a) for a in _flat_args(node.kwargs.values()) if isinstance(a, torch.fx.Node)
+        ]
+        if node.op == "placeholder":
+            field: Any = INPUT_FIELD if first_input else None
+            first_input = False
+        elif node.op == "call_module":
+            field = _module_field(modules[str(node.target)], inputs)
+            name = str(node.target)
+            if (
+                isinstance(field, ReceptiveField)
+                and name not in found
+                and (wanted is None or name in wanted)
+            ):
+                found[name] = field
+        elif node.op == "call_function":
+            field = _function_field(node, inputs, attribute)
+        elif node.op == "call_method":
+            field = _union(inputs) if node.target in _ELEMENTWISE_METHODS else (
+                _UNKNOWN if any(i is not None for i in inputs) else None
+            )
+        else:  # get_attr (constants, parameters), output
+            field = None
+        fields[node] = field
+    return found
+
+
+def _function_field(node: torch.fx.Node, inputs: list[Any], attribute: Any) -> Any:
+    fn = node.target
+    src = _union(inputs)
+    if fn in _GLOBAL_FUNCTIONS:
+        return _GLOBAL if src is not None else None
+    window = _window_args(fn, tuple(node.args), dict(node.kwargs), attribute)
+    if window is not None:
+        if not isinstance(src, ReceptiveField):
+            return _UNKNOWN
+        return _compose(src, *window)
+    if fn in _ELEMENTWISE_FUNCTIONS:
+        return src
+    if fn is getattr or src is None:
+        return None  # a tensor's attribute (its shape), or arithmetic on constants
+    return _UNKNOWN
