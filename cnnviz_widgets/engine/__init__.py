@@ -25,6 +25,7 @@ from .inputs import (
 from .kernels import kernels
 from .layers import LayerNotFoundError, NoConvLayersError, conv_layers, resolve_layer
 from .metrics import average_drop, deletion_auc, insertion_auc, pointing_game
+from .receptive import ReceptiveField, receptive_fields
 from .saliency import available_saliency_methods, saliency, saliency_map
 from .targets import OutputSelectionError, TargetError
 
@@ -39,6 +40,7 @@ __all__ = [
     "LoadedImage",
     "NoConvLayersError",
     "OutputSelectionError",
+    "ReceptiveField",
     "TargetError",
     "activation_max",
     "available_saliency_methods",
@@ -55,6 +57,7 @@ __all__ = [
     "normalize",
     "pointing_game",
     "prepare_input",
+    "receptive_fields",
     "resolve_layer",
     "saliency",
     "saliency_map",
