@@ -91,6 +91,8 @@ type Model = AnyModel<ExplorerTraits>;
 export const PAGE_SIZE = 256;
 /** Front-end cache budget, bytes. */
 export const CACHE_BYTES = 256 * 1024 * 1024;
+/** No message from Python this long after a request: say the kernel may be gone (ms). */
+export const KERNEL_SILENCE_MS = 10_000;
 const FALLBACK_WIDTH = 640;
 const TAB_TITLES: Record<string, string> = {
   kernels: "Kernels",
@@ -220,7 +222,35 @@ export function renderExplorer(model: Model, host: HTMLElement): () => void {
     requests += 1;
     root.dataset.requests = String(requests);
     model.send({ type: "request", id, key, kind, ...params });
+    watchKernel();
   }
+  // A notebook reopened with its saved widgets, or a restarted kernel: requests go unanswered.
+  // Say so instead of showing "loading…" for ever; any message from Python clears it.
+  let silence: ReturnType<typeof setTimeout> | null = null;
+  function watchKernel(): void {
+    if (silence !== null) return;
+    silence = setTimeout(() => {
+      silence = null;
+      if (sentAt.size === 0) return;
+      status.hidden = false;
+      progress.removeAttribute("value"); // indeterminate: no progress is known
+      statusText.textContent =
+        "Waiting for Python… If the kernel was restarted or this notebook was reopened, run the cell again.";
+      root.dataset.kernelSilent = "true";
+    }, KERNEL_SILENCE_MS);
+  }
+  function heardFromKernel(): void {
+    if (silence !== null) clearTimeout(silence);
+    silence = null;
+    if (root.dataset.kernelSilent) {
+      delete root.dataset.kernelSilent;
+      status.hidden = true;
+    }
+    if (sentAt.size > 0) watchKernel();
+  }
+  cleanups.push(() => {
+    if (silence !== null) clearTimeout(silence);
+  });
 
   // ---------- input image ----------
   let image: RgbStack | null = null;
@@ -1056,6 +1086,7 @@ export function renderExplorer(model: Model, host: HTMLElement): () => void {
 
   // ---------- messages from Python ----------
   function onMessage(msg: unknown, buffers: unknown): void {
+    heardFromKernel();
     let m: Incoming | null;
     try {
       m = parseIncoming(msg);

@@ -509,3 +509,42 @@ def reference_features(layer: str):
         ex = LayerExplorer(background=False)
         _REFERENCE[layer] = feature_maps(ex.model, ex.input_tensor, [layer])[layer][0].numpy()
     return _REFERENCE[layer]
+
+
+def test_a_lost_kernel_is_reported_not_loading_for_ever(jupyter_server, browser, artifacts):
+    import urllib.request
+
+    write_notebook(jupyter_server.root / "silent.ipynb", [
+        "import torch\ntorch.set_num_threads(1)\nfrom cnnviz_widgets import LayerExplorer\n"
+        "LayerExplorer()"
+    ])
+    context = browser.new_context(viewport={"width": 1200, "height": 1000})
+    page = context.new_page()
+    try:
+        page.goto(jupyter_server.url("lab/tree/silent.ipynb"))
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                               timeout=120_000)
+        execute_cell(page, 0)
+        root = page.locator(".cnnviz-explorer")
+        root.wait_for(timeout=120_000)
+        wait_tiles(page, panel(root, "features").locator("canvas.cnnviz-grid"), 16)
+        # the kernel goes away (as after a restart, or a notebook reopened with saved widgets)
+        with urllib.request.urlopen(jupyter_server.url("api/kernels")) as resp:
+            kernels = json.load(resp)
+        for kernel in kernels:
+            req = urllib.request.Request(jupyter_server.url(f"api/kernels/{kernel['id']}"),
+                                         method="DELETE")
+            urllib.request.urlopen(req).close()
+        slider = panel(root, "features").get_by_label("Layer", exact=True)
+        slider.focus()
+        page.keyboard.press("End")  # a layer whose maps were not sent yet
+        page.wait_for_function("(el) => el.dataset.kernelSilent === 'true'",
+                               arg=root.element_handle(), timeout=30_000)
+        status = root.locator(".cnnviz-status")
+        assert status.is_visible() and "run the cell again" in status.text_content()
+        root.screenshot(path=str(artifacts / "explorer_kernel_gone.png"))
+    except Exception:
+        page.screenshot(path=str(artifacts / "explorer_kernel_gone_failure.png"))
+        raise
+    finally:
+        context.close()
