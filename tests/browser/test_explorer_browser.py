@@ -188,6 +188,29 @@ def test_hover_shows_zoom_with_channel_value_and_input_outline(lab_page, artifac
     page.mouse.move(5, 5)
     zoom.wait_for(state="hidden", timeout=5000)
 
+    # deep layer: 8 x 8 maps whose units see 54 x 54 pixels, 8 apart
+    slider = panel(root, "features").get_by_label("Layer", exact=True)
+    slider.focus()
+    page.keyboard.press("End")
+    wait_tiles(page, grid, 128)
+    x, y = tile_centre(page, grid, 3)
+    page.mouse.move(x, y)
+    zoom.wait_for(state="visible", timeout=5000)
+    row, col = map(int, re.search(r"row (\d+), col (\d+)", zoom.text_content()).groups())
+    field = receptive_fields(demo_model().model, ["features.11"])["features.11"]
+    assert field.size == (54.0, 54.0) and field.jump == (8.0, 8.0)
+    want = [min(max(v, 0), 64) for v in field.box(row, col)]
+    assert outline.get_attribute("data-kind") == "receptive-field"
+    assert json.loads(outline.get_attribute("data-box")) == pytest.approx(want)
+    box = outline.bounding_box()
+    assert box["width"] > image_box["width"] * 0.5  # most of the image, not one 8 px cell
+    page.screenshot(path=str(artifacts / "explorer_hover_receptive_field.png"),
+                    clip={"x": max(0, x - 420), "y": max(0, y - 200), "width": 800, "height": 450})
+    page.mouse.move(5, 5)
+    slider.focus()
+    page.keyboard.press("Home")
+    wait_tiles(page, grid, 16)
+
 
 def test_colormap_change_redraws_without_a_kernel_message(lab_page, artifacts):
     page = lab_page
