@@ -130,6 +130,10 @@ def default_layer(model: nn.Module, x: torch.Tensor | None = None) -> str:
     dropout and identity layers are passed over. A container finishes after its children, so a
     block is preferred to its last sub-layer (``layer4`` for a ResNet, ``features`` for VGG and
     DenseNet, ``Mixed_7c`` for Inception v3), the layers the reference libraries recommend.
+    Transformers (token outputs) get the first norm of their last block instead
+    (:func:`~cnnviz_widgets.engine.cam.tokens.token_default_layer`: ``encoder.layers.
+    encoder_layer_11.ln_1`` for torchvision's ``vit_b_16``, ``features.7.1.norm1`` for
+    ``swin_t``), as pytorch-grad-cam recommends; a CAM there folds the tokens into a grid.
 
     Raises:
         ValueError: no module outputs a spatial grid (e.g. a vision transformer without a
@@ -137,17 +141,40 @@ def default_layer(model: nn.Module, x: torch.Tensor | None = None) -> str:
     """
     if x is None:
         channels = first_conv_channels(model)
-        x = torch.zeros(1, channels, 224, 224, device=model_device(model), dtype=model_dtype(model))
+        side = getattr(model, "image_size", 224)  # torchvision's ViT takes only its own size
+        side = side if isinstance(side, int) and not isinstance(side, bool) else 224
+        device, dtype = model_device(model), model_dtype(model)
+        x = torch.zeros(1, channels, side, side, device=device, dtype=dtype)
     trace = trace_modules(model, x)
+    from .cam.tokens import token_default_layer  # lazy: engine.cam imports this module
+
+    token_layer = token_default_layer(model, trace.call_order, trace.output_shapes)
+    if token_layer is not None:
+        return token_layer
     modules = dict(model.named_modules())
-    best = None
-    for name in trace.call_order:
+
+    def grid(name: str) -> bool:
         shape = trace.output_shapes.get(name)
-        if shape is None or len(shape) != 4 or shape[2] * shape[3] <= 1:
-            continue
-        if isinstance(modules[name], _NOT_A_FEATURE_LAYER):
-            continue
-        best = name
+        return shape is not None and len(shape) == 4 and shape[2] * shape[3] > 1
+
+    def in_pooled_branch(name: str) -> bool:
+        # inside a branching block (not a plain Sequential) whose own output has no grid:
+        # a branch of Inception's Mixed_7a at 75 px, not the network's main path
+        parts = name.split(".")
+        parents = (".".join(parts[:i]) for i in range(1, len(parts)))
+        return any(
+            not isinstance(modules[p], (nn.Sequential, nn.ModuleList, nn.ModuleDict))
+            and not grid(p)
+            for p in parents
+        )
+
+    candidates = [
+        name
+        for name in trace.call_order
+        if grid(name) and not isinstance(modules[name], _NOT_A_FEATURE_LAYER)
+    ]
+    main_path = [name for name in candidates if not in_pooled_branch(name)]
+    best = (main_path or candidates or [None])[-1]
     if best is None:
         raise ValueError(
             f"No layer of {type(model).__name__} outputs a spatial grid (N, C, H, W) for an "

@@ -81,7 +81,7 @@ class AblationCAM(CamMethod):
     defaults: ClassVar[dict[str, Any]] = {"ablation_value": None}
 
     def weights(self, layer: LayerData, run: Run) -> torch.Tensor:
-        if run.reshape is not None:
+        if run.reshape is not None and getattr(run.reshape, "changed", True):
             raise CamMethodError(
                 "AblationCAM does not support reshape= yet: the ablated channels must be "
                 "written back in the layer's own output layout."

@@ -21,6 +21,7 @@ from .pipeline import layer_raw_maps
 from .progress import ProgressArg
 from .registry import method_class
 from .scaling import aggregate, minmax, scale_maps
+from .tokens import auto_reshape
 
 RESNET_STAGES = ("layer1", "layer2", "layer3", "layer4")
 RESNET_BLOCKS = ("BasicBlock", "Bottleneck")
@@ -91,6 +92,8 @@ def _maps(
     augmented batch; :func:`_smoothed` finishes them."""
     n = x.shape[0]
     size = (x.shape[-2], x.shape[-1])
+    if reshape is None and not impl.whole_model:
+        reshape = auto_reshape(model, list(layers), size)  # token/channels-last layers
     if aug_smooth:
         _check_target_count(target, n)
         x, target = augment(x), repeat_target(target, n)
@@ -174,6 +177,9 @@ def cam(
             are channels x images) or ``"tqdm"``.
         reshape: a function applied to the layer's output and its gradient to make them
             ``(N, C, H, W)`` (for layers with another layout; not with AblationCAM yet).
+            ``None``: ViT token sequences and Swin's channels-last grids are folded into a grid
+            automatically where that is unambiguous, else a ``TokenLayoutError`` names the fix
+            (:mod:`~cnnviz_widgets.engine.cam.tokens`).
         **options: method options: ``kernel``/``gamma`` (KPCA_CAM), ``k`` (FEM),
             ``ablation_value`` (AblationCAM).
 
