@@ -297,6 +297,11 @@ def prepare_input(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
                 f"convolution takes {want}. Pass (N, {want}, H, W) images"
                 + (" (drop the alpha channel of RGBA images)." if have == 4 and want == 3 else ".")
             )
+    if x.device.type == "meta":
+        raise ImageInputError(
+            "The input is a meta-device tensor: it has a shape but no values. Pass a tensor "
+            "with data (on any device; it is moved to the model's device)."
+        )
     with torch.inference_mode(False):
         x = x.detach().to(device=model_device(model), dtype=model_dtype(model)).clone()
     if not bool(torch.isfinite(x).all()):

@@ -129,7 +129,10 @@ def conv_layers(model: nn.Module) -> dict[str, nn.Conv2d]:
     The order is observed once per model structure by a small dry run (one forward of a zero
     image, no gradients, eval mode, model left as it was) and cached; where the model cannot be
     dry-run with an image (unusual input signature), definition order (``named_modules()``) is
-    used, which is the forward order of every torchvision classification model.
+    used, which is the forward order of every torchvision classification model. Convs that the
+    dry run never calls are left out: the auxiliary heads of Inception v3 and GoogLeNet
+    (``AuxLogits``, ``aux1``/``aux2``) run only in training mode, so they have no feature maps;
+    :func:`~cnnviz_widgets.engine.kernels.kernels` still takes them by name.
 
     Raises:
         NoConvLayersError: the model has no Conv2d layer.
@@ -150,4 +153,6 @@ def conv_layers(model: nn.Module) -> dict[str, nn.Conv2d]:
 
     order = execution_order(model)
     ranked = sorted(convs, key=lambda n: order.get(n, len(order)))
+    if order:  # convs the eval-mode forward never calls (auxiliary heads) have no feature map
+        ranked = [name for name in ranked if name in order] or ranked
     return {name: convs[name] for name in ranked}

@@ -136,6 +136,11 @@ def resolve_targets(scores: torch.Tensor, target: Target) -> list[int | Callable
     if isinstance(target, (str, bytes)):
         raise TargetError(f"target must be an int, a list or a callable; got {target!r}.")
     if isinstance(target, torch.Tensor):
+        if target.is_floating_point() or target.is_complex():
+            raise TargetError(
+                f"target must be an integer class index (or one per image); got a {target.dtype} "
+                "tensor. Pass target.long() if its values are whole class numbers."
+            )
         target = target.tolist() if target.ndim else int(target)
     if isinstance(target, Sequence):
         if len(target) != n:
