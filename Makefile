@@ -43,7 +43,7 @@ demo: setup
 	$(PY) -m cnnviz_widgets demo --out $(OUT)
 
 lint: $(VENV)/.test
-	$(VENV)/bin/ruff check cnnviz_widgets tests benchmarks
+	$(VENV)/bin/ruff check cnnviz_widgets tests benchmarks tools notebooks
 
 pytest: setup-test
 	$(PY) -m pytest
