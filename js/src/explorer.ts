@@ -406,11 +406,14 @@ export function renderExplorer(model: Model, host: HTMLElement): () => void {
     });
     return section;
   }
-  function showPage(section: GridSection, source: TileSource, order: readonly number[]): void {
+  /** Show one page of `order`; `identity` names the pixels (see GridContent) so a grid seen before is shown again at once. */
+  function showPage(section: GridSection, source: TileSource, order: readonly number[], identity?: string): void {
     const page = pageRange(order.length, PAGE_SIZE, section.page);
     section.page = page.pageIndex;
     section.pager.update(page, order.length);
-    section.grid.setContent({ source, indices: order.slice(page.start, page.end) }, width(section.box));
+    const content = { source, indices: order.slice(page.start, page.end) };
+    const id = identity === undefined ? undefined : `${identity}|page ${page.pageIndex}`;
+    section.grid.setContent(id === undefined ? content : { ...content, identity: id }, width(section.box));
   }
 
   // ---------- pinned detail ----------
@@ -669,7 +672,8 @@ export function renderExplorer(model: Model, host: HTMLElement): () => void {
       entry.orders.set(orderName, order);
     }
     fMessage.hidden = true;
-    showPage(fSection, mapSource(stack, colorizer), order);
+    const identity = [key, str("cmap", "viridis"), colorizer.scale, JSON.stringify(range), orderName].join("|");
+    showPage(fSection, mapSource(stack, colorizer), order, identity);
     markPaint("features", t0);
   }
 

@@ -23,7 +23,16 @@ import { mapPixelAt } from "./zoom";
 export interface GridContent {
   source: TileSource;
   indices: readonly number[];
+  /**
+   * Everything the pixels depend on besides the layout (data, colours, order,
+   * page), when the caller can name it: the composited grid is then kept and
+   * shown again at once when the same content comes back (slider back).
+   */
+  identity?: string;
 }
+
+/** Bytes of composited grids kept for instant redraws (RGBA, 4 bytes a pixel). */
+export const COMPOSITE_BYTES = 96 * 1024 * 1024;
 
 export interface GridHover {
   source: TileSource;
@@ -62,6 +71,9 @@ export class GridView {
   private layout: GridLayout | null = null;
   private containerWidth = 0;
   private lastKey = "";
+  /** Composited grids by identity and layout, least recently used first. */
+  private readonly composites = new Map<string, ImageData>();
+  private compositeBytes = 0;
 
   constructor(parent: HTMLElement, options: GridViewOptions) {
     const doc = parent.ownerDocument;
@@ -135,6 +147,15 @@ export class GridView {
     const { source, indices } = content;
     this.canvas.hidden = false;
     const ctx = sizeCanvas(this.canvas, layout.width, layout.height);
+    const id = content.identity === undefined ? null : `${content.identity}|${this.lastKey}`;
+    const kept = id === null ? undefined : this.composites.get(id);
+    if (kept && kept.width === this.canvas.width && kept.height === this.canvas.height) {
+      this.composites.delete(id as string); // most recently used again
+      this.composites.set(id as string, kept);
+      ctx.putImageData(kept, 0, 0);
+      this.describe(indices.length, source, layout);
+      return;
+    }
     // Every tile is scaled (nearest neighbour) straight into one device-pixel buffer.
     const width = this.canvas.width;
     const image = ctx.createImageData(width, this.canvas.height);
@@ -169,7 +190,25 @@ export class GridView {
       blitNearest(source.width, (i) => words[i] as number, xs, ys, target, x0, y0);
     });
     ctx.putImageData(image, 0, 0);
-    this.canvas.dataset.tiles = String(indices.length);
+    if (id !== null) this.keep(id, image);
+    this.describe(indices.length, source, layout);
+  }
+
+  private keep(id: string, image: ImageData): void {
+    const bytes = image.data.byteLength;
+    if (bytes > COMPOSITE_BYTES / 2) return;
+    this.composites.set(id, image);
+    this.compositeBytes += bytes;
+    for (const [key, old] of this.composites) {
+      if (this.compositeBytes <= COMPOSITE_BYTES) break;
+      this.composites.delete(key);
+      this.compositeBytes -= old.data.byteLength;
+    }
+  }
+
+  private describe(count: number, source: TileSource, layout: GridLayout): void {
+    const indices = this.content?.indices ?? [];
+    this.canvas.dataset.tiles = String(count);
     this.canvas.dataset.layout = JSON.stringify({
       columns: layout.columns,
       rows: layout.rows,
@@ -180,7 +219,7 @@ export class GridView {
     });
     this.canvas.setAttribute(
       "aria-label",
-      `${this.options.label ?? "grid"}: ${indices.length} tiles of ${source.height} by ${source.width}`,
+      `${this.options.label ?? "grid"}: ${count} tiles of ${source.height} by ${source.width}`,
     );
   }
 
