@@ -100,3 +100,34 @@ def test_cell_progress_appears_only_for_slow_work_and_is_removed():
     with CellProgress("pass", enabled=False, delay=0.0, show=quiet.append) as bar:
         bar(1, 4)
     assert quiet == []
+
+
+def test_slow_first_pass_shows_a_progress_bar_in_the_cell_in_a_real_kernel():
+    """In a kernel, a first pass slower than 0.5 s displays an IntProgress under the cell."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    code = (
+        "import time, torch\n"
+        "from torch import nn\n"
+        "from cnnviz_widgets import LayerExplorer\n"
+        "torch.manual_seed(0)\n"
+        "class Slow(nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        time.sleep(0.25)\n"
+        "        return x\n"
+        "model = nn.Sequential(*[m for _ in range(4) for m in (nn.Conv2d(3, 3, 3, padding=1),"
+        " Slow())], nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2)).eval()\n"
+        "ex = LayerExplorer(model, torch.rand(3, 16, 16), size=16)\n"
+        "print('LAYERS', len(ex.layers))\n"
+    )
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    outputs = nb.cells[0].outputs
+    assert not [o for o in outputs if o.output_type == "error"], outputs
+    views = [o for o in outputs if o.output_type == "display_data"
+             and "application/vnd.jupyter.widget-view+json" in o.data]
+    assert len(views) == 1, outputs  # the progress bar (the explorer itself is not displayed)
+    assert any("LAYERS 4" in o.get("text", "") for o in outputs if o.output_type == "stream")
