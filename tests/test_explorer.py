@@ -208,6 +208,10 @@ def test_python_properties(demo):
         ex.target = 50
     ex.method = ex.cam_methods[0].lower()
     assert ex.method == ex.cam_methods[0]
+    ex.method = "GradCAM++"  # the engine's aliases work here too
+    assert ex.method == "GradCAMPlusPlus"
+    with pytest.raises(ValueError, match=r"unknown CAM method 'GradCAM\+\+\+'"):
+        ex.method = "GradCAM+++"
     version = ex.image_version
     ex.image = np.zeros((100, 80, 3), np.uint8)
     assert ex.image.shape == (64, 64, 3) and ex.image_version == version + 1

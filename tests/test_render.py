@@ -166,3 +166,24 @@ def test_show_cam_overlays_each_map():
     np.testing.assert_allclose(overlay, expected, atol=1e-6)
     with pytest.raises(ValueError, match="the image is"):
         show_cam(image, np.zeros((4, 4), np.float32))
+
+
+def test_figures_display_in_jupyter_without_pyplot():
+    """IPython's own display formatter (no inline backend registered) renders them as PNG."""
+    from IPython.core.formatters import DisplayFormatter
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))
+    fig = plot_kernels(model, "0")
+    data, _ = DisplayFormatter().format(fig)
+    assert data["image/png"][:8] == b"\x89PNG\r\n\x1a\n"
+    image = plt_imread_png(data["image/png"])
+    assert image.shape[0] > 50 and image.std() > 0.01  # a drawn figure, not a blank one
+
+
+def plt_imread_png(png: bytes):
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), np.float32) / 255

@@ -3,11 +3,13 @@
 Kernels use a diverging colormap centred on zero (``bwr``); a first layer on RGB input is shown
 as colour filters. Feature maps use a sequential colormap (``viridis``), each map scaled to its
 own range unless ``scale="layer"``. Figures are built without pyplot, so nothing is shown twice
-and nothing is left open; Jupyter displays a returned Figure, ``fig.savefig(path)`` writes it.
+and nothing is left open; a returned figure shows itself in Jupyter as a PNG (its ``_repr_png_``,
+whether or not ``%matplotlib inline`` ran), ``fig.savefig(path)`` writes it.
 """
 
 from __future__ import annotations
 
+import io
 from typing import Literal
 
 import matplotlib
@@ -23,6 +25,15 @@ from .mosaic import grid_shape, mosaic
 from .quantize import as_numpy
 
 
+class NotebookFigure(Figure):
+    """A matplotlib ``Figure`` that IPython displays as a PNG without pyplot."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", bbox_inches="tight")
+        return buffer.getvalue()
+
+
 def _with_white_gaps(cmap: str) -> Colormap:
     """The colormap with NaN (the gaps between tiles) drawn white."""
     return matplotlib.colormaps[cmap].with_extremes(bad="white")
@@ -31,7 +42,7 @@ def _with_white_gaps(cmap: str) -> Colormap:
 def _figure_for_grid(rows: int, cols: int, tile_px: float, extra_cols: int = 0) -> Figure:
     width = max(3.0, min(16.0, (cols + extra_cols) * tile_px / 40 + 0.5))
     height = max(2.0, min(16.0, width * rows / max(cols + extra_cols, 1) + 0.8))
-    return Figure(figsize=(width, height), layout="constrained")
+    return NotebookFigure(figsize=(width, height), layout="constrained")
 
 
 def plot_kernels(
@@ -159,7 +170,7 @@ def show_cam(
     """
     panels = maps if isinstance(maps, dict) else {"": maps}
     rows, cols = grid_shape(len(panels), ncols)
-    fig = Figure(figsize=(2.6 * cols, 2.6 * rows + 0.3), layout="constrained")
+    fig = NotebookFigure(figsize=(2.6 * cols, 2.6 * rows + 0.3), layout="constrained")
     colormap = matplotlib.colormaps[cmap]
     for i, (title, m) in enumerate(panels.items()):
         m = np.asarray(m, dtype=np.float32)

@@ -13,6 +13,7 @@ Traits hold the state a person can change from code (``explorer.layer = "feature
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -308,7 +309,17 @@ class LayerExplorer(anywidget.AnyWidget):
 
     @method.setter
     def method(self, name: str) -> None:
-        self.cam_method = self._canonical(name, self.cam_methods, "CAM method")
+        self.cam_method = self._cam_method(name)
+
+    def _cam_method(self, name: Any) -> str:
+        """The canonical name of a CAM method, aliases included (``"GradCAM++"``)."""
+        from ..engine.cam.registry import method_class
+
+        if isinstance(name, str):
+            # unknown names fall through: _canonical raises the message listing the choices
+            with contextlib.suppress(Exception):
+                name = method_class(name).name
+        return self._canonical(name, self.cam_methods, "CAM method")
 
     @property
     def target(self) -> int | None:
@@ -561,7 +572,7 @@ class LayerExplorer(anywidget.AnyWidget):
         if kind == "kernels" and not isinstance(self._modules[p["layer"]], nn.Conv2d):
             raise MessageError(f"{p['layer']} is not a Conv2d: it has no kernels")
         if kind in ("cam", "metrics"):
-            p["method"] = self._canonical(msg.get("method"), self.cam_methods, "CAM method")
+            p["method"] = self._cam_method(msg.get("method"))
             p["layer"] = self._check_layer(msg.get("layer"), list(self.cam_layers))
             p["target"] = self._check_target(msg.get("target"))
         if kind == "saliency":
