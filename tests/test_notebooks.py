@@ -1,0 +1,376 @@
+"""The course notebooks (``notebooks/0*.ipynb``): generated, well formed, and they run.
+
+* ``build_notebooks.py`` regenerates exactly the committed notebooks (they never drift).
+* Each notebook starts with its "Open in Colab" badge and the install cell, has no outputs,
+  uses the ``python3`` kernelspec, and every exercise is followed by a collapsed solution.
+* Each notebook executes headless with nbclient in the venv's python (one torch thread, no
+  network) within a time budget, with no error and no stderr output; widget cells record a
+  widget view whose state was saved, matplotlib cells produce non-blank images, and the numbers
+  the prose relies on (pytorch-grad-cam parity, hook counts, completeness, ...) are checked.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import importlib.util
+import io
+import re
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+NAMES = [
+    "00_quick_tour",
+    "01_kernels",
+    "02_feature_maps",
+    "03_class_activation_maps",
+    "04_saliency_and_activation_maximization",
+]
+COLAB = "https://colab.research.google.com/github/cnnviz/cnnviz-widgets/blob/main/notebooks/"
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_CLASSES = {
+    "LayerExplorer": None,
+    "KernelsView": ["kernels"],
+    "FeatureMapsView": ["features"],
+    "CamView": ["cam"],
+    "SaliencyView": ["saliency"],
+    "ActivationMaxView": ["actmax"],
+    "DrawingPad": ["draw"],
+}
+WIDGET_VARIABLES = {"explorer", "mine", "maps_view"}
+PLOT_CALLS = ("plt.show()", "plot_kernels(", "plot_feature_maps(", "show_cam(")
+# Widget views each notebook must display (a lower bound: a cell that shows one must show it).
+MIN_WIDGETS = {"00": 9, "01": 2, "02": 2, "03": 1, "04": 2}
+CELL_TIMEOUT_S = 120
+NOTEBOOK_BUDGET_S = 90  # 10-30 s each on one thread of a 2-core machine
+PRETRAINED_CELL_S = 30  # a cell whose ImageNet download fails (offline) must not hang
+CAM_METHODS = [
+    "GradCAM", "GradCAMPlusPlus", "XGradCAM", "HiResCAM", "LayerCAM", "GradCAMElementWise",
+    "EigenCAM", "EigenGradCAM", "KPCA_CAM", "FEM", "ScoreCAM", "AblationCAM", "FullGrad",
+]
+
+
+def load(name: str):
+    return nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+
+
+def code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def text_of(cell, stream: str = "stdout") -> str:
+    return "".join(o.get("text", "") for o in cell.outputs
+                   if o.output_type == "stream" and o.name == stream)
+
+
+def cell_with(nb, snippet: str):
+    """The one code cell whose source contains ``snippet``."""
+    found = [c for c in code_cells(nb) if snippet in c.source]
+    assert len(found) == 1, f"{len(found)} cells contain {snippet!r}"
+    return found[0]
+
+
+def number(pattern: str, text: str) -> float:
+    match = re.search(pattern, text)
+    assert match, f"{pattern!r} not found in {text!r}"
+    return float(match.group(1))
+
+
+# ---------------------------------------------------------------------------------------------
+# The files
+# ---------------------------------------------------------------------------------------------
+
+
+def test_build_script_regenerates_the_committed_notebooks():
+    spec = importlib.util.spec_from_file_location("build_notebooks",
+                                                  NOTEBOOK_DIR / "build_notebooks.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    built = {nb.name: build.render(nb) for nb in build.all_notebooks()}
+    assert sorted(built) == NAMES
+    on_disk = sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb"))
+    assert on_disk == NAMES, "a notebook on disk is not written by build_notebooks.py"
+    for name, text in built.items():
+        committed = (NOTEBOOK_DIR / f"{name}.ipynb").read_text(encoding="utf-8")
+        assert committed == text, (
+            f"{name}.ipynb differs from what build_notebooks.py writes; run "
+            "python notebooks/build_notebooks.py")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_badge_install_cell_kernelspec_and_no_outputs(name):
+    nb = load(name)
+    nbformat.validate(nb)
+    assert nb.metadata.kernelspec.name == "python3"
+    first, second = nb.cells[0], nb.cells[1]
+    assert first.cell_type == "markdown" and first.source.startswith("# ")
+    badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]" \
+            f"({COLAB}{name}.ipynb)"
+    assert badge in first.source
+    assert second.cell_type == "code"
+    assert "import cnnviz_widgets\nexcept ImportError:\n    %pip install" in second.source
+    for cell in code_cells(nb):
+        assert cell.outputs == [] and cell.execution_count is None, cell.source[:60]
+    assert "widgets" not in nb.metadata
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_exercise_has_a_collapsed_solution(name):
+    nb = load(name)
+    exercises = [i for i, c in enumerate(nb.cells)
+                 if c.cell_type == "markdown" and c.source.startswith("### Exercise")]
+    assert exercises, f"{name} has no exercise"
+    for i in exercises:
+        nxt = nb.cells[i + 1]
+        hidden_code = (nxt.cell_type == "code"
+                       and nxt.metadata.get("jupyter", {}).get("source_hidden") is True
+                       and nxt.metadata.get("cellView") == "form"
+                       and "solution" in nxt.metadata.get("tags", [])
+                       and nxt.source.startswith("#@title Solution"))
+        details = (nxt.cell_type == "markdown"
+                   and nxt.source.startswith("<details><summary>Solution</summary>")
+                   and nxt.source.rstrip().endswith("</details>"))
+        assert hidden_code or details, f"exercise in cell {i} has no solution after it"
+
+
+# ---------------------------------------------------------------------------------------------
+# Execution
+# ---------------------------------------------------------------------------------------------
+
+_EXECUTED: dict[str, tuple[object, float]] = {}
+
+
+@pytest.fixture(scope="module")
+def kernel_env(tmp_path_factory):
+    """One torch thread in the kernel (as in the rest of the suite), a scratch working dir."""
+    mp = pytest.MonkeyPatch()
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        mp.setenv(var, "1")
+    yield tmp_path_factory.mktemp("notebook_runs")
+    mp.undo()
+
+
+def execute(name: str, workdir: Path):
+    """The executed notebook and its wall time (each notebook runs once per session)."""
+    if name not in _EXECUTED:
+        nb = load(name)
+        client = nbclient.NotebookClient(
+            nb, kernel_name="python3", timeout=CELL_TIMEOUT_S,
+            resources={"metadata": {"path": str(workdir)}})
+        start = time.monotonic()
+        try:
+            client.execute()
+        except nbclient.exceptions.CellExecutionError as err:
+            pytest.fail(f"{name} failed: {str(err)[-2000:]}")
+        _EXECUTED[name] = (nb, time.monotonic() - start)
+    return _EXECUTED[name]
+
+
+def test_kernel_is_this_venv_python(kernel_env):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3",
+                              "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("import sys\nprint(sys.executable)")]
+    nbclient.NotebookClient(nb, kernel_name="python3", timeout=60).execute()
+    assert text_of(nb.cells[0]).strip() == sys.executable
+
+
+def last_expression(source: str) -> ast.expr | None:
+    code = "\n".join(line[: len(line) - len(line.lstrip())] + "pass"
+                     if line.lstrip().startswith("%") else line
+                     for line in source.splitlines())  # IPython magics are not Python
+    body = ast.parse(code).body
+    if not body:
+        return None
+    last = body[-1]
+    return last.value if isinstance(last, ast.Expr) else None
+
+
+def expects_widget(source: str) -> str | None:
+    """The widget class (or variable) a cell displays as its last expression, if any."""
+    expr = last_expression(source)
+    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name):
+        return expr.func.id if expr.func.id in WIDGET_CLASSES else None
+    if isinstance(expr, ast.Name) and expr.id in WIDGET_VARIABLES:
+        return expr.id
+    return None
+
+
+def cell_seconds(cell) -> float:
+    """Wall time of an executed cell, from the timestamps nbclient records."""
+    timing = cell.metadata["execution"]
+    start = datetime.fromisoformat(timing["iopub.execute_input"].replace("Z", "+00:00"))
+    end = datetime.fromisoformat(timing["shell.execute_reply"].replace("Z", "+00:00"))
+    return (end - start).total_seconds()
+
+
+def png_is_drawn(b64: str) -> bool:
+    from PIL import Image
+
+    img = np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB"), np.float32)
+    return img.shape[0] > 50 and img.shape[1] > 50 and float(img.std()) > 10
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_runs_within_budget_without_errors(name, kernel_env):
+    nb, elapsed = execute(name, kernel_env)
+    print(f"{name}: {elapsed:.1f} s")
+    assert elapsed < NOTEBOOK_BUDGET_S, f"{name} took {elapsed:.0f} s"
+    for cell in code_cells(nb):
+        for out in cell.outputs:
+            assert out.output_type != "error", f"{out.ename}: {out.evalue}"
+            assert not (out.output_type == "stream" and out.name == "stderr"), (
+                f"stderr in cell {cell.source[:60]!r}: {out.text[:500]}")
+    install = nb.cells[1]
+    import cnnviz_widgets
+
+    # Already installed: the cell only prints the version (no pip run, no network).
+    assert text_of(install) == f"cnnviz-widgets {cnnviz_widgets.__version__}\n"
+    for cell in code_cells(nb):
+        if "load_pretrained(" in cell.source and "def load_pretrained" not in cell.source:
+            lines = [ln for ln in text_of(cell).splitlines() if "ImageNet" in ln]
+            # Offline: one line says the download failed and what is used instead, quickly.
+            assert len(lines) <= 1, lines
+            assert all(ln.startswith("No ImageNet weights for ") for ln in lines), lines
+            if lines:
+                assert cell_seconds(cell) < PRETRAINED_CELL_S, cell_seconds(cell)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_widget_and_figure_cells_display_what_they_should(name, kernel_env):
+    nb, _ = execute(name, kernel_env)
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    shown = 0
+    for cell in code_cells(nb):
+        data = [o.get("data", {}) for o in cell.outputs]
+        widget = expects_widget(cell.source)
+        views = [d[WIDGET_MIME] for d in data if WIDGET_MIME in d]
+        if widget is not None:
+            assert len(views) == 1, f"no widget view from {cell.source[:80]!r}"
+            model = state.get(views[0]["model_id"])
+            assert model is not None, "the widget's state was not saved with the notebook"
+            traits = model["state"]
+            assert traits["error"] == "", traits["error"]
+            assert traits["layers"] and traits["input_image"], "the explorer has no data"
+            wanted = WIDGET_CLASSES.get(widget)
+            if wanted is not None:
+                assert traits["views"] == wanted, (widget, traits["views"])
+            shown += 1
+        else:
+            assert not views, f"unexpected widget from {cell.source[:80]!r}"
+        plots = any(call in cell.source for call in PLOT_CALLS)
+        if plots and "load_pretrained(" not in cell.source:  # ImageNet cells: only online
+            pngs = [d["image/png"] for d in data if "image/png" in d]
+            assert pngs, f"no figure from {cell.source[:80]!r}"
+            assert all(png_is_drawn(p) for p in pngs), f"blank figure from {cell.source[:80]!r}"
+    assert shown >= MIN_WIDGETS[name[:2]]
+
+
+# ---------------------------------------------------------------------------------------------
+# The numbers the notebooks' text relies on
+# ---------------------------------------------------------------------------------------------
+
+
+def test_quick_tour_values(kernel_env):
+    nb, _ = execute("00_quick_tour", kernel_env)
+    drive = cell_with(nb, 'explorer.tab = "cam"')
+    assert text_of(drive).splitlines()[-1] == "features.6 GradCAMPlusPlus 3"
+    page = cell_with(nb, "save_html(")
+    assert number(r"quick_tour_explorer\.html (\d+) KiB", text_of(page)) > 100
+    solution = cell_with(nb, "explorer.image = demo.samples[7]")
+    assert text_of(solution) == "features.11 mean features\n"
+
+
+def test_kernels_values(kernel_env):
+    nb, _ = execute("01_kernels", kernel_env)
+    assert text_of(cell_with(nb, "k = kernels(vgg")).endswith("torch.Size([128, 64, 3, 3]) True\n")
+    counts = text_of(cell_with(nb, "out_channels, in_channels, kh, kw = conv.weight.shape"))
+    assert "kernels: 8192" in counts and "total:   73856" in counts
+    table = text_of(cell_with(nb, "balance = w.sum(")).splitlines()[1:]
+    assert len(table) == 16  # one row per first-layer filter of the demo model
+
+
+def test_feature_map_values(kernel_env):
+    nb, _ = execute("02_feature_maps", kernel_env)
+    calls = text_of(cell_with(nb, "calls recorded"))
+    assert calls == "calls recorded: 3\nhooks on the layer: 1\nafter remove(): 0\n"
+    trap = text_of(cell_with(nb, "def recording(module)"))
+    assert "hooks left: 0" in trap and "smallest recorded value: 0.0" in trap
+    assert number(r"copy: (-?[\d.]+)", text_of(cell_with(nb, "copies = []"))) < 0
+    assert "equal to the hook's copy: True" in text_of(cell_with(nb, "names = list(conv_layers"))
+    assert text_of(cell_with(nb, "relus = {")).endswith("hooks left: 0\n")
+
+
+def test_cam_values_and_pytorch_grad_cam_parity(kernel_env):
+    nb, _ = execute("03_class_activation_maps", kernel_env)
+    by_hand = text_of(cell_with(nb, "gradcam_by_hand ="))
+    assert number(r"by hand, max difference: ([\d.e+-]+)", by_hand) <= 1e-6
+    assert number(r"vs CAM, max difference: ([\d.e+-]+)", by_hand) <= 1e-5
+
+    table = text_of(cell_with(nb, "candidates = {"))
+    rows = {}
+    for line in table.splitlines()[1:]:
+        *label, dele, ins, drop, hits = line.split()
+        rows[" ".join(label)] = (float(dele), float(ins), float(drop.rstrip("%")),
+                                 int(hits.split("/")[0]))
+    random_row = rows.pop("random map")
+    assert len(rows) == 5
+    for method, (dele, ins, drop, hits) in rows.items():  # "every method beats the random map"
+        assert dele < random_row[0] and ins > random_row[1], method
+        assert drop < random_row[2] and hits > random_row[3], method
+
+    parity = text_of(cell_with(nb, "ClassifierOutputTarget(k)"))
+    if importlib.util.find_spec("pytorch_grad_cam") is None:
+        assert "comparison skipped" in parity
+        return
+    found = dict(re.findall(r"^(\w+)\s+max \|ours - pytorch-grad-cam\| = ([\d.e+-]+)",
+                            parity, re.M))
+    assert sorted(found) == sorted(CAM_METHODS)
+    for method, value in found.items():
+        assert float(value) < 1e-5, f"{method}: {value}"
+    assert number(r"largest difference over all methods: ([\d.e+-]+)", parity) < 1e-5
+    signs = re.findall(r"EigenCAM .*reference signs \[([-\d, ]+)\]", parity)
+    assert signs and set(signs[0].replace(" ", "").split(",")) <= {"1", "-1"}
+
+    same = text_of(cell_with(nb, "give the same map"))
+    assert "EigenCAM  targets 0 and 3 give the same map: True" in same
+    assert "GradCAM   targets 0 and 3 give the same map: False" in same
+    assert number(r"relative difference: ([\d.e+-]+)",
+                  text_of(cell_with(nb, "all_acts = feature_maps"))) <= 1e-5
+
+
+def test_saliency_and_actmax_values(kernel_env):
+    nb, _ = execute("04_saliency_and_activation_maximization", kernel_env)
+    assert number(r"hand-made map: ([\d.e+-]+)", text_of(cell_with(nb, "by_hand ="))) <= 1e-6
+    captum = text_of(cell_with(nb, "GuidedBackprop"))
+    if importlib.util.find_spec("captum") is not None:
+        assert number(r"captum\|: ([\d.e+-]+)", captum) <= 1e-5
+    ig = text_of(cell_with(nb, "sum of attributions"))
+    total = number(r"sum of attributions (-?[\d.]+)", ig)
+    change = number(r"score change (-?[\d.]+)", ig)
+    assert abs(total - change) < 0.1 * abs(change)  # completeness, 50 Gauss-Legendre nodes
+
+    readable = text_of(cell_with(nb, "def roughness"))
+    act = dict(re.findall(r"^(plain|regularised|samples)\s+(-?[\d.]+)", readable, re.M))
+    rough = dict(re.findall(r"^(plain|regularised|samples)\s+-?[\d.]+\s+([\d.]+)",
+                            readable, re.M))
+    # "both excite their channels far more than any sample; the regularised are smoother"
+    assert float(act["plain"]) > float(act["samples"]) + 1
+    assert float(act["regularised"]) > float(act["samples"]) + 1
+    assert float(rough["regularised"]) < float(rough["plain"])
+
+    corr = dict(re.findall(r"^(\w+)\s+correlation (-?[\d.]+)",
+                           text_of(cell_with(nb, 'other = classes.index("ring")')), re.M))
+    assert float(corr["guided"]) > max(float(corr["vanilla"]),
+                                       float(corr["integrated_gradients"]))
