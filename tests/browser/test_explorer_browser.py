@@ -544,20 +544,24 @@ def test_a_lost_kernel_is_reported_not_loading_for_ever(jupyter_server, browser,
     context = browser.new_context(viewport={"width": 1200, "height": 1000})
     page = context.new_page()
     try:
-        page.goto(jupyter_server.url("lab/tree/silent.ipynb"))
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                               timeout=120_000)
+        # a workspace of its own: the default one reopens the other tests' notebooks
+        page.goto(jupyter_server.url("lab/workspaces/silent/tree/silent.ipynb"))
+        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
+            state="attached", timeout=120_000)
         execute_cell(page, 0)
         root = page.locator(".cnnviz-explorer")
         root.wait_for(timeout=120_000)
         wait_tiles(page, panel(root, "features").locator("canvas.cnnviz-grid"), 16)
-        # the kernel goes away (as after a restart, or a notebook reopened with saved widgets)
-        with urllib.request.urlopen(jupyter_server.url("api/kernels")) as resp:
-            kernels = json.load(resp)
-        for kernel in kernels:
-            req = urllib.request.Request(jupyter_server.url(f"api/kernels/{kernel['id']}"),
-                                         method="DELETE")
-            urllib.request.urlopen(req).close()
+        # this notebook's kernel goes away (as after a restart, or a notebook reopened with
+        # saved widgets); the other tests' kernels stay
+        with urllib.request.urlopen(jupyter_server.url("api/sessions")) as resp:
+            sessions = json.load(resp)
+        kernels = [s["kernel"]["id"] for s in sessions
+                   if s.get("path", "").endswith("silent.ipynb")]
+        assert len(kernels) == 1, sessions
+        req = urllib.request.Request(jupyter_server.url(f"api/kernels/{kernels[0]}"),
+                                     method="DELETE")
+        urllib.request.urlopen(req).close()
         slider = panel(root, "features").get_by_label("Layer", exact=True)
         slider.focus()
         page.keyboard.press("End")  # a layer whose maps were not sent yet
