@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import pytest
 import torch
+from hypothesis import settings
+
+# Property tests draw the same examples on every run (a CI run cannot fail by chance);
+# HYPOTHESIS_PROFILE=explore draws new ones each time, to look for new failing inputs.
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 torch.set_num_threads(1)
 warnings.filterwarnings("ignore", category=FutureWarning, module="torchvision")
