@@ -176,9 +176,7 @@ def _module_field(module: nn.Module, inputs: list[Any]) -> Any:
     src = _union(inputs)
     if not isinstance(src, ReceptiveField):
         return src if src is not None else _UNKNOWN
-    if isinstance(module, nn.Conv2d):
-        return _compose(src, module.kernel_size, module.stride, module.padding, module.dilation)
-    if isinstance(module, nn.MaxPool2d):
+    if isinstance(module, (nn.Conv2d, nn.MaxPool2d)):
         return _compose(src, module.kernel_size, module.stride, module.padding, module.dilation)
     if isinstance(module, nn.AvgPool2d):
         return _compose(src, module.kernel_size, module.stride, module.padding)

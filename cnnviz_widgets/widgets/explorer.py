@@ -681,16 +681,14 @@ class LayerExplorer(anywidget.AnyWidget):
             self._cache.put(request_key(kind, **p), reply)
             return reply
         if kind == "cam":
-            replies = {
-                layer: self._cam_reply(p, layer, maps)
-                for layer, maps in self._cams(p["method"], p["target"], p["layer"],
-                                              progress).items()
-            }
+            maps = self._cams(p["method"], p["target"], p["layer"], progress)
             # Every layer of a one-pass method is cached: the depth slider then never waits.
-            for layer, reply in replies.items():
-                if layer != p["layer"]:
-                    self._cache.put(request_key(kind, **{**p, "layer": layer}), reply)
-            return replies[p["layer"]]
+            # Layers whose reply is cached already are not quantised again.
+            for layer, layer_map in maps.items():
+                key = request_key(kind, **{**p, "layer": layer})
+                if layer != p["layer"] and key not in self._cache:
+                    self._cache.put(key, self._cam_reply(p, layer, layer_map))
+            return self._cam_reply(p, p["layer"], maps[p["layer"]])
         if kind == "metrics":
             return Reply({"figures": self._metrics(p, progress)}, [])
         if kind == "saliency":

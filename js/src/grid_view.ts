@@ -153,7 +153,7 @@ export class GridView {
       this.composites.delete(id as string); // most recently used again
       this.composites.set(id as string, kept);
       ctx.putImageData(kept, 0, 0);
-      this.describe(indices.length, source, layout);
+      this.describe(content, layout);
       return;
     }
     // Every tile is scaled (nearest neighbour) straight into one device-pixel buffer.
@@ -191,7 +191,7 @@ export class GridView {
     });
     ctx.putImageData(image, 0, 0);
     if (id !== null) this.keep(id, image);
-    this.describe(indices.length, source, layout);
+    this.describe(content, layout);
   }
 
   private keep(id: string, image: ImageData): void {
@@ -206,8 +206,8 @@ export class GridView {
     }
   }
 
-  private describe(count: number, source: TileSource, layout: GridLayout): void {
-    const indices = this.content?.indices ?? [];
+  private describe({ source, indices }: GridContent, layout: GridLayout): void {
+    const count = indices.length;
     this.canvas.dataset.tiles = String(count);
     this.canvas.dataset.layout = JSON.stringify({
       columns: layout.columns,
