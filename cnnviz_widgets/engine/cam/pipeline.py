@@ -60,8 +60,11 @@ def capture_layers(
             with Capture(model, layers, grad=True) as cap:
                 result = model(x)
             outputs = cap.outputs_list()
-            for (name, module), out in zip(layers.items(), outputs, strict=True):
-                _as_feature_map(name, module, out, reshape)
+            # checked before the backward pass, so a wrong layer fails before the costly part
+            shaped = [
+                _as_feature_map(name, module, out.detach(), reshape)
+                for (name, module), out in zip(layers.items(), outputs, strict=True)
+            ]
             scores = select_output(result, output)
             targets = resolve_targets(scores, target)
             values = target_scores(scores, targets)
@@ -81,13 +84,19 @@ def capture_layers(
         with torch.no_grad(), Capture(model, layers, stop_early=not method.uses_targets) as cap:
             result = model(x)
         outputs = cap.outputs_list()
+        shaped = [
+            _as_feature_map(name, module, out.detach(), reshape)
+            for (name, module), out in zip(layers.items(), outputs, strict=True)
+        ]
         if method.uses_targets:
             scores = select_output(result, output)
             targets = resolve_targets(scores, target)
             values = target_scores(scores, targets)
     data = {}
-    for (name, module), out, grad in zip(layers.items(), outputs, grads, strict=True):
-        acts = _as_feature_map(name, module, out.detach(), reshape).to(torch.float32)
+    for (name, module), out, acts, grad in zip(
+        layers.items(), outputs, shaped, grads, strict=True
+    ):
+        acts = acts.to(torch.float32)
         if grad is not None:
             grad = _as_feature_map(name, module, grad, reshape).to(torch.float32)
         data[name] = LayerData(name, module, out.detach(), acts, grad)
