@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..targets import OutputSelector, select_output
+from .stem import split_stem
 from .winograd import WinogradConv2d, use_winograd
 
 CPU_CHUNK = 16
@@ -61,6 +62,8 @@ class FastForward:
         self.enabled = enabled
         self._fast: nn.Module | None = None
         self._checked = False
+        self._split: tuple[nn.Conv2d, nn.Module] | bool | None = None
+        self._device = torch.device("cpu")
 
     @property
     def uses_copy(self) -> bool:
@@ -73,6 +76,22 @@ class FastForward:
         return self._fast is not None and any(
             isinstance(m, WinogradConv2d) for m in self._fast.modules()
         )
+
+    def split(self) -> tuple[nn.Conv2d, nn.Module] | None:
+        """The copy in use cut after its first convolution (:func:`.stem.split_stem`), on the
+        CPU in float32 only; ``None`` before the first call or when it cannot be cut."""
+        if self._split is None and self._fast is not None:
+            cpu_float = self._device.type == "cpu" and self.dtype == torch.float32
+            self._split = (cpu_float and split_stem(self._fast)) or False
+        return self._split or None
+
+    def tail(self, stem_output: torch.Tensor) -> Any:
+        """The selected model output for a first-convolution output ``stem_output``, by the rest
+        of the copy (inference mode); only after :meth:`split` returned a split."""
+        split = self.split()
+        assert split is not None
+        with torch.inference_mode():
+            return select_output(split[1](stem_output), self.output)
 
     def _eager(self, batch: torch.Tensor) -> torch.Tensor:
         return select_output(self.model(batch), self.output)
@@ -90,6 +109,7 @@ class FastForward:
     def _prepare(self, batch: torch.Tensor) -> None:
         """Build the copies and keep the first that agrees with the model on one image."""
         self._checked = True
+        self._device = batch.device
         if not self.enabled:
             return
         probe = batch[:1]
