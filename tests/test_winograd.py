@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from cnnviz_widgets.engine.cam.inference import FastForward
 from cnnviz_widgets.engine.cam.winograd import (
     AT,
     BT,
+    MAX_PIXELS,
     G,
     WinogradConv2d,
     input_transform,
@@ -130,6 +132,17 @@ def test_error_at_resnet_width_is_a_few_ulp_of_the_scale():
         direct = layer(x)
     assert relative_error(winograd, want) < 3e-5
     assert relative_error(direct, want) < 3e-6  # for scale: direct float32 is ~10x closer
+
+
+def test_large_maps_are_convolved_directly():
+    """Above ``MAX_PIXELS`` the transforms' memory traffic outweighs the saved products."""
+    layer = conv(4, 4)
+    side = math.isqrt(MAX_PIXELS) + 1
+    x = torch.randn(2, 4, side, side)
+    with torch.inference_mode():
+        assert torch.equal(WinogradConv2d(layer)(x), layer(x))
+        small = torch.randn(2, 4, side - 1, side - 1)
+        assert not torch.equal(WinogradConv2d(layer)(small), layer(small))  # the Winograd path
 
 
 def test_empty_batch():

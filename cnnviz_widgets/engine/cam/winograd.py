@@ -5,10 +5,13 @@ with 36 multiplications per input/output channel pair instead of 144:
 ``Y = A^T [ (G g G^T) * (B^T d B) ] A``. Summed over input channels, the 36 element-wise
 products become 36 matrix products ``(tiles, C_in) @ (C_in, C_out)``, which BLAS runs near peak.
 On a CPU without a Winograd kernel in oneDNN (AVX2), this makes the wide 3x3 layers of a
-ResNet 1.4-1.9x faster than oneDNN's direct convolution (ResNet-18 at 224 px, batch 32:
-``128@28`` 24 -> 16 ms, ``256@14`` 24 -> 15 ms, ``512@7`` 26 -> 13 ms, 2 threads). Narrow layers
-(64 channels) lose: their tiles are many and their matrix products small, so the transforms'
-memory traffic dominates; :func:`winograd_eligible` leaves them to oneDNN.
+ResNet 1.4-1.9x faster than oneDNN's direct convolution (ResNet-18 at 224 px, batch 16:
+``128@28`` 24 -> 16 ms, ``256@14`` 24 -> 15 ms, ``512@7`` 26 -> 13 ms, 2 threads). Where the
+tiles are many and the matrix products small, the transforms' memory traffic dominates and it
+loses: narrow layers (64 channels; :func:`winograd_eligible` leaves them to oneDNN) and large
+feature maps (VGG at 224 px: ``128@112`` 356 -> 675 ms, ``256@56`` 350 -> 421 ms, but
+``512@28`` 395 -> 229 ms), so :class:`WinogradConv2d` convolves directly above
+:data:`MAX_PIXELS`.
 
 The transforms use the interpolation points ``0, 1, -1, 2, -2, inf``. Results agree with the
 direct convolution to a few ulp of the output's scale (about 1e-5 relative in float32, against
@@ -32,6 +35,10 @@ ALPHA = TILE + 2
 
 MIN_CHANNELS = 128
 """Narrowest convolution replaced (input and output channels); measured on ResNet-18."""
+
+MAX_PIXELS = 32 * 32
+"""Largest feature map (``H * W``) run as Winograd; larger ones use the direct convolution
+(measured, batch 16: ``128@32`` 49 -> 25 ms, ``256@40`` 166 -> 149 ms, ``128@56`` 89 -> 130 ms)."""
 
 BT = (
     (4, 0, -5, 0, 1, 0),
@@ -124,10 +131,10 @@ def winograd_eligible(conv: nn.Module, min_channels: int = MIN_CHANNELS) -> bool
 class WinogradConv2d(nn.Module):
     """Inference-only stand-in for an eligible ``nn.Conv2d`` (see :func:`winograd_eligible`).
 
-    Holds the transformed filters ``U`` of shape ``(36, C_in, C_out)`` (computed in float64, then
-    rounded) and the bias ``(C_out,)``. ``forward`` maps ``(N, C_in, H, W)`` to
-    ``(N, C_out, H, W)`` in channels-last layout; any ``H, W >= 1`` (edges are padded to whole
-    tiles and cropped).
+    Holds the transformed filters ``U`` of shape ``(36, C_in, C_out)``, the bias ``(C_out,)``
+    and the convolution itself, ``direct``, which it runs for maps larger than
+    :data:`MAX_PIXELS`. ``forward`` maps ``(N, C_in, H, W)`` to ``(N, C_out, H, W)``; any
+    ``H, W >= 1`` (edges are padded to whole tiles and cropped).
     """
 
     def __init__(self, conv: nn.Conv2d) -> None:
@@ -137,9 +144,12 @@ class WinogradConv2d(nn.Module):
         self.register_buffer("u", filter_transform(conv.weight.detach()))
         bias = conv.bias if conv.bias is not None else torch.zeros_like(conv.weight[:, 0, 0, 0])
         self.register_buffer("bias", bias.detach().clone())
+        self.direct = conv
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
+        if h * w > MAX_PIXELS:
+            return self.direct(x)
         rows, cols = -(-h // TILE), -(-w // TILE)  # tiles down and across
         # (N, H + pad, W + pad, C): zero padding 1 plus whatever completes the last tile.
         image = F.pad(x, (1, 1 + TILE * cols - w, 1, 1 + TILE * rows - h)).permute(0, 2, 3, 1)
