@@ -8,27 +8,7 @@ import torchvision
 from torch import nn
 
 from cnnviz_widgets import conv_layers, feature_maps
-
-
-def manual_outputs(model: nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
-    """Reference: a plain forward with hooks that copy each module's first output."""
-    modules = dict(model.named_modules())
-    got: dict[str, torch.Tensor] = {}
-
-    def hook(name):
-        def fn(module, inputs, output):
-            got.setdefault(name, output.detach().clone())
-
-        return fn
-
-    handles = [modules[n].register_forward_hook(hook(n)) for n in names]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return got
+from tools.zoo_cases import hooked_outputs as manual_outputs  # the independent reference
 
 
 def test_vgg11_layer3_equals_the_course_slice(vgg11):

@@ -100,42 +100,39 @@ def test_stem_pays_only_when_cheaper_and_small():
     assert not stem_pays(resnet_stem, (7, 7), (1024, 1024))  # basis over the byte cap
 
 
-def test_scorecam_uses_the_stem_and_matches_the_plain_path(monkeypatch):
-    torch.manual_seed(2)
-    model = torchvision.models.resnet18().eval()
-    x = torch.rand(1, 3, 64, 64)
-    built = []
+@pytest.fixture
+def stem_kept(monkeypatch) -> list[bool]:
+    """Per image ScoreCAM scores, whether the linear stem was set up and kept after its check."""
+    kept: list[bool] = []
     real = score.MaskedForward._try_stem
 
     def spy(self, *args):
         out = real(self, *args)
-        built.append(self.stem is not None)
+        kept.append(self.stem is not None)
         return out
 
     monkeypatch.setattr(score.MaskedForward, "_try_stem", spy)
+    return kept
+
+
+def test_scorecam_uses_the_stem_and_matches_the_plain_path(stem_kept):
+    torch.manual_seed(2)
+    model = torchvision.models.resnet18().eval()
+    x = torch.rand(1, 3, 64, 64)
     fast = cam(model, x, "layer3", "ScoreCAM")  # 256 maps of 4x4: 17 terms vs 147
-    assert built == [True]
+    assert stem_kept == [True]
     plain = cam(model, x, "layer3", "ScoreCAM", fuse=False)
     assert np.abs(fast - plain).mean() < 1e-5
     assert np.corrcoef(fast.ravel(), plain.ravel())[0, 1] > 0.9999
 
 
-def test_a_disagreeing_stem_is_dropped(monkeypatch):
+def test_a_disagreeing_stem_is_dropped(monkeypatch, stem_kept):
     torch.manual_seed(3)
     model = torchvision.models.resnet18().eval()
     x = torch.rand(1, 3, 64, 64)
     real = LinearStem.__call__
     monkeypatch.setattr(LinearStem, "__call__", lambda self, *a: real(self, *a) + 1.0)
-    kept = []
-    real_try = score.MaskedForward._try_stem
-
-    def spy(self, *args):
-        out = real_try(self, *args)
-        kept.append(self.stem is not None)
-        return out
-
-    monkeypatch.setattr(score.MaskedForward, "_try_stem", spy)
     fast = cam(model, x, "layer3", "ScoreCAM")
-    assert kept == [False]
+    assert stem_kept == [False]
     plain = cam(model, x, "layer3", "ScoreCAM", fuse=False)
     assert np.abs(fast - plain).mean() < 1e-5
