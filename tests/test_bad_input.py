@@ -42,7 +42,7 @@ from cnnviz_widgets.engine import (
     saliency,
 )
 from cnnviz_widgets.engine.cam import cam, cam_per_layer
-from cnnviz_widgets.engine.layers import model_device
+from cnnviz_widgets.engine.devices import model_device
 from cnnviz_widgets.engine.saliency import GuidedBackpropError
 
 from .model_state import Fingerprint

@@ -23,13 +23,13 @@ from torchvision.models.swin_transformer import SwinTransformer
 
 from cnnviz_widgets.engine.cam import cam, cam_per_layer
 from cnnviz_widgets.engine.cam.errors import CamMethodError, LayerShapeError
-from cnnviz_widgets.engine.cam.tokens import (
+from cnnviz_widgets.engine.dryrun import default_layer
+from cnnviz_widgets.engine.tokens import (
     TokenLayoutError,
     channels_last_to_first,
     token_grid,
     tokens_to_grid,
 )
-from cnnviz_widgets.engine.dryrun import default_layer
 
 from .model_state import Fingerprint
 

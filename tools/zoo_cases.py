@@ -28,8 +28,8 @@ from torch import nn
 from cnnviz_widgets.engine import conv_layers, default_layer, feature_maps, saliency
 from cnnviz_widgets.engine.cam import cam, cam_per_layer
 from cnnviz_widgets.engine.cam.api import default_cam_layers
-from cnnviz_widgets.engine.cam.tokens import channels_last_to_first, tokens_to_grid
 from cnnviz_widgets.engine.dryrun import trace_modules
+from cnnviz_widgets.engine.tokens import channels_last_to_first, tokens_to_grid
 
 Reshape = Callable[[torch.Tensor], torch.Tensor]
 
@@ -285,14 +285,12 @@ def check_saliency(run: ZooRun) -> str:
 def check_explorer(run: ZooRun) -> str:
     """LayerExplorer builds on the model and serves features, kernels and a CAM of a layer."""
     from cnnviz_widgets import LayerExplorer
+    from cnnviz_widgets.widgets.recorder import Recorder
     from cnnviz_widgets.widgets.serialize import decode_stack_message
 
     rgb = np.random.default_rng(0).integers(0, 256, (run.case.size, run.case.size, 3), np.uint8)
     ex = LayerExplorer(run.model, rgb, size=run.case.size, background=False)
-    sent: list[tuple[dict[str, Any], list[bytes]]] = []
-    ex.send = lambda content, buffers=None: sent.append(  # type: ignore[method-assign]
-        (content, list(buffers or []))
-    )
+    sent = Recorder(ex).sent
     try:
         layer = list(conv_layers(run.model))[-1]
         requests = [

@@ -111,11 +111,11 @@ def fuse_batch_norm(model: ShapesNet) -> ShapesNet:
     fused = ShapesNet(num_classes=model.num_classes, batch_norm=False)
     src = list(model.features)
     dst_convs = [m for m in fused.features if isinstance(m, nn.Conv2d)]
-    src_convs = [
-        (m, src[i + 1] if i + 1 < len(src) and isinstance(src[i + 1], nn.BatchNorm2d) else None)
-        for i, m in enumerate(src)
-        if isinstance(m, nn.Conv2d)
-    ]
+    src_convs: list[tuple[nn.Conv2d, nn.BatchNorm2d | None]] = []
+    for i, m in enumerate(src):
+        if isinstance(m, nn.Conv2d):
+            after = src[i + 1] if i + 1 < len(src) else None
+            src_convs.append((m, after if isinstance(after, nn.BatchNorm2d) else None))
     with torch.no_grad():
         for dst, (conv, bn) in zip(dst_convs, src_convs, strict=True):
             w = conv.weight.detach().clone()
@@ -125,9 +125,12 @@ def fuse_batch_norm(model: ShapesNet) -> ShapesNet:
                 else torch.zeros(conv.out_channels)
             )
             if bn is not None:
+                if bn.running_mean is None or bn.running_var is None:
+                    raise ValueError("fuse_batch_norm needs BatchNorm2d running statistics.")
                 scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
                 w = w * scale[:, None, None, None]
                 b = (b - bn.running_mean) * scale + bn.bias
+            assert dst.bias is not None  # ShapesNet(batch_norm=False) convolutions have a bias
             dst.weight.copy_(w)
             dst.bias.copy_(b)
         fused.classifier.load_state_dict(model.classifier.state_dict())
@@ -182,6 +185,7 @@ class DemoModel:
     samples: Tensor
     sample_labels: Tensor
     sample_boxes: Tensor
+    trained: bool = True
 
 
 def bundled_state_dict() -> dict[str, Tensor]:
@@ -192,17 +196,33 @@ def bundled_state_dict() -> dict[str, Tensor]:
     return {k: v.float() for k, v in state.items()}
 
 
-def demo_model(device: torch.device | str | None = None) -> DemoModel:
+def demo_model(
+    device: torch.device | str | None = None, allow_untrained: bool = False
+) -> DemoModel:
     """Load the bundled, trained ShapesNet and its sample images.
 
     Args:
         device: where to put the model and sample tensors (default: CPU).
+        allow_untrained: when the weights file is missing (a source checkout before
+            training), return the network with its initial weights (seed 0) and
+            ``trained=False`` instead of raising.
 
     Returns:
         A :class:`DemoModel`; ``model`` is in eval mode with float32 weights.
+
+    Raises:
+        FileNotFoundError: the bundled weights are missing and ``allow_untrained`` is False.
     """
-    model = ShapesNet(num_classes=len(SHAPE_CLASSES))
-    model.load_state_dict(bundled_state_dict())
+    trained = True
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = ShapesNet(num_classes=len(SHAPE_CLASSES))
+    try:
+        model.load_state_dict(bundled_state_dict())
+    except FileNotFoundError:
+        if not allow_untrained:
+            raise
+        trained = False
     model.eval()
     images, labels, boxes = make_shapes(
         len(SHAPE_CLASSES),
@@ -223,4 +243,5 @@ def demo_model(device: torch.device | str | None = None) -> DemoModel:
         samples=images,
         sample_labels=labels,
         sample_boxes=boxes,
+        trained=trained,
     )

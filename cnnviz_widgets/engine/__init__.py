@@ -25,6 +25,8 @@ from .inputs import (
 from .kernels import kernels
 from .layers import LayerNotFoundError, NoConvLayersError, conv_layers, resolve_layer
 from .metrics import average_drop, deletion_auc, insertion_auc, pointing_game
+from .models import NamedModel, build_model, check_model
+from .predictions import Prediction, class_name, class_probabilities, top_predictions
 from .receptive import ReceptiveField, receptive_fields
 from .saliency import available_saliency_methods, saliency, saliency_map
 from .targets import OutputSelectionError, TargetError
@@ -38,14 +40,20 @@ __all__ = [
     "LayerNotFoundError",
     "LayerOutputError",
     "LoadedImage",
+    "NamedModel",
     "NoConvLayersError",
     "OutputSelectionError",
+    "Prediction",
     "ReceptiveField",
     "TargetError",
     "activation_max",
     "available_saliency_methods",
     "average_drop",
     "borrowed",
+    "build_model",
+    "check_model",
+    "class_name",
+    "class_probabilities",
     "conv_layers",
     "default_layer",
     "deletion_auc",
@@ -61,4 +69,5 @@ __all__ = [
     "resolve_layer",
     "saliency",
     "saliency_map",
+    "top_predictions",
 ]

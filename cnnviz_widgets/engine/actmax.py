@@ -49,8 +49,9 @@ from torch import nn
 
 from .borrow import borrowed
 from .capture import LayerNotExecutedError, LayerOutputError
+from .devices import model_device, model_dtype
 from .inputs import IMAGENET_MEAN, IMAGENET_STD, expected_channels, normalize
-from .layers import LayerRef, model_device, model_dtype, resolve_layer
+from .layers import LayerRef, resolve_layer
 
 Progress = Callable[[int, int], Any]
 

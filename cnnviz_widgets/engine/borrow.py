@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .models import check_model
+
 # Every per-module hook dictionary that torch keeps; a hook is "left behind" when one of these
 # has more entries after a call than before.
 HOOK_DICTS = (
@@ -83,11 +85,7 @@ def borrowed(
             pass records no graph for the weights and no weight gradient is ever computed;
             gradients are taken with respect to hooked activations or the input instead.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(
-            f"Expected a torch.nn.Module as the model, got {type(model).__name__}. Pass the "
-            "network itself (for example torchvision.models.resnet18())."
-        )
+    check_model(model)
     state = ModelState.snapshot(model)
     try:
         if eval_mode:

@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from .borrow import borrowed
-from .layers import model_device, model_dtype
+from .devices import model_device, model_dtype
+from .tokens import token_default_layer
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,6 @@ def default_layer(model: nn.Module, x: torch.Tensor | None = None) -> str:
         device, dtype = model_device(model), model_dtype(model)
         x = torch.zeros(1, channels, side, side, device=device, dtype=dtype)
     trace = trace_modules(model, x)
-    from .cam.tokens import token_default_layer  # lazy: engine.cam imports this module
 
     token_layer = token_default_layer(model, trace.call_order, trace.output_shapes)
     if token_layer is not None:
@@ -174,11 +174,36 @@ def default_layer(model: nn.Module, x: torch.Tensor | None = None) -> str:
         if grid(name) and not isinstance(modules[name], _NOT_A_FEATURE_LAYER)
     ]
     main_path = [name for name in candidates if not in_pooled_branch(name)]
-    best = (main_path or candidates or [None])[-1]
-    if best is None:
+    ranked = main_path or candidates
+    if not ranked:
         raise ValueError(
             f"No layer of {type(model).__name__} outputs a spatial grid (N, C, H, W) for an "
             f"input of shape {tuple(x.shape)}, so there is no default layer for a class "
             "activation map. Name the layer explicitly, or use a larger input."
         )
-    return best
+    return ranked[-1]
+
+
+PROBE_SIDE = 96
+"""Side of the small input tried first by :func:`probe_default_layer`: it keeps ResNet and VGG
+grids above 1 x 1 at a fifth of the cost of 224 px."""
+
+
+def probe_default_layer(model: nn.Module, x: torch.Tensor) -> str | None:
+    """:func:`default_layer` for the input ``x`` ``(N, C, H, W)``, found cheaply.
+
+    Tries a dry run at :data:`PROBE_SIDE` px first (inputs larger than that are resized
+    bilinearly), then at ``x``'s own size; ``None`` when neither gives a layer (the model takes
+    no image of these sizes, or no layer outputs a grid).
+    """
+    attempts = []
+    if min(x.shape[-2:]) > PROBE_SIDE:
+        attempts.append(torch.nn.functional.interpolate(
+            x[:1], size=(PROBE_SIDE, PROBE_SIDE), mode="bilinear", align_corners=False))
+    attempts.append(x[:1])
+    for attempt in attempts:
+        try:
+            return default_layer(model, attempt)
+        except Exception:  # a model that rejects this size: try the next one
+            continue
+    return None

@@ -9,8 +9,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 
-import torch
 from torch import nn
+
+from .dryrun import execution_order
+from .models import check_model
 
 LayerRef = str | nn.Module
 
@@ -38,6 +40,7 @@ class NoConvLayersError(ValueError):
 
 def named_layers(model: nn.Module) -> dict[str, nn.Module]:
     """Every sub-module of ``model`` keyed by its qualified name (the root itself excluded)."""
+    check_model(model)
     return {name: module for name, module in model.named_modules() if name}
 
 
@@ -60,8 +63,10 @@ def resolve_layer(model: nn.Module, layer: LayerRef) -> tuple[str, nn.Module]:
     Raises:
         LayerNotFoundError: the name or module is not part of ``model``; the message lists the
             closest valid names.
-        TypeError: ``layer`` is neither a string nor an ``nn.Module``.
+        TypeError: ``model`` is not a module instance, or ``layer`` is neither a string nor
+            an ``nn.Module``.
     """
+    check_model(model)
     if isinstance(layer, nn.Module):
         for name, module in model.named_modules():
             if module is layer:
@@ -106,23 +111,6 @@ def resolve_layers(model: nn.Module, layers: LayerRef | Sequence[LayerRef]) -> d
     return resolved
 
 
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (CPU for a parameter-free model)."""
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return torch.device("cpu")
-
-
-def model_dtype(model: nn.Module) -> torch.dtype:
-    """The floating dtype of the model's first floating parameter (float32 if none)."""
-    for tensor in model.parameters():
-        if tensor.is_floating_point():
-            return tensor.dtype
-    return torch.float32
-
-
 def conv_layers(model: nn.Module) -> dict[str, nn.Conv2d]:
     """Every ``nn.Conv2d`` of ``model`` keyed by qualified name, in forward execution order.
 
@@ -137,6 +125,7 @@ def conv_layers(model: nn.Module) -> dict[str, nn.Conv2d]:
     Raises:
         NoConvLayersError: the model has no Conv2d layer.
     """
+    check_model(model)
     convs = {
         name: module
         for name, module in model.named_modules()
@@ -149,8 +138,6 @@ def conv_layers(model: nn.Module) -> dict[str, nn.Conv2d]:
             "torchvision ResNet or VGG), or name the layers you want explicitly in "
             "feature_maps(model, x, layers=[...])."
         )
-    from .dryrun import execution_order
-
     order = execution_order(model)
     ranked = sorted(convs, key=lambda n: order.get(n, len(order)))
     if order:  # convs the eval-mode forward never calls (auxiliary heads) have no feature map

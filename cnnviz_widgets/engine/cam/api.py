@@ -14,6 +14,7 @@ from ..dryrun import default_layer
 from ..inputs import prepare_input
 from ..layers import LayerRef, conv_layers, resolve_layers
 from ..targets import OutputSelector, Target, TargetError
+from ..tokens import auto_reshape
 from .augment import augment, deaugment_mean, repeat_target
 from .base import CamMethod, Reshape
 from .errors import CamMethodError
@@ -21,7 +22,6 @@ from .pipeline import layer_raw_maps
 from .progress import ProgressArg
 from .registry import method_class
 from .scaling import aggregate, minmax, scale_maps
-from .tokens import auto_reshape
 
 RESNET_STAGES = ("layer1", "layer2", "layer3", "layer4")
 RESNET_BLOCKS = ("BasicBlock", "Bottleneck")
@@ -45,7 +45,8 @@ def resnet_blocks(model: nn.Module) -> dict[str, nn.Module]:
 def default_cam_layers(model: nn.Module) -> dict[str, nn.Module]:
     """The layers :func:`cam_per_layer` uses by default: every residual block's output for a
     ResNet-like model, else every ``Conv2d`` in forward order."""
-    return resnet_blocks(model) or conv_layers(model)
+    blocks = resnet_blocks(model)
+    return blocks if blocks else dict(conv_layers(model))
 
 
 def _check_args(batch_size: int, raw: bool, aug_smooth: bool) -> None:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..targets import OutputSelector, select_output, target_scores
+from ..targets import OutputSelector, Target, select_output, target_scores
 from .errors import CamMethodError
 from .progress import Progress
 from .projection import first_component
@@ -45,6 +45,14 @@ class LayerData:
     output: torch.Tensor
     activations: torch.Tensor
     gradients: torch.Tensor | None
+
+    @property
+    def required_gradients(self) -> torch.Tensor:
+        """:attr:`gradients`, for a method that uses them (the capture pass keeps them for a
+        method with ``uses_gradients``); raises ``RuntimeError`` if they were not captured."""
+        if self.gradients is None:
+            raise RuntimeError(f"No gradients were captured for layer {self.name!r}.")
+        return self.gradients
 
 
 @dataclass
@@ -75,6 +83,22 @@ class Run:
     reshape: Reshape | None = None
     cache: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def required_targets(self) -> list[Any]:
+        """:attr:`targets`, for a method that uses them (``uses_targets``); raises
+        ``RuntimeError`` if the run has none."""
+        if self.targets is None:
+            raise RuntimeError("This run has no targets (the method does not use targets).")
+        return self.targets
+
+    @property
+    def required_target_values(self) -> torch.Tensor:
+        """:attr:`target_values`, for a method that uses targets; raises ``RuntimeError`` if
+        the run has none."""
+        if self.target_values is None:
+            raise RuntimeError("This run has no target values (the method does not use targets).")
+        return self.target_values
+
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """Scores tensor of the model for ``batch`` (inference mode, model dtype, no hooks)."""
         with torch.inference_mode():
@@ -98,6 +122,8 @@ class CamMethod:
         smoothable: ``eigen_smooth`` applies (the reference ignores it for the projections).
         iterative: runs extra forward passes per channel (reports progress).
         whole_model: ignores target layers and maps the whole model (:meth:`full_map`).
+        per_layer_cost: its cost grows steeply with a layer's positions (a kernel matrix over
+            them), so callers should map the layers they show, not every layer at once.
         defaults: the method's options and their default values.
     """
 
@@ -107,6 +133,7 @@ class CamMethod:
     smoothable: ClassVar[bool] = True
     iterative: ClassVar[bool] = False
     whole_model: ClassVar[bool] = False
+    per_layer_cost: ClassVar[bool] = False
     defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **options: Any) -> None:
@@ -140,7 +167,12 @@ class CamMethod:
         return self.weighted(layer, run).sum(dim=1)
 
     def full_map(
-        self, model: nn.Module, x: torch.Tensor, target: Any, output: Any, eigen_smooth: bool
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        target: Target,
+        output: OutputSelector,
+        eigen_smooth: bool,
     ) -> torch.Tensor:
         """``(N, H, W)`` map of a whole-model method (``whole_model = True``, e.g. FullGrad)
         before its final min-max normalisation; layer methods do not implement it."""

@@ -39,7 +39,7 @@ class EigenGradCAM(CamMethod):
     smoothable = False
 
     def raw_map(self, layer: LayerData, run: Run) -> torch.Tensor:
-        return first_component(layer.gradients * layer.activations)
+        return first_component(layer.required_gradients * layer.activations)
 
 
 class KPCA_CAM(CamMethod):
@@ -55,6 +55,7 @@ class KPCA_CAM(CamMethod):
     uses_gradients = False
     uses_targets = False
     smoothable = False
+    per_layer_cost = True
     defaults: ClassVar[dict[str, Any]] = {"kernel": "sigmoid", "gamma": None}
 
     def __init__(self, **options: object) -> None:

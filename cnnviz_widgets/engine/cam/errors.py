@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from ..tokens import LayerShapeError
+
+__all__ = ["CamMethodError", "LayerShapeError", "NoGradientPathError"]
+
 
 class CamMethodError(ValueError):
     """An unknown CAM method name, or options that the method does not take."""
-
-
-class LayerShapeError(ValueError):
-    """A target layer whose output is not a 4-D ``(N, C, H, W)`` feature map."""
 
 
 class NoGradientPathError(RuntimeError):

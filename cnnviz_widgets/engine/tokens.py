@@ -41,7 +41,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import LayerShapeError
+
+class LayerShapeError(ValueError):
+    """A target layer whose output is not a 4-D ``(N, C, H, W)`` feature map."""
+
 
 TOKEN_NORMS = ("ln_1", "norm1")
 """Names (last part) of the first norm in a transformer block: torchvision ViT, Swin, timm."""
