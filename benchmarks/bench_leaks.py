@@ -68,7 +68,7 @@ def explorer_switches(model: torch.nn.Module, calls: int, warmup: int,
 
     result = repeat(switch, model, calls, warmup).as_dict()
     ex.close()
-    released = ex.model is None and len(ex._cache) == 0 and ex._x is None
+    released = ex.model is None and len(ex._cache) == 0 and ex._subject is None
     return {
         **result,
         "construct_s": round(build_s, 3),

@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from cnnviz_widgets import LayerExplorer, feature_maps, kernels
-from cnnviz_widgets.widgets.explorer import Reply, ReplyCache, request_key
+from cnnviz_widgets.widgets.cache import Reply, ReplyCache
+from cnnviz_widgets.widgets.recorder import Recorder
+from cnnviz_widgets.widgets.requests import KIND_NAMES, request_key
 from cnnviz_widgets.widgets.serialize import decode_stack_message, stack_message
-
-
-class Recorder:
-    """Collects what the widget sends (in place of the comm)."""
-
-    def __init__(self, widget: LayerExplorer):
-        self.sent: list[tuple[dict, list[bytes]]] = []
-        widget.send = lambda content, buffers=None: self.sent.append(  # type: ignore[method-assign]
-            (content, list(buffers or []))
-        )
-
-    @property
-    def last(self) -> tuple[dict, list[bytes]]:
-        return self.sent[-1]
 
 
 def request(ex: LayerExplorer, kind: str, rid: int = 1, **params) -> None:
@@ -210,7 +199,7 @@ def test_python_properties(demo):
     assert ex.method == ex.cam_methods[0]
     ex.method = "GradCAM++"  # the engine's aliases work here too
     assert ex.method == "GradCAMPlusPlus"
-    with pytest.raises(ValueError, match=r"unknown CAM method 'GradCAM\+\+\+'"):
+    with pytest.raises(ValueError, match=r"Unknown CAM method 'GradCAM\+\+\+'"):
         ex.method = "GradCAM+++"
     version = ex.image_version
     ex.image = np.zeros((100, 80, 3), np.uint8)
@@ -241,12 +230,12 @@ def test_reply_cache_lru():
     assert len(cache) == 0 and cache.nbytes == 0
 
 
-def test_request_keys_match_the_front_end():
-    assert request_key("features", version=2, layer="layer1.0.conv1") == "features|2|layer1.0.conv1"
-    assert request_key("cam", version=1, method="GradCAM", target=3, layer="features") == (
-        "cam|1|GradCAM|3|features"
-    )
-    assert request_key("actmax", layer="features.0", channels=[1, 5]) == "actmax|features.0|1,5"
+def test_request_keys_match_the_golden_cases_the_front_end_reads_too():
+    cases = json.loads((Path(__file__).parent / "data" / "request_keys.json").read_text())
+    kinds = {case["kind"] for case in cases["cases"]}
+    assert kinds == set(KIND_NAMES)  # every kind has a golden case
+    for case in cases["cases"]:
+        assert request_key(case["kind"], **case["params"]) == case["key"], case
 
 
 def test_saliency_reply_is_the_engine_map(demo):
@@ -420,3 +409,53 @@ def test_a_failed_construction_leaves_no_error_behind(recwarn):
 
     gc.collect()
     assert not [w for w in recwarn if "_jobs" in str(w.message)]
+
+
+def test_class_agnostic_maps_are_computed_once_for_every_class(demo, monkeypatch):
+    from cnnviz_widgets.engine import cam as cam_api
+
+    ex, rec = demo
+    assert set(ex.class_agnostic_methods) == {"EigenCAM", "KPCA_CAM", "FEM"}
+    msg, buffers = rec.request(ex, "cam", method="EigenCAM", target=0, layer="features.6",
+                               version=ex.image_version, key="a")
+    assert msg["type"] == "reply" and msg["target"] is None and msg["class_name"] is None
+    want = cam_api.cam(ex.model, ex.input_tensor, "features.6", method="EigenCAM")[0]
+    assert np.abs(decode_stack_message(msg["stack"], buffers)[0] - want).max() <= 1 / 500
+
+    def fail(*args, **kwargs):
+        raise AssertionError("computed again for another class")
+
+    monkeypatch.setattr(cam_api, "cam", fail)
+    monkeypatch.setattr(cam_api, "cam_per_layer", fail)
+    for rid, target in enumerate([3, None, 7], start=2):
+        msg, _ = rec.request(ex, "cam", rid=rid, method="EigenCAM", target=target,
+                             layer="features.6", version=ex.image_version, key=f"b{rid}")
+        assert msg["type"] == "reply" and msg["id"] == rid, msg
+
+
+def test_a_class_map_says_what_it_explains(demo):
+    ex, rec = demo
+    msg, _ = rec.request(ex, "cam", method="GradCAM", target=5, layer="features.6",
+                         version=ex.image_version)
+    with torch.no_grad():
+        probs = torch.softmax(ex.model(ex.input_tensor), 1)[0]
+    assert msg["target"] == 5 and msg["class_name"] == ex.classes[5]
+    assert msg["prob"] == pytest.approx(float(probs[5]), rel=1e-5)  # outside the top 5 too
+
+
+def test_kpca_cam_maps_only_the_layer_asked_for(demo, monkeypatch):
+    from cnnviz_widgets.engine import cam as cam_api
+
+    ex, rec = demo
+    calls = []
+    real = cam_api.cam
+
+    def spy(model, x, layer, **kwargs):
+        calls.append(layer)
+        return real(model, x, layer, **kwargs)
+
+    monkeypatch.setattr(cam_api, "cam", spy)
+    monkeypatch.setattr(cam_api, "cam_per_layer", lambda *a, **k: pytest.fail("every layer"))
+    msg, _ = rec.request(ex, "cam", method="KPCA_CAM", target=None, layer="features.11",
+                         version=ex.image_version)
+    assert msg["type"] == "reply" and calls == ["features.11"]

@@ -159,16 +159,14 @@ def test_repeated_engine_calls_leave_nothing_behind(demo_net, name):
 def test_explorer_layer_switches_stay_within_budget_and_release_the_model():
     from cnnviz_widgets import LayerExplorer
     from cnnviz_widgets.demo.model import ShapesNet
+    from cnnviz_widgets.widgets.recorder import Recorder
 
     torch.manual_seed(0)
     model = ShapesNet().eval()  # the demo network, 5 conv layers, 8 classes
     budget = 100_000  # below the 64 px image's feature maps of all layers together
     rgb = np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)
     ex = LayerExplorer(model, rgb, size=64, cache_bytes=budget, background=False)
-    sent: list[tuple[dict[str, Any], list[bytes]]] = []
-    ex.send = lambda content, buffers=None: sent.append(  # type: ignore[method-assign]
-        (content, list(buffers or []))
-    )
+    sent = Recorder(ex).sent
     layers = [info["name"] for info in ex.layers]
     cam_layers = list(ex.cam_layers)
     step = [0]

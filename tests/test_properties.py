@@ -28,6 +28,7 @@ from cnnviz_widgets.engine import (
     saliency,
 )
 from cnnviz_widgets.engine.cam import cam
+from cnnviz_widgets.widgets.requests import KIND_NAMES
 
 from .model_state import Fingerprint
 
@@ -206,20 +207,20 @@ def test_prepare_input_accepts_or_names_the_problem(shape, dtype, poison):
 @functools.cache
 def explorer():
     from cnnviz_widgets import LayerExplorer
+    from cnnviz_widgets.widgets.cache import Reply
+    from cnnviz_widgets.widgets.recorder import Recorder
 
     ex = LayerExplorer(background=False)
     computed: list[tuple[str, dict[str, Any]]] = []
-    sent: list[dict[str, Any]] = []
+    for kind, handler in ex._handlers.items():
 
-    def compute(kind: str, params: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        from cnnviz_widgets.widgets.explorer import Reply
+        def compute(subject: Any, params: dict[str, Any], job: Any, kind: str = kind) -> Reply:
+            computed.append((kind, params))
+            return Reply({}, [])
 
-        computed.append((kind, params))
-        return Reply({}, [])
-
-    ex._compute = compute  # type: ignore[method-assign]
-    ex.send = lambda content, buffers=None: sent.append(content)  # type: ignore[method-assign]
-    return ex, computed, sent
+        handler.compute = compute  # type: ignore[method-assign]
+        handler.also = lambda subject, params: {}  # type: ignore[method-assign]
+    return ex, computed, Recorder(ex).sent
 
 
 json_values = st.recursive(
@@ -238,8 +239,7 @@ def request_messages() -> st.SearchStrategy[dict[str, Any]]:
         "type": st.sampled_from(["request", "cancel", "set_image", "exec"]) | json_values,
         "id": st.integers(-5, 2**60) | json_values,
         "key": st.text(max_size=30) | json_values,
-        "kind": st.sampled_from(["features", "kernels", "predictions", "cam", "metrics",
-                                 "saliency", "actmax", "__init__"]) | json_values,
+        "kind": st.sampled_from([*KIND_NAMES, "__init__"]) | json_values,
         "layer": st.sampled_from(names) | json_values,
         "version": st.integers(-1, 3) | json_values,
         "method": st.sampled_from(["GradCAM", "gradcam", "vanilla", "nope"]) | json_values,
@@ -254,8 +254,7 @@ def request_messages() -> st.SearchStrategy[dict[str, Any]]:
             "type": st.just("request"),
             "id": st.integers(0, 2**53 - 1),
             "key": st.text(max_size=30),
-            "kind": st.sampled_from(["features", "kernels", "predictions", "cam", "metrics",
-                                     "saliency", "actmax"]),
+            "kind": st.sampled_from(KIND_NAMES),
         },
         optional=params,
     )
@@ -264,8 +263,7 @@ def request_messages() -> st.SearchStrategy[dict[str, Any]]:
             "type": st.just("request"),
             "id": st.integers(0, 1000),
             "key": st.text(max_size=10),
-            "kind": st.sampled_from(["features", "kernels", "predictions", "cam", "metrics",
-                                     "saliency", "actmax"]),
+            "kind": st.sampled_from(KIND_NAMES),
             "layer": st.sampled_from(names),
             "version": st.sampled_from([ex.image_version, ex.image_version + 1]),
             "method": st.sampled_from(["GradCAM", "gradcam++", "vanilla", "nope"]),
@@ -298,11 +296,11 @@ def test_message_handler_never_raises_and_computes_only_valid_requests(content, 
     if ex.error:  # the envelope was refused: nothing computed, nothing sent
         assert not computed and not sent
         return
-    (reply,) = sent
+    (reply,) = [content for content, _ in sent]
     assert reply["id"] == content["id"] and reply["key"] == content["key"]
     if reply["type"] == "error":
         assert isinstance(reply["message"], str) and reply["message"] and not computed
     else:  # a valid request: computed once with validated parameters
         assert reply["type"] == "reply" and len(computed) <= 1
-        params = ex._validate(content["kind"], content)
+        params = ex._handlers[content["kind"]].validate(ex._subject, content)
         assert not computed or computed[0] == (content["kind"], params)

@@ -1,4 +1,4 @@
-"""The map-grid widgets' Python side: payloads the front end decodes, without a browser."""
+"""Widget helpers without a browser: RGB payloads, feature-map progress, the cell progress bar."""
 
 from __future__ import annotations
 
@@ -6,30 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnviz_widgets.render.colormaps import colormap_bytes
-from cnnviz_widgets.widgets import FeatureMapView, KernelView
-from cnnviz_widgets.widgets.serialize import map_stack, rgb_stack
-
-
-def decode(payload):
-    """What js/src/decode.ts does, in numpy."""
-    c, h, w = payload["shape"]
-    levels = np.frombuffer(payload["data"], np.uint8).reshape(c, h, w)
-    lo = np.frombuffer(payload["lo"], "<f4")
-    hi = np.frombuffer(payload["hi"], "<f4")
-    return lo[:, None, None] + (hi - lo)[:, None, None] * levels / 255.0
-
-
-def test_map_stack_payload_decodes_to_the_values():
-    rng = np.random.default_rng(0)
-    maps = rng.normal(size=(3, 4, 5)).astype(np.float32)
-    payload = map_stack(maps, labels=["a", "b", "c"])
-    assert len(payload["data"]) == 3 * 4 * 5  # one byte per value
-    assert len(payload["lo"]) == 12 and len(payload["hi"]) == 12
-    span = maps.max(axis=(1, 2)) - maps.min(axis=(1, 2))
-    assert (np.abs(decode(payload) - maps) <= span[:, None, None] / 510 + 1e-6).all()
-    with pytest.raises(ValueError, match="labels"):
-        map_stack(maps, labels=["a"])
+from cnnviz_widgets.widgets.serialize import rgb_stack
 
 
 def test_rgb_stack_payload():
@@ -37,31 +14,6 @@ def test_rgb_stack_payload():
     assert rgb_stack(imgs)["shape"] == [2, 3, 4, 3]
     with pytest.raises(ValueError):
         rgb_stack(imgs.astype(np.float32))
-
-
-def test_feature_map_view_sends_the_layer(vgg11):
-    x = torch.randn(1, 3, 16, 16)
-    view = FeatureMapView(vgg11, x, "features.3")
-    with torch.no_grad():
-        expected = vgg11.features[:4](x)[0].numpy()
-    got = decode(view.maps)
-    span = expected.max(axis=(1, 2)) - expected.min(axis=(1, 2))
-    assert (np.abs(got - expected) <= span[:, None, None] / 510 + 1e-5).all()
-    assert view.title.startswith("features.3")
-    assert view.colormap == colormap_bytes("viridis")
-    assert "export default" in view._esm or "export{" in view._esm.replace(" ", "")
-    view.set_colormap("magma")
-    assert view.colormap == colormap_bytes("magma")
-
-
-def test_kernel_view_is_symmetric_and_layer_scaled(vgg11):
-    view = KernelView(vgg11, "features.3", out_channel=1)
-    assert view.symmetric and view.color_scale == "layer"
-    np.testing.assert_allclose(
-        decode(view.maps), vgg11.features[3].weight.detach()[1].numpy(), atol=2e-3
-    )
-    with pytest.raises(IndexError, match="128 filters"):
-        KernelView(vgg11, "features.3", out_channel=128)
 
 
 def test_feature_maps_reports_progress_per_recorded_layer():

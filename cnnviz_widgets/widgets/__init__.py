@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-from .base import MapGridWidget
-from .explorer import (
+from .explorer import LayerExplorer
+from .views import (
     ActivationMaxView,
     CamView,
     DrawingPad,
     FeatureMapsView,
     KernelsView,
-    LayerExplorer,
     SaliencyView,
 )
-from .views import FeatureMapView, KernelView
 
 __all__ = [
     "ActivationMaxView",
     "CamView",
     "DrawingPad",
-    "FeatureMapView",
     "FeatureMapsView",
-    "KernelView",
     "KernelsView",
     "LayerExplorer",
-    "MapGridWidget",
     "SaliencyView",
 ]

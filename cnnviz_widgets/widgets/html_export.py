@@ -15,10 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anywidget
 from torch import nn
 
+from .cache import Reply
+from .requests.cam import class_agnostic
+
 if TYPE_CHECKING:
-    from .explorer import LayerExplorer, Reply
+    from .explorer import LayerExplorer
 
 # Tabs that need a kernel to compute anything new.
 _LIVE_ONLY = ("actmax", "draw")
@@ -40,45 +44,42 @@ def _saved(reply: Reply) -> dict[str, Any]:
 
 def page_data(explorer: LayerExplorer, layers: Sequence[str] | None = None) -> dict[str, Any]:
     """The traits and precomputed replies the page needs (see module docstring)."""
-    from .explorer import MessageError, request_key
-
-    names = list(layers) if layers is not None else list(explorer._layer_names)
-    unknown = [n for n in names if n not in explorer._layer_names]
+    subject, dispatcher = explorer._subject, explorer._dispatcher
+    names = list(layers) if layers is not None else list(subject.layer_names)
+    unknown = [n for n in names if n not in subject.layer_names]
     if unknown:
         raise ValueError(f"Not layers of this explorer: {unknown}.")
     replies: dict[str, Any] = {}
-    version = explorer.image_version
+    version = subject.version
 
     def add(kind: str, **params: Any) -> None:
-        key = request_key(kind, **params)
-        reply = explorer._cache.get(key)
-        if reply is None:
-            reply = explorer._compute(kind, params, lambda *_: None)
+        key, reply = dispatcher.reply_for(kind, params)
         replies[key] = _saved(reply)
 
     for name in names:
         add("features", version=version, layer=name)
-        if isinstance(explorer._modules[name], nn.Conv2d):
+        if isinstance(subject.modules[name], nn.Conv2d):
             add("kernels", layer=name)
     add("predictions", version=version)
     target = explorer.target
     if target is None:
-        target = int(explorer._top_predictions(1)[0]["index"])
+        target = int(subject.probabilities().argmax())
+    method = explorer.cam_method
     notes = []
-    for kind, method, extra in (
-        ("cam", explorer.cam_method, {"layer": explorer.cam_layer}),
-        ("saliency", explorer.saliency_method, {}),
+    for kind, params in (
+        ("cam", {"method": method, "target": None if class_agnostic(method) else target,
+                 "layer": explorer.cam_layer}),
+        ("saliency", {"method": explorer.saliency_method, "target": target}),
     ):
         try:
-            add(kind, version=version, method=method, target=target, **extra)
-        except (MessageError, ImportError, RuntimeError, ValueError, TypeError) as err:
+            add(kind, version=version, **params)
+        except (ImportError, RuntimeError, ValueError, TypeError) as err:
             notes.append(f"{kind}: {err}")
-    from .explorer import LayerExplorer
-
     state = {
         name: getattr(explorer, name)
-        for name in LayerExplorer.class_own_traits(sync=True)
-        if name != "_esm"
+        for name in sorted(set(explorer.trait_names(sync=True))
+                           - set(anywidget.AnyWidget.class_trait_names(sync=True)))
+        if name != "_esm" and not name.startswith("shown_")
     }
     state["views"] = [v for v in explorer.views if v not in _LIVE_ONLY] or ["features"]
     if state["tab"] not in state["views"]:

@@ -13,6 +13,16 @@ import threading
 from collections.abc import Callable
 
 
+def in_kernel() -> bool:
+    """Whether this code runs inside a Jupyter kernel (where jobs go to a worker thread)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with ipywidgets
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
 class Cancelled(Exception):
     """Raised inside a job (from its progress callback) when the user cancelled it."""
 

@@ -1,0 +1,105 @@
+"""A PNG of the explorer's current view, drawn in Python from the data in the widget state.
+
+Renderers that run no JavaScript (GitHub, nbconvert to PDF or Markdown, a notebook opened in a
+plain viewer) show this picture from the display bundle instead of ``LayerExplorer(...)``. It
+is drawn from the same quantised maps the front end colours (the ``shown_<kind>`` traits), with
+the same colormap, so it looks like the widget as it was left.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from ..render.colormaps import apply_colormap
+from ..render.mosaic import mosaic
+from .serialize import quantized_from_message
+
+if TYPE_CHECKING:
+    from .explorer import LayerExplorer
+
+MAX_SIDE = 640
+"""Longest side of the picture, pixels (keeps a saved output small)."""
+MAX_TILES = 64
+"""Most maps drawn (the first ones); the caption says how many of how many."""
+CAPTION_HEIGHT = 18
+# The caption is drawn with PIL's built-in font, which has ASCII glyphs only.
+BACKGROUND = (255, 255, 255)
+
+
+def _levels(shown: dict[str, Any] | None) -> np.ndarray | None:
+    """The uint8 levels ``(C, H, W)`` of a shown map stack (None when nothing is shown)."""
+    if not shown or "stack" not in shown.get("content", {}):
+        return None
+    return quantized_from_message(shown["content"]["stack"], shown["buffers"]).levels
+
+
+def _grid(levels: np.ndarray, cmap: str) -> np.ndarray:
+    rgb = apply_colormap(levels[:MAX_TILES], cmap)
+    return mosaic(rgb, gap=1, fill=255).astype(np.uint8)
+
+
+def _overlay(levels: np.ndarray, cmap: str, image: np.ndarray, opacity: float) -> np.ndarray:
+    heat = apply_colormap(levels[0], cmap).astype(np.float32)
+    mixed = (1 - opacity) * image.astype(np.float32) + opacity * heat
+    return np.concatenate([np.clip(mixed, 0, 255).astype(np.uint8),
+                           np.full((image.shape[0], 4, 3), 255, np.uint8),
+                           heat.astype(np.uint8)], axis=1)
+
+
+def view_pixels(explorer: LayerExplorer) -> tuple[np.ndarray, str] | None:
+    """The current view as ``(H, W, 3)`` uint8 pixels and its caption, or ``None``."""
+    tab, title = explorer.tab, explorer.title
+    image = explorer.image
+    if tab in ("cam", "saliency") and image is not None:
+        shown = explorer.shown_cam if tab == "cam" else explorer.shown_saliency
+        levels = _levels(shown)
+        if levels is not None and levels.shape[1:] == image.shape[:2]:
+            meta = shown["content"] if shown else {}
+            what = meta.get("class_name") or "class-agnostic"
+            caption = f"{title} | {meta.get('method', '')} | {what}"
+            if tab == "cam":
+                caption += f" | {meta.get('layer', '')}"
+            return _overlay(levels, explorer.cam_cmap, image, explorer.opacity), caption
+    if tab == "kernels":
+        levels = _levels(explorer.shown_kernels)
+        if levels is not None:
+            k = explorer.shown_kernels["content"].get("kernel_shape", [])
+            return _grid(levels, explorer.kernel_cmap), f"{title} | {explorer.layer} kernels {k}"
+    levels = _levels(explorer.shown_features)
+    if levels is None:
+        return None
+    c, h, w = levels.shape
+    total = (explorer.shown_features["content"].get("partial") or {}).get("of", c)
+    drawn = min(c, MAX_TILES)
+    caption = f"{title} | {explorer.layer} | {total} x {h} x {w}"
+    if drawn < total:
+        caption += f" (first {drawn} maps)"
+    return _grid(levels, explorer.cmap), caption
+
+
+def view_png(explorer: LayerExplorer) -> bytes | None:
+    """PNG bytes of :func:`view_pixels` with its caption above, at most :data:`MAX_SIDE` px."""
+    found = view_pixels(explorer)
+    if found is None:
+        return None
+    pixels, caption = found
+    picture = Image.fromarray(pixels)
+    scale = MAX_SIDE / max(picture.size)
+    if scale < 1:
+        picture = picture.resize((max(1, round(picture.width * scale)),
+                                  max(1, round(picture.height * scale))), Image.Resampling.BOX)
+    elif scale >= 2:
+        factor = int(min(scale, 8))
+        picture = picture.resize((picture.width * factor, picture.height * factor),
+                                 Image.Resampling.NEAREST)
+    canvas = Image.new("RGB", (max(picture.width, 320), picture.height + CAPTION_HEIGHT),
+                       BACKGROUND)
+    canvas.paste(picture, (0, CAPTION_HEIGHT))
+    ImageDraw.Draw(canvas).text((2, 3), caption, fill=(0, 0, 0))
+    out = io.BytesIO()
+    canvas.save(out, format="PNG", optimize=True)
+    return out.getvalue()

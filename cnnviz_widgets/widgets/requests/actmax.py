@@ -1,0 +1,58 @@
+"""``actmax``: images optimised to excite chosen channels, each sent as soon as it is done."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...engine import actmax
+from ..cache import Reply
+from ..subject import Subject
+from .base import Job, MessageError, Params, RequestKind, check_layer
+
+MAX_CHANNELS = 64
+
+
+class ActivationMax(RequestKind):
+    kind = "actmax"
+    per_image = False
+    shown = False  # images stream as items; the tab keeps them
+
+    def key(self, p: Params) -> str:
+        return f"actmax|{p['layer']}|{','.join(str(c) for c in p['channels'])}"
+
+    def validate(self, subject: Subject, msg: dict[str, Any]) -> Params:
+        layer = check_layer(msg.get("layer"), subject.layer_names)
+        channels = msg.get("channels")
+        n = subject.layer_channels(layer)
+        if n is None:
+            raise MessageError(f"{layer} has no channels to optimise")
+        if (
+            not isinstance(channels, list)
+            or not channels
+            or len(channels) > MAX_CHANNELS
+            or not all(isinstance(c, int) and not isinstance(c, bool) for c in channels)
+        ):
+            raise MessageError(f"channels must be a list of 1 to {MAX_CHANNELS} integers")
+        bad = [c for c in channels if not 0 <= c < n]
+        if bad:
+            raise MessageError(f"channel {bad[0]} out of range: {layer} has {n}")
+        return {"layer": layer, "channels": sorted(set(channels))}
+
+    def compute(self, subject: Subject, p: Params, job: Job) -> Reply:
+        channels = p["channels"]
+        size = int(subject.x.shape[-1])
+        for n, c in enumerate(channels):
+
+            def report(step: int, total: int, n: int = n, c: int = c) -> None:
+                job.progress(n * total + step, len(channels) * total,
+                             f"channel {c}: step {step} / {total} ({n + 1} of {len(channels)})")
+
+            with subject.lock:
+                img = actmax.activation_max(subject.model, p["layer"], [c], size=size, seed=0,
+                                            progress=report, mean=subject.mean,
+                                            std=subject.std)[0]
+            job.item({"index": int(c), "rgb": {"shape": [1, *img.shape]}},
+                     [np.ascontiguousarray(img).tobytes()])
+        return Reply({"layer": p["layer"], "channels": channels, "count": len(channels)}, [])

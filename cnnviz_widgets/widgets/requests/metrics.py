@@ -1,0 +1,44 @@
+"""``metrics``: faithfulness figures of the shown CAM (deletion / insertion AUC, average drop)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...engine.metrics import average_drop, deletion_auc, insertion_auc
+from ..cache import Reply
+from ..subject import Subject
+from .base import Job, Params, RequestKind
+from .cam import cam_key, validate_cam
+
+BETTER = {"deletion_auc": "lower", "insertion_auc": "higher", "average_drop": "lower"}
+"""Which direction is better for each figure (shown beside it)."""
+
+
+class Metrics(RequestKind):
+    kind = "metrics"
+
+    def __init__(self, methods: list[str]):
+        self.methods = methods
+
+    def key(self, p: Params) -> str:
+        return cam_key(self.kind, p)
+
+    def validate(self, subject: Subject, msg: dict[str, Any]) -> Params:
+        return validate_cam(subject, msg, self.methods)
+
+    def compute(self, subject: Subject, p: Params, job: Job) -> Reply:
+        maps = subject.cam_maps(p["method"], p["target"], p["layer"], job.progress)
+        heat = maps[p["layer"]][None]
+        x, t = subject.x, p["target"]
+        figures: dict[str, float] = {}
+        with subject.lock:
+            job.progress(0, 3, "faithfulness: deletion")
+            figures["deletion_auc"] = float(deletion_auc(subject.model, x, heat, t)[0])
+            job.progress(1, 3, "faithfulness: insertion")
+            figures["insertion_auc"] = float(insertion_auc(subject.model, x, heat, t)[0])
+            job.progress(2, 3, "faithfulness: average drop")
+            figures["average_drop"] = float(
+                np.asarray(average_drop(subject.model, x, heat, t)).reshape(-1)[0])
+        return Reply({"figures": figures, "better": BETTER}, [])

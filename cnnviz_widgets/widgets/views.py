@@ -1,0 +1,48 @@
+"""The explorer's views, each alone: the arguments and Python API of LayerExplorer, one tab."""
+
+from __future__ import annotations
+
+from .explorer import LayerExplorer
+
+
+class KernelsView(LayerExplorer):
+    """A conv layer's kernels with the layer slider: first layer as RGB filters, deeper layers
+    filter by filter in a diverging colormap (white = 0). Arguments as :class:`LayerExplorer`.
+    """
+
+    only_view = "kernels"
+
+
+class FeatureMapsView(LayerExplorer):
+    """Every channel of a layer's output for one image; hover to enlarge and read the value,
+    see the input region it comes from. Arguments as :class:`LayerExplorer`."""
+
+    only_view = "features"
+
+
+class CamView(LayerExplorer):
+    """Where the network looks for a class (13 CAM methods, a layer slider, faithfulness
+    figures). Arguments as :class:`LayerExplorer`."""
+
+    only_view = "cam"
+
+
+class SaliencyView(LayerExplorer):
+    """Which input pixels the class score is sensitive to (gradient saliency methods).
+    Arguments as :class:`LayerExplorer`."""
+
+    only_view = "saliency"
+
+
+class ActivationMaxView(LayerExplorer):
+    """Images optimised to excite chosen channels of a layer, shown as they finish.
+    Arguments as :class:`LayerExplorer`."""
+
+    only_view = "actmax"
+
+
+class DrawingPad(LayerExplorer):
+    """A drawing pad whose drawing becomes the model's input. Arguments as
+    :class:`LayerExplorer`."""
+
+    only_view = "draw"
