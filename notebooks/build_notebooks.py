@@ -31,11 +31,19 @@ KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3
 
 INSTALL = """\
 # Installs cnnviz-widgets when it is missing (on Colab, for example); does nothing otherwise.
+# It keeps the ipywidgets that is installed (Colab's 7.x included). Colab shows third-party
+# widgets only with its custom widget manager, which the second part turns on there.
 try:
     import cnnviz_widgets
 except ImportError:
     %pip install -q cnnviz-widgets
     import cnnviz_widgets
+try:
+    from google.colab import output
+
+    output.enable_custom_widget_manager()
+except ImportError:  # not on Colab
+    pass
 print("cnnviz-widgets", cnnviz_widgets.__version__)"""
 
 # One helper, the same in every notebook that wants ImageNet weights.
