@@ -15,6 +15,7 @@ thousands of images takes seconds.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Literal, overload
 
 import numpy as np
 import torch
@@ -346,6 +347,39 @@ def _generate(
         boxes[:, 2] = size - cols_on[:, ::-1].argmax(axis=1)
         boxes[:, 3] = size - rows_on[:, ::-1].argmax(axis=1)
     return images, lab, boxes, masks
+
+
+@overload
+def make_shapes(
+    n: int,
+    size: int = ...,
+    seed: int = ...,
+    *,
+    labels: Sequence[int] | Tensor | None = ...,
+    return_masks: Literal[False] = ...,
+) -> tuple[Tensor, Tensor, Tensor]: ...
+
+
+@overload
+def make_shapes(
+    n: int,
+    size: int = ...,
+    seed: int = ...,
+    *,
+    labels: Sequence[int] | Tensor | None = ...,
+    return_masks: Literal[True],
+) -> tuple[Tensor, Tensor, Tensor, Tensor]: ...
+
+
+@overload
+def make_shapes(
+    n: int,
+    size: int = ...,
+    seed: int = ...,
+    *,
+    labels: Sequence[int] | Tensor | None = ...,
+    return_masks: bool,
+) -> tuple[Tensor, Tensor, Tensor] | tuple[Tensor, Tensor, Tensor, Tensor]: ...
 
 
 def make_shapes(

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from cnnviz_widgets.demo.model import INPUT_SIZE, MEAN, STD, ShapesNet, fuse_batch_norm
 from cnnviz_widgets.demo.shapes import SHAPE_CLASSES, _generate, make_shapes
@@ -141,6 +141,7 @@ def train(
     model = ShapesNet(num_classes=len(SHAPE_CLASSES), batch_norm=True)
     model = model.to(memory_format=torch.channels_last)
     first_conv = model.features[0]
+    assert isinstance(first_conv, nn.Conv2d)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = images_per_epoch // batch_size
     sched = torch.optim.lr_scheduler.OneCycleLR(

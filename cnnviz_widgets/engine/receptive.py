@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,24 +98,28 @@ def _pair(v: Any) -> Pair:
     return float(v), float(v)
 
 
+def _per_axis(value: Callable[[int], float]) -> Pair:
+    """``(value(0), value(1))``: a pair computed the same way on both axes."""
+    return value(0), value(1)
+
+
 def _compose(
     rf: ReceptiveField, kernel: Any, stride: Any, padding: Any, dilation: Any = 1
 ) -> ReceptiveField:
     """The field after a sliding window (convolution or pooling) over ``rf``'s grid."""
     k, s, d = _pair(kernel), _pair(stride), _pair(dilation)
-    span = tuple((d[i] * (k[i] - 1) + 1) for i in (0, 1))
+    span = _per_axis(lambda i: d[i] * (k[i] - 1) + 1)
+    pad: Pair
     if padding == "same":
-        pad = tuple(math.floor((span[i] - 1) / 2) for i in (0, 1))
+        pad = _per_axis(lambda i: math.floor((span[i] - 1) / 2))
     elif padding == "valid":
         pad = (0.0, 0.0)
     else:
         pad = _pair(padding)
     return ReceptiveField(
-        size=tuple(rf.size[i] + (span[i] - 1) * rf.jump[i] for i in (0, 1)),  # type: ignore[arg-type]
-        jump=tuple(rf.jump[i] * s[i] for i in (0, 1)),  # type: ignore[arg-type]
-        start=tuple(  # type: ignore[arg-type]
-            rf.start[i] + ((span[i] - 1) / 2 - pad[i]) * rf.jump[i] for i in (0, 1)
-        ),
+        size=_per_axis(lambda i: rf.size[i] + (span[i] - 1) * rf.jump[i]),
+        jump=_per_axis(lambda i: rf.jump[i] * s[i]),
+        start=_per_axis(lambda i: rf.start[i] + ((span[i] - 1) / 2 - pad[i]) * rf.jump[i]),
     )
 
 

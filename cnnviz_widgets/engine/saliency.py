@@ -464,7 +464,7 @@ class _FunctionalReluCounter(TorchFunctionMode):
         self.depth = 0  # > 0 while an nn.ReLU module runs
         self.count = 0
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         if self.depth == 0 and getattr(func, "__name__", "") in _RELU_FUNCTIONS:
             self.count += 1
         return func(*args, **(kwargs or {}))

@@ -22,7 +22,7 @@ class Recorder:
 
     def __init__(self, widget: LayerExplorer):
         self.sent: list[Message] = []
-        widget.send = self._send  # type: ignore[method-assign]
+        widget.send = self._send
         widget.observe(self._on_shown, names=[f"shown_{k}" for k in SHOWN_KINDS])
 
     def _send(self, content: dict[str, Any], buffers: Any = None) -> None:

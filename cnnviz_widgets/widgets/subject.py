@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..engine import conv_layers, feature_maps, resolve_layer
 from ..engine import cam as cam_engine
+from ..engine import conv_layers, feature_maps, resolve_layer
 from ..engine.cam.registry import method_class
 from ..engine.dryrun import probe_default_layer
 from ..engine.inputs import LoadedImage

@@ -57,7 +57,7 @@ def forward_replacing(
 ) -> torch.Tensor:
     """Model scores for input ``x`` with ``module``'s first output replaced by ``replacement``."""
 
-    fired = []
+    fired: list[bool] = []
 
     def hook(mod: nn.Module, inputs: tuple, output: object) -> torch.Tensor | None:
         if fired:
@@ -88,7 +88,7 @@ class AblationCAM(CamMethod):
             )
         output = layer.output
         n_samples, channels = output.shape[:2]
-        original = run.target_values.to(output.device)
+        original = run.required_target_values.to(output.device)
         ablated = original[:, None].repeat(1, channels)
         self._broadcast: bool | None = None
         fixed = self.options["ablation_value"]
@@ -123,7 +123,7 @@ class AblationCAM(CamMethod):
     ) -> torch.Tensor:
         """``(B,)`` target scores with the layer's output replaced by each of ``copies``."""
         count = copies.shape[0]
-        target = run.targets[n]
+        target = run.required_targets[n]
         sample_x = run.x[n : n + 1]
         if self._broadcast is None:
             # First chunk: try the single-input path with one extra un-ablated copy as a check.

@@ -13,6 +13,8 @@ import itertools
 
 import torch
 
+from ..targets import Target
+
 FLIPS = (False, True)
 FACTORS = (0.9, 1.0, 1.1)
 AUGMENTATIONS: tuple[tuple[bool, float], ...] = tuple(itertools.product(FLIPS, FACTORS))
@@ -37,7 +39,7 @@ def deaugment_mean(maps: torch.Tensor) -> torch.Tensor:
     return torch.stack(restored).mean(dim=0)
 
 
-def repeat_target(target: object, n: int) -> object:
+def repeat_target(target: Target, n: int) -> Target:
     """A per-sample target sequence repeated for every augmentation (others pass through)."""
     if isinstance(target, torch.Tensor) and target.ndim > 0:
         target = target.tolist()

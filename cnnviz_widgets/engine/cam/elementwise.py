@@ -16,7 +16,7 @@ class HiResCAM(CamMethod):
     name = "HiResCAM"
 
     def weighted(self, layer: LayerData, run: Run) -> torch.Tensor:
-        return layer.gradients * layer.activations
+        return layer.required_gradients * layer.activations
 
 
 class LayerCAM(CamMethod):
@@ -25,7 +25,7 @@ class LayerCAM(CamMethod):
     name = "LayerCAM"
 
     def weighted(self, layer: LayerData, run: Run) -> torch.Tensor:
-        return layer.gradients.clamp_min(0) * layer.activations
+        return layer.required_gradients.clamp_min(0) * layer.activations
 
 
 class GradCAMElementWise(CamMethod):
@@ -34,4 +34,4 @@ class GradCAMElementWise(CamMethod):
     name = "GradCAMElementWise"
 
     def weighted(self, layer: LayerData, run: Run) -> torch.Tensor:
-        return (layer.gradients * layer.activations).clamp_min(0)
+        return (layer.required_gradients * layer.activations).clamp_min(0)

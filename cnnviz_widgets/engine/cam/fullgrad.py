@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..capture import Capture
-from ..targets import resolve_targets, select_output, target_scores
+from ..targets import OutputSelector, Target, resolve_targets, select_output, target_scores
 from .base import CamMethod
 from .errors import NoGradientPathError
 from .projection import first_component
@@ -45,8 +45,12 @@ def bias_layers(model: nn.Module) -> dict[str, nn.Module]:
 
 def effective_bias(module: nn.Module) -> torch.Tensor:
     """``(C,)`` float32 bias of a layer's output (BatchNorm folded with its running stats)."""
+    if not isinstance(module.bias, torch.Tensor):
+        raise TypeError(f"{type(module).__name__} has no bias.")
     bias = module.bias.detach().to(torch.float32)
     if isinstance(module, nn.BatchNorm2d) and module.running_mean is not None:
+        # a BatchNorm2d with a bias is affine, and running_var comes with running_mean
+        assert module.weight is not None and module.running_var is not None
         weight = module.weight.detach().to(torch.float32)
         mean = module.running_mean.detach().to(torch.float32)
         var = module.running_var.detach().to(torch.float32)
@@ -69,7 +73,12 @@ class FullGrad(CamMethod):
     whole_model = True
 
     def full_map(
-        self, model: nn.Module, x: torch.Tensor, target: object, output: object, eigen_smooth: bool
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        target: Target,
+        output: OutputSelector,
+        eigen_smooth: bool,
     ) -> torch.Tensor:
         """``(N, H, W)`` float32 map before the final min-max normalisation."""
         layers = bias_layers(model)

@@ -18,7 +18,7 @@ class GradCAM(CamMethod):
     name = "GradCAM"
 
     def weights(self, layer: LayerData, run: Run) -> torch.Tensor:
-        return layer.gradients.mean(dim=(2, 3))
+        return layer.required_gradients.mean(dim=(2, 3))
 
 
 class GradCAMPlusPlus(CamMethod):
@@ -32,7 +32,7 @@ class GradCAMPlusPlus(CamMethod):
     EPS = 1e-6
 
     def weights(self, layer: LayerData, run: Run) -> torch.Tensor:
-        grads, acts = layer.gradients, layer.activations
+        grads, acts = layer.required_gradients, layer.activations
         g2 = grads * grads
         g3 = g2 * grads
         sum_acts = acts.sum(dim=(2, 3), keepdim=True)
@@ -48,6 +48,6 @@ class XGradCAM(CamMethod):
     EPS = 1e-7
 
     def weights(self, layer: LayerData, run: Run) -> torch.Tensor:
-        grads, acts = layer.gradients, layer.activations
+        grads, acts = layer.required_gradients, layer.activations
         sum_acts = acts.sum(dim=(2, 3), keepdim=True)
         return (grads * acts / (sum_acts + self.EPS)).sum(dim=(2, 3))

@@ -92,7 +92,7 @@ class FastForward:
         if self._split is None and self._fast is not None:
             cpu_float = self._device.type == "cpu" and self.dtype == torch.float32
             self._split = (cpu_float and split_stem(self._fast)) or False
-        return self._split or None
+        return self._split if isinstance(self._split, tuple) else None
 
     def tail(self, stem_output: torch.Tensor) -> Any:
         """The selected model output for a first-convolution output ``stem_output``, by the rest

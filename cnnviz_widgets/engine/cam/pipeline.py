@@ -129,9 +129,9 @@ def layer_raw_maps(
     run = Run(model, x, targets, values, output, batch_size, eigen_smooth, bar, reshape)
     try:
         maps = {}
-        for name, layer in data.items():
+        for name in list(data):
+            layer = data.pop(name)  # so each layer's tensors are freed once its map is done
             maps[name] = method.raw_map(layer, run).clamp_min(0)
-            data[name] = None  # free each layer's tensors once its map is done
         return maps
     finally:
         bar.close()

@@ -130,7 +130,7 @@ class ScoreCAM(CamMethod):
             run.cache["score_forward"] = forward
         zero_output = None
         for n in range(n_samples):
-            target = run.targets[n]
+            target = run.required_targets[n]
             low, high = upsampled_range(acts[n], size)
             constant = high == low
             if bool(constant.any()):

@@ -99,7 +99,8 @@ class LinearStem:
     ) -> None:
         terms = map_size[0] * map_size[1]
         eye = torch.eye(terms, dtype=image.dtype, device=image.device)
-        tents = upsample(eye.view(terms, *map_size), tuple(image.shape[-2:]))  # (hw, H, W)
+        image_h, image_w = image.shape[-2:]
+        tents = upsample(eye.view(terms, *map_size), (image_h, image_w))  # (hw, H, W)
         images = torch.cat([image[None] * tents[:, None], image[None]])  # (hw + 1, C, H, W)
         responses = conv._conv_forward(images, conv.weight, None)  # (hw + 1, O, H', W')
         self.channels, self.height, self.width = responses.shape[1:]

@@ -137,6 +137,9 @@ class WinogradConv2d(nn.Module):
     ``H, W >= 1`` (edges are padded to whole tiles and cropped).
     """
 
+    u: torch.Tensor  # buffers, registered in __init__
+    bias: torch.Tensor
+
     def __init__(self, conv: nn.Conv2d) -> None:
         super().__init__()
         if not winograd_eligible(conv, min_channels=1):
