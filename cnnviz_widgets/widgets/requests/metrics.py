@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ...engine.metrics import average_drop, deletion_auc, insertion_auc
 from ..cache import Reply
 from ..subject import Subject
-from .base import Job, Params, RequestKind
-from .cam import cam_key, validate_cam
+from .base import Job, Params
+from .cam import Cam
 
 BETTER = {"deletion_auc": "lower", "insertion_auc": "higher", "average_drop": "lower"}
 """Which direction is better for each figure (shown beside it)."""
 
 
-class Metrics(RequestKind):
+class Metrics(Cam):
+    """The figures of the map a ``cam`` request with the same parameters shows."""
+
     kind = "metrics"
 
-    def __init__(self, methods: list[str]):
-        self.methods = methods
-
-    def key(self, p: Params) -> str:
-        return cam_key(self.kind, p)
-
-    def validate(self, subject: Subject, msg: dict[str, Any]) -> Params:
-        return validate_cam(subject, msg, self.methods)
+    def also(self, subject: Subject, p: Params) -> dict[str, Reply]:
+        return {}
 
     def compute(self, subject: Subject, p: Params, job: Job) -> Reply:
         maps = subject.cam_maps(p["method"], p["target"], p["layer"], job.progress)
