@@ -1,7 +1,7 @@
 """``LayerExplorer.save_html``: one self-contained HTML page (front end and data inlined).
 
 The page holds the widget's traits and a table of precomputed replies keyed by request key
-(``js/src/protocol.ts``); a stand-in model (``js/src/static_model.ts``) answers the front
+(``js/src/keys.ts``); a stand-in model (``js/src/static_model.ts``) answers the front
 end's requests from that table, so the layer slider, hover-to-zoom and colour changes work
 offline with no kernel and no network. Binary values are stored as ``{"$b64": ...}``.
 """

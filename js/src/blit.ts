@@ -22,38 +22,18 @@ export interface BlitTarget {
 }
 
 /**
- * Write a `srcW` x `srcH` image, scaled to `xs.length` x `ys.length`, at
- * (`x0`, `y0`) of `target`. `pixel(i)` gives the packed colour of source
- * pixel `i` (row-major), e.g. `lut[levels[i]]` or `rgba32[i]`.
+ * A tile's pixels: a map's levels with its colour LUT (colour = lut[levels[i]],
+ * the fast path of map grids), or the packed colour of any source pixel `i`
+ * (row-major).
  */
-export function blitNearest(
-  srcW: number,
-  pixel: (i: number) => number,
-  xs: Int32Array,
-  ys: Int32Array,
-  target: BlitTarget,
-  x0: number,
-  y0: number,
-): void {
-  const { pixels, width } = target;
-  const height = pixels.length / width;
-  for (let r = 0; r < ys.length; r++) {
-    const y = y0 + r;
-    if (y < 0 || y >= height) continue;
-    const rowStart = (ys[r] as number) * srcW;
-    let d = y * width + x0;
-    for (let c = 0; c < xs.length; c++, d++) {
-      const x = x0 + c;
-      if (x < 0 || x >= width) continue;
-      pixels[d] = pixel(rowStart + (xs[c] as number));
-    }
-  }
-}
+export type PixelSource = { levels: Uint8Array; lut: Uint32Array } | ((i: number) => number);
 
-/** The same as `blitNearest` for a map: colour = lut[levels[i]] (the fast path of map grids). */
-export function blitLevels(
-  levels: Uint8Array,
-  lut: Uint32Array,
+/**
+ * Write a `srcW`-wide image, scaled to `xs.length` x `ys.length`, at
+ * (`x0`, `y0`) of `target`, clipped to the target.
+ */
+export function blit(
+  source: PixelSource,
   srcW: number,
   xs: Int32Array,
   ys: Int32Array,
@@ -63,20 +43,20 @@ export function blitLevels(
 ): void {
   const { pixels, width } = target;
   const height = pixels.length / width;
-  const cols = xs.length;
-  const inside = x0 >= 0 && x0 + cols <= width;
+  // output columns [c0, c1) fall inside the target
+  const c0 = Math.max(0, -x0);
+  const c1 = Math.min(xs.length, width - x0);
+  if (c1 <= c0) return;
   for (let r = 0; r < ys.length; r++) {
     const y = y0 + r;
     if (y < 0 || y >= height) continue;
     const rowStart = (ys[r] as number) * srcW;
     const d0 = y * width + x0;
-    if (inside) {
-      for (let c = 0; c < cols; c++) pixels[d0 + c] = lut[levels[rowStart + (xs[c] as number)] as number] as number;
+    if (typeof source === "function") {
+      for (let c = c0; c < c1; c++) pixels[d0 + c] = source(rowStart + (xs[c] as number));
     } else {
-      for (let c = 0; c < cols; c++) {
-        const x = x0 + c;
-        if (x >= 0 && x < width) pixels[d0 + c] = lut[levels[rowStart + (xs[c] as number)] as number] as number;
-      }
+      const { levels, lut } = source;
+      for (let c = c0; c < c1; c++) pixels[d0 + c] = lut[levels[rowStart + (xs[c] as number)] as number] as number;
     }
   }
 }

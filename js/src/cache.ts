@@ -33,6 +33,11 @@ export class ByteCache<V> {
     return entry.value;
   }
 
+  /** The value without marking it used; undefined when absent. */
+  peek(key: string): V | undefined {
+    return this.entries.get(key)?.value;
+  }
+
   /** Store a value; evicts least recently used entries beyond the budget (never the new one). */
   set(key: string, value: V, bytes: number): void {
     const old = this.entries.get(key);
@@ -49,10 +54,11 @@ export class ByteCache<V> {
     }
   }
 
-  /** Drop entries whose key starts with `prefix` (all when omitted). */
-  clear(prefix = ""): void {
+  /** Drop entries whose key starts with `prefix` (all when omitted), or for which `prefix(key)` holds. */
+  clear(prefix: string | ((key: string) => boolean) = ""): void {
+    const drop = typeof prefix === "string" ? (k: string) => k.startsWith(prefix) : prefix;
     for (const [k, e] of this.entries) {
-      if (k.startsWith(prefix)) {
+      if (drop(k)) {
         this.entries.delete(k);
         this.total -= e.bytes;
       }

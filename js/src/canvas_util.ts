@@ -1,5 +1,7 @@
 /** Small canvas helpers shared by the DOM views. */
 
+import type { TileSource } from "./tiles";
+
 /** A 2D context with image smoothing off (nearest-neighbour scaling). */
 export function context2d(canvas: HTMLCanvasElement): CanvasRenderingContext2D {
   const ctx = canvas.getContext("2d");
@@ -61,4 +63,18 @@ export class ImageTile {
   commit(): void {
     if (this.image) this.ctx.putImageData(this.image, 0, 0);
   }
+}
+
+/** Draw item `item` of `source` into `canvas`, scaled (nearest neighbour) to cssWidth x cssHeight. */
+export function paintScaled(
+  canvas: HTMLCanvasElement,
+  source: TileSource,
+  item: number,
+  cssWidth: number,
+  cssHeight: number,
+): void {
+  const tile = new ImageTile(canvas.ownerDocument);
+  source.paint(item, tile.buffer(source.width, source.height));
+  tile.commit();
+  sizeCanvas(canvas, cssWidth, cssHeight).drawImage(tile.canvas, 0, 0, cssWidth, cssHeight);
 }

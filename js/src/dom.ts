@@ -115,3 +115,40 @@ export function downloadCanvas(canvas: HTMLCanvasElement, name: string): void {
   a.href = canvas.toDataURL("image/png");
   a.click();
 }
+
+/** Set a select's options (rebuilt only when they changed) and its value. */
+export function syncSelect(
+  control: { input: HTMLSelectElement; setOptions: (o: readonly (readonly [string, string])[], v: string) => void },
+  options: readonly (readonly [string, string])[],
+  value: string,
+): void {
+  const have = [...control.input.options].map((o) => `${o.value}\u0000${o.text}`).join("\u0001");
+  const want = options.map(([v, t]) => `${v}\u0000${t}`).join("\u0001");
+  if (have !== want) control.setOptions(options, value);
+  else if (control.input.value !== value) control.input.value = value;
+}
+
+/** A line of text under a tab's controls: loading notes, notes, errors. */
+export class MessageLine {
+  readonly el: HTMLDivElement;
+
+  constructor(doc: Document, className = "cnnviz-message") {
+    this.el = el(doc, "div", className);
+    this.el.hidden = true;
+  }
+
+  show(text: string): void {
+    this.el.textContent = text;
+    this.el.classList.remove("cnnviz-error");
+    this.el.hidden = !text;
+  }
+
+  error(text: string): void {
+    this.show(text);
+    this.el.classList.add("cnnviz-error");
+  }
+
+  hide(): void {
+    this.show("");
+  }
+}

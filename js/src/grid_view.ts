@@ -3,7 +3,7 @@
  * a grid of tiles, and reports which item pixel is under the pointer.
  */
 
-import { blitLevels, blitNearest, nearestIndex } from "./blit";
+import { blit, nearestIndex } from "./blit";
 import { sizeCanvas } from "./canvas_util";
 import {
   DEFAULT_GAP,
@@ -61,6 +61,16 @@ export interface GridViewOptions {
   onClick?: (hover: GridHover) => void;
   /** Accessible name of the grid (e.g. "feature maps"). */
   label?: string;
+}
+
+/** Frame the hovered tile with `highlight` (hidden when nothing is hovered). */
+export function placeHighlight(highlight: HTMLElement, canvas: HTMLCanvasElement, hover: GridHover | null): void {
+  highlight.hidden = hover === null;
+  if (!hover) return;
+  highlight.style.left = `${canvas.offsetLeft + hover.tile.x}px`;
+  highlight.style.top = `${canvas.offsetTop + hover.tile.y}px`;
+  highlight.style.width = `${hover.tile.width}px`;
+  highlight.style.height = `${hover.tile.height}px`;
 }
 
 export class GridView {
@@ -181,13 +191,13 @@ export class GridView {
       const ys = axis(source.height, Math.round((r.y + r.height) * sy) - y0, "y");
       const fast = source.levels?.(c);
       if (fast) {
-        blitLevels(fast.levels, fast.lut, source.width, xs, ys, target, x0, y0);
+        blit(fast, source.width, xs, ys, target, x0, y0);
         return;
       }
       if (this.tileBuffer.length !== pixels * 4) this.tileBuffer = new Uint8ClampedArray(pixels * 4);
       source.paint(c, this.tileBuffer);
       const words = new Uint32Array(this.tileBuffer.buffer);
-      blitNearest(source.width, (i) => words[i] as number, xs, ys, target, x0, y0);
+      blit((i) => words[i] as number, source.width, xs, ys, target, x0, y0);
     });
     ctx.putImageData(image, 0, 0);
     if (id !== null) this.keep(id, image);

@@ -8,9 +8,9 @@
  */
 
 import type { AnyModel, RenderProps } from "@anywidget/types";
-import { type ExplorerTraits, renderExplorer } from "./explorer";
+import { renderExplorer } from "./explorer";
 import { type SavedPage, StaticModel } from "./static_model";
-import type { GenericTraits } from "./traits";
+import type { ExplorerTraits, GenericTraits } from "./traits";
 import { renderGenericView } from "./widget_view";
 
 function render({ model, el }: RenderProps<GenericTraits>): () => void {

@@ -13,20 +13,33 @@ export interface Request {
   key: string;
 }
 
+/** Request ids 1, 2, 3, ... */
+export function counter(first = 1): () => number {
+  let next = first;
+  return () => next++;
+}
+
 export class Coalescer {
-  private nextId = 1;
-  private inFlight: Request | null = null;
+  private current: Request | null = null;
   private pending: string | null = null;
   private wantedKey: string | null = null;
+
+  /** `newId` gives the id of each request sent (shared by the coalescers of one session). */
+  constructor(private readonly newId: () => number = counter()) {}
 
   /** The key the view wants to show now. */
   get wanted(): string | null {
     return this.wantedKey;
   }
 
+  /** The request waiting for its reply, if any. */
+  get inFlight(): Request | null {
+    return this.current;
+  }
+
   /** True while a request waits for its reply. */
   get busy(): boolean {
-    return this.inFlight !== null;
+    return this.current !== null;
   }
 
   /**
@@ -40,8 +53,8 @@ export class Coalescer {
       this.pending = null;
       return null;
     }
-    if (this.inFlight) {
-      this.pending = this.inFlight.key === key ? null : key;
+    if (this.current) {
+      this.pending = this.current.key === key ? null : key;
       return null;
     }
     return this.start(key);
@@ -53,14 +66,20 @@ export class Coalescer {
     this.pending = null;
   }
 
+  /** Stop waiting for the request in flight (its reply will never come); forget the queued key. */
+  abandon(): void {
+    this.current = null;
+    this.pending = null;
+  }
+
   /**
    * The reply (or error) for request `id` arrived. Returns whether it is
    * still wanted (draw it) and the next request to send, if any.
    */
   complete(id: number, have: (key: string) => boolean = () => false): { current: boolean; next: Request | null } {
-    const done = this.inFlight;
+    const done = this.current;
     if (!done || done.id !== id) return { current: false, next: null };
-    this.inFlight = null;
+    this.current = null;
     const current = done.key === this.wantedKey;
     let next: Request | null = null;
     const pending = this.pending;
@@ -70,7 +89,7 @@ export class Coalescer {
   }
 
   private start(key: string): Request {
-    this.inFlight = { id: this.nextId++, key };
-    return this.inFlight;
+    this.current = { id: this.newId(), key };
+    return this.current;
   }
 }

@@ -9,8 +9,6 @@
  * Pure module: no DOM access (uses only atob, present in browsers and node).
  */
 
-import { keys as _keys } from "./protocol";
-
 type Callback = (...args: unknown[]) => void;
 
 /** The two host functions this module needs (browsers and node have both). */
@@ -116,6 +114,3 @@ export class StaticModel {
     for (const cb of [...(this.listeners.get(name) ?? [])]) cb(...args);
   }
 }
-
-/** The request keys, re-exported for the page script. */
-export const keys = _keys;

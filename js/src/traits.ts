@@ -1,9 +1,14 @@
 /**
- * Model traits the generic view reads. The binary fields follow the data
- * contract in decode.ts; every trait may be missing.
+ * Model traits the views read. The binary fields follow the data contract
+ * in decode.ts.
+ *
+ * Pure module: no DOM access.
  */
 
-import type { MapStackPayload } from "./decode";
+import type { MapStackPayload, RgbStackPayload } from "./decode";
+import type { LayerField } from "./zoom";
+
+// ---------- the generic map-grid view (widget_view.ts); every trait may be missing ----------
 
 export interface GenericTraits {
   [key: string]: unknown;
@@ -23,3 +28,120 @@ export interface GenericTraits {
 
 /** Traits whose change redraws the grid. */
 export const DRAW_TRAITS = ["maps", "colormap", "color_scale", "symmetric", "value_range"] as const;
+
+// ---------- the explorer ----------
+
+export interface LayerInfo {
+  name: string;
+  type: string;
+  /** Output shape [C, H, W] for the explorer's image, or null. */
+  shape: number[] | null;
+  /** Conv kernels [O, I, kh, kw], or null for layers without kernels. */
+  kernel_shape: number[] | null;
+  /** Receptive field of the layer's units, or null when unknown (outline proportionally). */
+  rf?: LayerField | null;
+}
+
+/** What is on screen, kept in the widget state (see messages.ts, `parseShown`). */
+export interface ShownValue {
+  id: number | null;
+  key: string;
+  content: Record<string, unknown>;
+  buffers: DataView[];
+}
+
+export type ExplorerTraits = {
+  _view: string;
+  /** Tabs to show (empty: all). */
+  views: readonly string[];
+  tab: string;
+  title: string;
+  layers: readonly LayerInfo[];
+  /** Empty: the first layer. */
+  layer_name: string;
+  input_image: RgbStackPayload | null;
+  image_version: number;
+  colormaps: Readonly<Record<string, DataView>>;
+  cmap: string;
+  kernel_cmap: string;
+  cam_cmap: string;
+  color_scale: string;
+  order: string;
+  global_range: readonly [number, number] | null;
+  cam_methods: readonly string[];
+  cam_method: string;
+  /** CAM methods whose map does not depend on the class (target null, key `*`). */
+  class_agnostic_methods: readonly string[];
+  cam_layers: readonly string[];
+  /** Empty: the last CAM layer. */
+  cam_layer: string;
+  /** Class to explain; -1: the top prediction. */
+  target_class: number;
+  opacity: number;
+  saliency_methods: readonly string[];
+  saliency_method: string;
+  error: string;
+  shown_features: ShownValue | null;
+  shown_kernels: ShownValue | null;
+  shown_predictions: ShownValue | null;
+  shown_cam: ShownValue | null;
+  shown_saliency: ShownValue | null;
+  shown_metrics: ShownValue | null;
+};
+
+export type TraitName = keyof ExplorerTraits;
+
+/** Each trait's value when the model lacks it or holds a value of another type. */
+export const DEFAULTS: Readonly<ExplorerTraits> = Object.freeze({
+  _view: "explorer",
+  views: [],
+  tab: "",
+  title: "",
+  layers: [],
+  layer_name: "",
+  input_image: null,
+  image_version: 0,
+  colormaps: {},
+  cmap: "viridis",
+  kernel_cmap: "bwr",
+  cam_cmap: "jet",
+  color_scale: "map",
+  order: "index",
+  global_range: null,
+  cam_methods: [],
+  cam_method: "GradCAM",
+  class_agnostic_methods: [],
+  cam_layers: [],
+  cam_layer: "",
+  target_class: -1,
+  opacity: 0.5,
+  saliency_methods: [],
+  saliency_method: "vanilla",
+  error: "",
+  shown_features: null,
+  shown_kernels: null,
+  shown_predictions: null,
+  shown_cam: null,
+  shown_saliency: null,
+  shown_metrics: null,
+});
+
+/** Whether `value` has the type of `fallback` (for null defaults: null or a dict/list). */
+function fits(value: unknown, fallback: unknown): boolean {
+  if (fallback === null) return value === null || (typeof value === "object" && value !== undefined);
+  if (Array.isArray(fallback)) return Array.isArray(value);
+  if (typeof fallback === "number") return typeof value === "number" && Number.isFinite(value);
+  if (typeof fallback === "object") return typeof value === "object" && value !== null && !Array.isArray(value);
+  return typeof value === typeof fallback;
+}
+
+/** What `get` needs of a model (anywidget's model and the saved page's stand-in have it). */
+export interface TraitSource {
+  get<K extends TraitName>(name: K): unknown;
+}
+
+/** Trait `name` of `model`, or its default. */
+export function get<K extends TraitName>(model: TraitSource, name: K): ExplorerTraits[K] {
+  const value = model.get(name);
+  return fits(value, DEFAULTS[name]) ? (value as ExplorerTraits[K]) : DEFAULTS[name];
+}

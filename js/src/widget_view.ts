@@ -8,7 +8,7 @@ import type { AnyModel } from "@anywidget/types";
 import { COLOR_SCALES, type ColorScale, Colorizer, grayColorTable, stackRange } from "./colormap";
 import { type MapStack, decodeColorTable, decodeMapStack, isEmptyStack } from "./decode";
 import { formatRange, formatShape } from "./format";
-import { GridView } from "./grid_view";
+import { GridView, placeHighlight } from "./grid_view";
 import { Pager } from "./pager";
 import { ensureStyles } from "./styles";
 import { pageRange } from "./tiling";
@@ -64,17 +64,10 @@ export function renderGenericView(model: Model, el: HTMLElement): () => void {
   const zoom = new ZoomBox(root);
   const grid = new GridView(stage, {
     onHover(hover) {
-      if (!hover || !stack || !colorizer) {
-        highlight.hidden = true;
-        zoom.hide();
-        return;
-      }
-      highlight.hidden = false;
-      highlight.style.left = `${grid.canvas.offsetLeft + hover.tile.x}px`;
-      highlight.style.top = `${grid.canvas.offsetTop + hover.tile.y}px`;
-      highlight.style.width = `${hover.tile.width}px`;
-      highlight.style.height = `${hover.tile.height}px`;
-      zoom.show(hover);
+      const shown = hover && stack && colorizer ? hover : null;
+      placeHighlight(highlight, grid.canvas, shown);
+      if (shown) zoom.show(shown);
+      else zoom.hide();
     },
   });
   stage.appendChild(highlight);

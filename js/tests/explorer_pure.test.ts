@@ -1,17 +1,18 @@
 /**
  * The explorer's pure modules: float16 ranges, channel ordering, overlay
- * blending, request coalescing, the byte-bounded cache, message parsing,
- * channel lists, tile sources and the saved-page model.
+ * blending, request coalescing, the byte-bounded cache, payloads, channel
+ * lists, tile sources and the saved-page model (request keys: keys.test.ts;
+ * messages: messages.test.ts; the session: session.test.ts).
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { blitLevels, blitNearest, nearestIndex } from "../src/blit";
+import { blit, nearestIndex } from "../src/blit";
 import { ByteCache } from "../src/cache";
 import { Colorizer } from "../src/colormap";
 import { decodeMapStack, halfToFloat, valueAt } from "../src/decode";
 import { channelMeans, channelOrder } from "../src/order";
 import { blendOverlay } from "../src/overlay";
-import { keys, parseChannels, parseIncoming, parsePredictions, stackPayload } from "../src/protocol";
+import { parseChannels, parseMessage, parsePredictions, stackPayload } from "../src/messages";
 import { Coalescer } from "../src/requests";
 import { StaticModel, revive } from "../src/static_model";
 import { mapSource, rgbSource, subStack } from "../src/tiles";
@@ -138,14 +139,9 @@ describe("byte cache", () => {
 });
 
 describe("protocol", () => {
-  it("builds the keys Python builds", () => {
-    assert.equal(keys.features(3, "layer4.1.conv2"), "features|3|layer4.1.conv2");
-    assert.equal(keys.cam(1, "GradCAM", 7, "features"), "cam|1|GradCAM|7|features");
-    assert.equal(keys.actmax("features.0", [1, 2]), "actmax|features.0|1,2");
-  });
   it("validates incoming messages and predictions", () => {
-    assert.equal(parseIncoming({ type: "other" }), null);
-    assert.throws(() => parseIncoming({ type: "reply", id: "1", key: "k", kind: "features" }), /id\/key\/kind/);
+    assert.equal(parseMessage({ type: "other" }, []), null);
+    assert.throws(() => parseMessage({ type: "reply", id: "1", key: "k", kind: "features" }, []), /id\/key\/kind/);
     assert.deepEqual(parsePredictions([{ index: 2, name: "<b>x</b>", prob: 0.5 }]), [
       { index: 2, name: "<b>x</b>", prob: 0.5 },
     ]);
@@ -235,7 +231,7 @@ describe("nearest-neighbour blit", () => {
     const levels = new Uint8Array([0, 1, 2, 3]); // 2 x 2
     const lut = new Uint32Array(256).map((_, q) => 100 + q);
     const target = { pixels: new Uint32Array(5 * 4), width: 5 };
-    blitLevels(levels, lut, 2, nearestIndex(2, 4), nearestIndex(2, 4), target, 2, 1);
+    blit({ levels, lut }, 2, nearestIndex(2, 4), nearestIndex(2, 4), target, 2, 1);
     const rows = [0, 1, 2, 3].map((r) => [...target.pixels.subarray(r * 5, r * 5 + 5)]);
     assert.deepEqual(rows, [
       [0, 0, 0, 0, 0],
@@ -244,7 +240,13 @@ describe("nearest-neighbour blit", () => {
       [0, 0, 102, 102, 103],
     ]);
     const t2 = { pixels: new Uint32Array(4), width: 2 };
-    blitNearest(2, (i) => i + 7, nearestIndex(2, 2), nearestIndex(2, 2), t2, 0, 0);
+    blit((i) => i + 7, 2, nearestIndex(2, 2), nearestIndex(2, 2), t2, 0, 0);
     assert.deepEqual([...t2.pixels], [7, 8, 9, 10]);
+    const t3 = { pixels: new Uint32Array(3 * 2), width: 3 }; // left and bottom edges clip
+    blit((i) => i + 1, 2, nearestIndex(2, 4), nearestIndex(2, 2), t3, -2, 1);
+    assert.deepEqual([...t3.pixels], [0, 0, 0, 2, 2, 0]);
+    const t4 = { pixels: new Uint32Array(2), width: 2 };
+    blit((i) => i + 1, 2, nearestIndex(2, 2), nearestIndex(1, 1), t4, 5, 0); // wholly outside
+    assert.deepEqual([...t4.pixels], [0, 0]);
   });
 });

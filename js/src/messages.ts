@@ -1,0 +1,381 @@
+/**
+ * Every message between Python and the front end, as discriminated unions,
+ * and the validation of what comes in (anywidget custom messages with binary
+ * buffers, and the `shown_<kind>` traits that carry what is on screen).
+ *
+ * Front end -> Python:
+ *   {type: "request", id, key, kind, ...params}        ask for data (params per kind)
+ *   {type: "cancel"}                                   stop the running long job
+ *   {type: "set_image", height, width} + [RGBA bytes]  use a drawing as the input
+ * Python -> front end:
+ *   {type: "reply", id, key, kind, ...content} + buffers
+ *   {type: "error", id, key, kind, message}
+ *   {type: "progress", id, key, kind, done, total, text}
+ *   {type: "item", id, key, kind: "actmax", index, rgb: {shape}} + [one buffer]
+ * Trait `shown_<kind>` (kinds of SHOWN_KINDS): null or
+ *   {id: number | null, key, content, buffers}: the reply of request `id` (or,
+ *   with id null, a snapshot; `content.partial = {channels, of}` when its
+ *   stack holds only the first maps).
+ *
+ * Map stacks travel as content `stack: {shape, range_dtype, labels?}` with
+ * buffers [levels, lo, hi]; RGB stacks as `rgb: {shape}` with one buffer.
+ *
+ * Pure module: no DOM access.
+ */
+
+import { type MapStackPayload, PayloadError, type RgbStackPayload, bytesView } from "./decode";
+
+export const REQUEST_KINDS = ["features", "kernels", "predictions", "cam", "metrics", "saliency", "actmax"] as const;
+export type RequestKind = (typeof REQUEST_KINDS)[number];
+
+/** The kinds whose answer Python puts into the trait `shown_<kind>`. */
+export const SHOWN_KINDS = ["features", "kernels", "predictions", "cam", "saliency", "metrics"] as const;
+export type ShownKind = (typeof SHOWN_KINDS)[number];
+
+/** What a request of each kind asks for. `target: null`: a class-agnostic CAM method. */
+export interface RequestParams {
+  features: { version: number; layer: string };
+  kernels: { layer: string };
+  predictions: { version: number };
+  cam: { version: number; method: string; target: number | null; layer: string };
+  metrics: { version: number; method: string; target: number | null; layer: string };
+  saliency: { version: number; method: string; target: number };
+  actmax: { layer: string; channels: number[] };
+}
+
+interface Head<T extends string, K extends RequestKind> {
+  type: T;
+  id: number;
+  key: string;
+  kind: K;
+}
+
+// ---------- front end -> Python ----------
+
+export type RequestMessage = { [K in RequestKind]: Head<"request", K> & RequestParams[K] }[RequestKind];
+export interface CancelMessage {
+  type: "cancel";
+}
+/** Sent with one buffer: height * width * 4 RGBA bytes. */
+export interface SetImageMessage {
+  type: "set_image";
+  height: number;
+  width: number;
+}
+export type Outgoing = RequestMessage | CancelMessage | SetImageMessage;
+
+export function requestMessage<K extends RequestKind>(kind: K, id: number, key: string, params: RequestParams[K]): RequestMessage {
+  return { ...params, type: "request", id, key, kind } as RequestMessage;
+}
+
+// ---------- Python -> front end ----------
+
+export interface StackMeta {
+  shape: number[];
+  range_dtype?: "float32" | "float16";
+  labels?: string[] | null;
+}
+export interface RgbMeta {
+  shape: number[];
+}
+export interface Prediction {
+  index: number;
+  name: string;
+  prob: number;
+}
+/** A snapshot whose stack holds only the first `channels` of `of` maps. */
+export interface PartialInfo {
+  channels: number;
+  of: number;
+}
+
+/** The content (meta) of a reply of each kind; its buffers travel beside it. */
+export interface ReplyContent {
+  features: { layer?: string; stack: StackMeta };
+  kernels: { layer?: string; stack: StackMeta; kernel_shape: number[]; absmax: number; rgb: RgbMeta | null };
+  predictions: { top: Prediction[] };
+  cam: { layer?: string; method: string; target: number | null; stack: StackMeta };
+  saliency: { method: string; target: number | null; stack: StackMeta };
+  metrics: { figures: Record<string, number | string | null> };
+  actmax: { layer?: string; channels?: number[]; count?: number };
+}
+
+/** The reply of a request as Python sends it: head and content in one dict. */
+export type ReplyMessage = { [K in RequestKind]: Head<"reply", K> & ReplyContent[K] }[RequestKind];
+export interface ErrorMessage extends Head<"error", RequestKind> {
+  message: string;
+}
+export interface ProgressMessage extends Head<"progress", RequestKind> {
+  done: number;
+  total: number;
+  text: string;
+}
+export interface ItemMessage extends Head<"item", "actmax"> {
+  index: number;
+  rgb: RgbMeta;
+}
+export type FromPython = ReplyMessage | ErrorMessage | ProgressMessage | ItemMessage;
+
+/** A reply, from a message or a `shown_<kind>` trait; `id` null for a snapshot. */
+export type Reply<K extends RequestKind = RequestKind> = {
+  [P in K]: {
+    kind: P;
+    id: number | null;
+    key: string;
+    content: ReplyContent[P];
+    buffers: DataView[];
+    partial: PartialInfo | null;
+  };
+}[K];
+
+/** One optimised image of an actmax request, decoded to its payload. */
+export interface ActmaxItem {
+  id: number;
+  key: string;
+  index: number;
+  rgb: RgbStackPayload;
+}
+
+/** A validated message from Python. */
+export type Incoming =
+  | { type: "reply"; reply: Reply }
+  | ErrorMessage
+  | ProgressMessage
+  | ({ type: "item" } & ActmaxItem);
+
+// ---------- validation ----------
+
+type Rec = Record<string, unknown>;
+
+function record(value: unknown, what: string): Rec {
+  if (value === null || typeof value !== "object" || Array.isArray(value) || ArrayBuffer.isView(value)) {
+    throw new PayloadError(`${what}: expected a dict`);
+  }
+  return value as Rec;
+}
+
+function text(r: Rec, name: string, what: string): string {
+  const v = r[name];
+  if (typeof v !== "string") throw new PayloadError(`${what}: ${name} must be a string`);
+  return v;
+}
+
+function optionalText(r: Rec, name: string, what: string): string | undefined {
+  return r[name] === undefined || r[name] === null ? undefined : text(r, name, what);
+}
+
+function finite(r: Rec, name: string, what: string): number {
+  const v = r[name];
+  if (typeof v !== "number" || !Number.isFinite(v)) throw new PayloadError(`${what}: ${name} must be a number`);
+  return v;
+}
+
+function targetOf(r: Rec, what: string): number | null {
+  return r.target === null || r.target === undefined ? null : finite(r, "target", what);
+}
+
+function numbers(value: unknown, what: string): number[] {
+  if (!Array.isArray(value) || !value.every((n) => typeof n === "number" && Number.isInteger(n) && n >= 0)) {
+    throw new PayloadError(`${what}: expected a list of non-negative integers, got ${JSON.stringify(value)}`);
+  }
+  return value as number[];
+}
+
+function stackMeta(value: unknown, buffers: readonly DataView[], what: string): StackMeta {
+  const m = record(value, `${what} stack`);
+  const meta: StackMeta = { shape: numbers(m.shape, `${what} stack shape`) };
+  if (meta.shape.length !== 3) throw new PayloadError(`${what} stack: shape must be [C, H, W]`);
+  if (m.range_dtype === "float16" || m.range_dtype === "float32") meta.range_dtype = m.range_dtype;
+  else if (m.range_dtype !== undefined && m.range_dtype !== null) {
+    throw new PayloadError(`${what} stack: range_dtype must be "float32" or "float16"`);
+  }
+  if (Array.isArray(m.labels)) meta.labels = m.labels.map(String);
+  if (buffers.length < 3) throw new PayloadError(`${what}: expected 3 buffers (levels, lo, hi), got ${buffers.length}`);
+  return meta;
+}
+
+function rgbMeta(value: unknown, buffers: readonly DataView[], offset: number, what: string): RgbMeta {
+  const shape = numbers(record(value, `${what} rgb`).shape, `${what} rgb shape`);
+  if (buffers.length < offset + 1) throw new PayloadError(`${what} rgb: missing its buffer`);
+  return { shape };
+}
+
+/** `top` of a predictions reply, validated. */
+export function parsePredictions(value: unknown): Prediction[] {
+  if (!Array.isArray(value)) throw new PayloadError("predictions: expected a list");
+  return value.map((p, i) => {
+    const r = record(p, `prediction ${i}`);
+    if (typeof r.index !== "number" || typeof r.name !== "string" || typeof r.prob !== "number") {
+      throw new PayloadError(`prediction ${i}: needs index (number), name (string), prob (number)`);
+    }
+    return { index: r.index, name: r.name, prob: r.prob };
+  });
+}
+
+/** Content validators: one entry per request kind. */
+const CONTENT: { [K in RequestKind]: (r: Rec, buffers: readonly DataView[]) => ReplyContent[K] } = {
+  features: (r, b) => ({ layer: optionalText(r, "layer", "features"), stack: stackMeta(r.stack, b, "features") }),
+  kernels: (r, b) => {
+    const kernelShape = numbers(r.kernel_shape, "kernels kernel_shape");
+    if (kernelShape.length !== 4) throw new PayloadError("kernels: kernel_shape must be [O, I, kh, kw]");
+    const rgb = r.rgb === undefined || r.rgb === null ? null : rgbMeta(r.rgb, b, 3, "kernels");
+    const absmax = typeof r.absmax === "number" && Number.isFinite(r.absmax) ? r.absmax : 1;
+    return { layer: optionalText(r, "layer", "kernels"), stack: stackMeta(r.stack, b, "kernels"), kernel_shape: kernelShape, absmax, rgb };
+  },
+  predictions: (r) => ({ top: parsePredictions(r.top) }),
+  cam: (r, b) => ({
+    layer: optionalText(r, "layer", "cam"),
+    method: text(r, "method", "cam"),
+    target: targetOf(r, "cam"),
+    stack: stackMeta(r.stack, b, "cam"),
+  }),
+  saliency: (r, b) => ({ method: text(r, "method", "saliency"), target: targetOf(r, "saliency"), stack: stackMeta(r.stack, b, "saliency") }),
+  metrics: (r) => {
+    const figures = record(r.figures, "metrics figures");
+    for (const [k, v] of Object.entries(figures)) {
+      if (typeof v !== "number" && typeof v !== "string" && v !== null) {
+        throw new PayloadError(`metrics: figure ${k} must be a number or text`);
+      }
+    }
+    return { figures: figures as Record<string, number | string | null> };
+  },
+  actmax: (r) => ({ layer: optionalText(r, "layer", "actmax") }),
+};
+
+function partialOf(value: unknown): PartialInfo | null {
+  if (value === undefined || value === null) return null;
+  const r = record(value, "partial");
+  return { channels: finite(r, "channels", "partial"), of: finite(r, "of", "partial") };
+}
+
+function requestKind(value: unknown): RequestKind {
+  if (!(REQUEST_KINDS as readonly unknown[]).includes(value)) {
+    throw new PayloadError(`unknown request kind ${JSON.stringify(value)}`);
+  }
+  return value as RequestKind;
+}
+
+/** A list of binary values as DataViews on the same memory. */
+export function dataViews(buffers: unknown): DataView[] {
+  return (Array.isArray(buffers) ? buffers : []).map((b, i) => toDataView(b, `buffer ${i}`));
+}
+
+function parseReply<K extends RequestKind>(kind: K, id: number | null, key: string, content: Rec, buffers: DataView[]): Reply<K> {
+  const reply = { kind, id, key, content: CONTENT[kind](content, buffers), buffers, partial: partialOf(content.partial) };
+  return reply as Reply<K>;
+}
+
+/**
+ * Validate a custom message from Python. Null for messages of other types;
+ * throws PayloadError for a malformed one.
+ */
+export function parseMessage(msg: unknown, buffers: unknown): Incoming | null {
+  if (msg === null || typeof msg !== "object" || Array.isArray(msg)) return null;
+  const m = msg as Rec;
+  if (m.type !== "reply" && m.type !== "error" && m.type !== "progress" && m.type !== "item") return null;
+  if (typeof m.id !== "number" || typeof m.key !== "string" || typeof m.kind !== "string") {
+    throw new PayloadError(`message from Python without id/key/kind: ${JSON.stringify(Object.keys(m))}`);
+  }
+  const { id, key } = m as { id: number; key: string };
+  const kind = requestKind(m.kind);
+  const bufs = dataViews(buffers);
+  switch (m.type) {
+    case "reply":
+      return { type: "reply", reply: parseReply(kind, id, key, m, bufs) };
+    case "error":
+      return { type: "error", id, key, kind, message: typeof m.message === "string" ? m.message : "error" };
+    case "progress":
+      return {
+        type: "progress",
+        id,
+        key,
+        kind,
+        done: finite(m, "done", "progress"),
+        total: finite(m, "total", "progress"),
+        text: typeof m.text === "string" ? m.text : "working…",
+      };
+    case "item": {
+      if (kind !== "actmax") throw new PayloadError(`item of kind ${kind}: only actmax sends items`);
+      const index = finite(m, "index", "item");
+      return { type: "item", id, key, index, rgb: rgbPayload(rgbMeta(m.rgb, bufs, 0, "item"), bufs, 0) };
+    }
+  }
+}
+
+/**
+ * Validate the value of trait `shown_<kind>`: null when it holds nothing;
+ * throws PayloadError for a malformed one.
+ */
+export function parseShown(kind: ShownKind, value: unknown): Reply | null {
+  if (value === null || value === undefined) return null;
+  const what = `shown_${kind}`;
+  const r = record(value, what);
+  const id = r.id === null || r.id === undefined ? null : finite(r, "id", what);
+  const key = text(r, "key", what);
+  if (!key.startsWith(`${kind}|`)) throw new PayloadError(`${what}: key ${JSON.stringify(key)} is not a ${kind} key`);
+  return parseReply(kind, id, key, record(r.content, `${what} content`), dataViews(r.buffers));
+}
+
+// ---------- payloads ----------
+
+/** The map-stack payload of a validated stack meta with buffers [levels, lo, hi]. */
+export function stackPayload(meta: unknown, buffers: readonly unknown[], offset = 0): MapStackPayload {
+  const m = record(meta, "stack");
+  if (buffers.length < offset + 3) {
+    throw new PayloadError(`stack: expected 3 buffers (levels, lo, hi) from ${offset}, got ${buffers.length - offset}`);
+  }
+  const [data, lo, hi] = [0, 1, 2].map((i) => toDataView(buffers[offset + i], `stack buffer ${i}`)) as [DataView, DataView, DataView];
+  const payload: MapStackPayload = {
+    data,
+    lo,
+    hi,
+    shape: m.shape as number[],
+    range_dtype: (m.range_dtype as "float32" | "float16" | undefined) ?? "float32",
+  };
+  if (m.labels !== undefined && m.labels !== null) payload.labels = m.labels as string[];
+  return payload;
+}
+
+/** The RGB-stack payload of `meta` with buffers[offset]. */
+export function rgbPayload(meta: RgbMeta, buffers: readonly unknown[], offset = 0): RgbStackPayload {
+  if (buffers.length < offset + 1) throw new PayloadError("rgb: missing its buffer");
+  return { data: toDataView(buffers[offset], "rgb buffer"), shape: meta.shape };
+}
+
+/** Any binary value as a DataView on the same memory. */
+export function toDataView(value: unknown, what: string): DataView {
+  if (value instanceof DataView) return value;
+  const bytes = bytesView(value, what);
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** Bytes held by a list of buffers (what a cached reply costs). */
+export function bufferBytes(buffers: readonly unknown[]): number {
+  let n = 0;
+  for (const b of buffers) n += bytesView(b, "buffer").byteLength;
+  return n;
+}
+
+/**
+ * The channels of an actmax request, as a person types them: "0-7",
+ * "3, 5, 9", "0-3,10". Sorted and unique; throws a RangeError naming the problem.
+ */
+export function parseChannels(input: string, count: number, maxItems = 64): number[] {
+  const out = new Set<number>();
+  for (const part of input.split(",")) {
+    const s = part.trim();
+    if (!s) continue;
+    const m = /^(\d+)\s*(?:-\s*(\d+))?$/.exec(s);
+    if (!m) throw new RangeError(`"${s}" is not a channel or a range like 0-7`);
+    const a = Number(m[1]);
+    const b = m[2] === undefined ? a : Number(m[2]);
+    if (b < a) throw new RangeError(`range ${s} runs backwards`);
+    if (b >= count) throw new RangeError(`channel ${b} out of range: the layer has ${count} (0-${count - 1})`);
+    for (let c = a; c <= b; c++) {
+      out.add(c);
+      if (out.size > maxItems) throw new RangeError(`at most ${maxItems} channels at once`);
+    }
+  }
+  if (out.size === 0) throw new RangeError("no channel given");
+  return [...out].sort((x, y) => x - y);
+}

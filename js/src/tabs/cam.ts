@@ -1,0 +1,115 @@
+/**
+ * Class activation maps: method, depth (CAM layer), opacity and colormap;
+ * the top classes to explain; faithfulness figures of the map shown. A
+ * class-agnostic method asks with target null (key `*`) and says so.
+ */
+
+import { button, downloadCanvas, el, MessageLine, select, slider, syncSelect } from "../dom";
+import { formatValue } from "../format";
+import { requestKey } from "../keys";
+import type { Prediction, RequestKind, RequestParams } from "../messages";
+import { OverlayView, methodOptions, opacitySlider } from "./overlay_view";
+import { chosenClass, isClassAgnostic } from "./predictions";
+import { type Tab, type TabContext, sectionTab } from "./tab";
+
+/** "deletion auc 0.1234 · insertion auc 0.5 · …" */
+export function figuresText(figures: Readonly<Record<string, number | string | null>>): string {
+  return Object.entries(figures)
+    .map(([k, v]) => `${k.replace(/_/g, " ")} ${typeof v === "number" ? formatValue(v) : (v ?? "n/a")}`)
+    .join(" · ");
+}
+
+export function createCamTab(ctx: TabContext): Tab {
+  const doc = ctx.doc;
+  const panel = ctx.panel("cam");
+  const controls = el(doc, "div", "cnnviz-controls");
+  const method = select(doc, "Method", methodOptions(ctx.get("cam_methods")), ctx.get("cam_method"), (v) => ctx.save("cam_method", v));
+  const depth = slider(doc, "CAM layer", 0, 0, 1, 0, (i) => {
+    const names = ctx.get("cam_layers");
+    if (names[i]) ctx.save("cam_layer", names[i]);
+  });
+  const depthName = el(doc, "span", "cnnviz-layer-name");
+  const opacity = opacitySlider(ctx);
+  const cmap = select(doc, "Colormap", ctx.colormapOptions(), ctx.get("cam_cmap"), (v) => ctx.local("cam_cmap", v));
+  const faithButton = button(doc, "Faithfulness", "Compute deletion / insertion AUC and average drop of this map", () => askMetrics());
+  const png = button(doc, "PNG", "Save the overlay as PNG", () => downloadCanvas(view.section.grid.canvas, "cam.png"));
+  controls.append(method.wrap, depth.wrap, depthName, opacity.wrap, cmap.wrap, faithButton, png);
+  panel.append(controls);
+  const note = new MessageLine(doc, "cnnviz-meta cnnviz-cam-note");
+  const faith = new MessageLine(doc, "cnnviz-meta cnnviz-faith");
+  const view = new OverlayView(ctx, panel, "class activation map", () => refresh(), [note.el, faith.el]);
+  /** The metrics key asked for by the button, and the error it got. */
+  let asked: string | null = null;
+  let metricsError: { key: string; message: string } | null = null;
+  let predictions: Prediction[] | null = null;
+
+  const layer = (): string => {
+    const names = ctx.get("cam_layers");
+    return ctx.get("cam_layer") || (names[names.length - 1] ?? "");
+  };
+
+  /** What to ask for now; null while the class to explain is not known. */
+  function params(): RequestParams["cam"] | null {
+    const m = ctx.get("cam_method");
+    const base = { version: ctx.get("image_version"), method: m, layer: layer() };
+    if (isClassAgnostic(m, ctx.get("class_agnostic_methods"))) return { ...base, target: null };
+    const target = chosenClass(ctx.get("target_class"), predictions);
+    return target === null ? null : { ...base, target };
+  }
+
+  function showMetrics(p: RequestParams["metrics"] | null): void {
+    const key = p ? requestKey("metrics", p) : null;
+    const entry = key ? ctx.session.entry("metrics", key) : null;
+    if (entry) faith.show(figuresText(entry.content.figures));
+    else if (key !== null && metricsError?.key === key) faith.error(metricsError.message);
+    else faith.show(key !== null && key === asked ? "computing faithfulness…" : "");
+  }
+
+  function askMetrics(): void {
+    const p = params();
+    if (!p) return;
+    asked = requestKey("metrics", p);
+    metricsError = null;
+    ctx.session.request("metrics", p);
+    showMetrics(p);
+  }
+
+  function refresh(): void {
+    const names = ctx.get("cam_layers");
+    syncSelect(method, methodOptions(ctx.get("cam_methods")), ctx.get("cam_method"));
+    syncSelect(cmap, ctx.colormapOptions(), ctx.get("cam_cmap"));
+    depth.input.max = String(Math.max(0, names.length - 1));
+    depth.input.value = String(Math.max(0, names.indexOf(layer())));
+    depth.input.setAttribute("aria-valuetext", layer());
+    depthName.textContent = layer();
+    opacity.sync();
+    predictions = view.classes.load();
+    const p = params();
+    const m = ctx.get("cam_method");
+    note.show(p && p.target === null ? `${m} is class-agnostic: its map is the same for every class.` : "");
+    showMetrics(p);
+    if (!p) return;
+    const entry = ctx.session.request("cam", p);
+    const agnostic = p.target === null ? " (class-agnostic)" : "";
+    if (entry) view.draw(entry, [`${entry.content.method} overlay${agnostic}`, `${entry.content.method} map${agnostic}`]);
+    else view.message.show(`computing ${m}${agnostic}${p.target === null ? "" : ` for class ${p.target}`} at ${p.layer}…`);
+  }
+
+  return {
+    ...sectionTab({
+      el: panel,
+      kinds: ["predictions", "cam", "metrics"],
+      traits: ["cam_methods", "cam_method", "cam_layers", "cam_layer", "class_agnostic_methods", "target_class", "opacity", "cam_cmap", "colormaps"],
+      refresh,
+      section: view.section,
+      message: view.message,
+    }),
+    error: (kind: RequestKind, key: string, message: string) => {
+      if (kind !== "metrics") view.message.error(message);
+      else {
+        metricsError = { key, message };
+        faith.error(message);
+      }
+    },
+  };
+}

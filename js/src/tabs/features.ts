@@ -1,0 +1,137 @@
+/**
+ * Feature maps of the current layer beside the input image: order, colour
+ * scale and colormap change in the front end only; hovering a map outlines
+ * the unit's receptive field (or position) in the input.
+ */
+
+import { paintScaled } from "../canvas_util";
+import { COLOR_SCALES, type ColorScale, Colorizer } from "../colormap";
+import { button, downloadCanvas, el, MessageLine, select, syncSelect } from "../dom";
+import { type Entry, partialNote, stackOf } from "../entry";
+import type { GridHover } from "../grid_view";
+import { type ChannelOrder, channelOrder } from "../order";
+import { mapSource, rgbSource } from "../tiles";
+import { inputOutline } from "../zoom";
+import { GridSection } from "./grid_section";
+import { LayerBar, currentLayer } from "./layer_bar";
+import { type Tab, type TabContext, sectionTab } from "./tab";
+
+/** Longest side of the input image beside the grid, CSS pixels. */
+const INPUT_SIZE = 128;
+
+export function createFeaturesTab(ctx: TabContext): Tab {
+  const doc = ctx.doc;
+  const panel = ctx.panel("features");
+  const bar = new LayerBar(ctx);
+  const controls = el(doc, "div", "cnnviz-controls");
+  const orderSel = select(doc, "Order", [["index", "channel index"], ["mean", "mean activation"]], ctx.get("order"), (v) =>
+    ctx.local("order", v),
+  );
+  const scaleSel = select(doc, "Colour scale", [["map", "per map"], ["layer", "per layer"], ["global", "global"]], ctx.get("color_scale"), (v) =>
+    ctx.local("color_scale", v),
+  );
+  const cmap = select(doc, "Colormap", ctx.colormapOptions(), ctx.get("cmap"), (v) => ctx.local("cmap", v));
+  const png = button(doc, "PNG", "Save the feature-map grid as PNG", () =>
+    downloadCanvas(section.grid.canvas, `features_${ctx.get("layer_name")}.png`),
+  );
+  controls.append(orderSel.wrap, scaleSel.wrap, cmap.wrap, png);
+  const message = new MessageLine(doc);
+  const body = el(doc, "div", "cnnviz-body");
+  const inputBox = el(doc, "div", "cnnviz-input");
+  const input = el(doc, "canvas", "cnnviz-input-canvas");
+  input.setAttribute("role", "img");
+  input.setAttribute("aria-label", "input image");
+  const outline = el(doc, "div", "cnnviz-outline");
+  outline.hidden = true;
+  inputBox.append(el(doc, "div", "cnnviz-meta", "input"), input, outline);
+  body.append(inputBox);
+  panel.append(bar.el, controls, message.el, body);
+  const section = new GridSection(ctx, body, { label: "feature maps", onHover: outlineInput, onPage: () => refresh() });
+  /** What the page index belongs to: a new layer or order starts at page 1. */
+  let paged = "";
+
+  function outlineInput(h: GridHover | null): void {
+    const image = ctx.image();
+    if (!h || !image) {
+      outline.hidden = true;
+      return;
+    }
+    const info = currentLayer(ctx);
+    const shape = info?.shape;
+    // The field belongs to the layer's own maps (not to a grid of something else).
+    const field = shape && shape[1] === h.source.height && shape[2] === h.source.width ? info?.rf : null;
+    const o = inputOutline(h.row, h.col, h.source.height, h.source.width, image.height, image.width, field);
+    const [x0, y0, x1, y1] = o.box;
+    const s = input.clientWidth / image.width;
+    outline.dataset.kind = o.kind;
+    outline.dataset.box = JSON.stringify(o.box);
+    outline.setAttribute(
+      "aria-label",
+      o.kind === "receptive-field"
+        ? `receptive field of row ${h.row}, column ${h.col}: ${Math.round(x1 - x0)} by ${Math.round(y1 - y0)} pixels of the input`
+        : `position of row ${h.row}, column ${h.col} in the input`,
+    );
+    outline.hidden = false;
+    outline.style.left = `${input.offsetLeft + x0 * s}px`;
+    outline.style.top = `${input.offsetTop + y0 * s}px`;
+    outline.style.width = `${Math.max(2, (x1 - x0) * s)}px`;
+    outline.style.height = `${Math.max(2, (y1 - y0) * s)}px`;
+  }
+
+  function drawInput(): void {
+    const image = ctx.image();
+    input.hidden = !image;
+    if (!image) return;
+    const scale = INPUT_SIZE / Math.max(image.height, image.width);
+    paintScaled(input, rgbSource(image), 0, Math.round(image.width * scale), Math.round(image.height * scale));
+  }
+
+  function refresh(): void {
+    orderSel.input.value = ctx.get("order");
+    scaleSel.input.value = ctx.get("color_scale");
+    syncSelect(cmap, ctx.colormapOptions(), ctx.get("cmap"));
+    const info = bar.update();
+    drawInput();
+    if (!info) return;
+    const pagedNow = `${info.name}|${ctx.get("order")}`;
+    if (pagedNow !== paged) section.page = 0;
+    paged = pagedNow;
+    const entry = ctx.session.request("features", { version: ctx.get("image_version"), layer: info.name });
+    if (entry) draw(entry);
+    else message.show(`loading ${info.name}…`);
+  }
+
+  function draw(entry: Entry<"features">): void {
+    const t0 = performance.now();
+    const stack = stackOf(entry);
+    const scaleName = ctx.get("color_scale");
+    const scale: ColorScale = (COLOR_SCALES as readonly string[]).includes(scaleName) ? (scaleName as ColorScale) : "map";
+    const g = ctx.get("global_range");
+    const range = g && g.length === 2 ? g : null;
+    const colorizer = new Colorizer(stack, ctx.colorTable(ctx.get("cmap")), {
+      scale: scale === "global" && !range ? "layer" : scale,
+      range,
+    });
+    const orderName: ChannelOrder = ctx.get("order") === "mean" ? "mean" : "index";
+    const orders = (entry.decoded.orders ??= new Map());
+    let order = orders.get(orderName);
+    if (!order) {
+      order = channelOrder(stack, orderName);
+      orders.set(orderName, order);
+    }
+    message.show(entry.partial ? partialNote(entry.partial) : "");
+    const content = entry.partial ? `partial ${entry.partial.channels}` : "complete";
+    const identity = [entry.key, content, ctx.get("cmap"), colorizer.scale, JSON.stringify(range), orderName].join("|");
+    section.show(mapSource(stack, colorizer), order, { identity, key: entry.key });
+    ctx.markPaint("features", t0);
+  }
+
+  return sectionTab({
+    el: panel,
+    kinds: ["features"],
+    traits: ["layers", "layer_name", "order", "color_scale", "cmap", "colormaps", "global_range"],
+    refresh,
+    section,
+    message,
+  });
+}

@@ -1,0 +1,90 @@
+/** A grid of tiles with its pager and hover highlight: one page of a tile source at a time. */
+
+import { type GridHover, GridView, placeHighlight } from "../grid_view";
+import { Pager } from "../pager";
+import { pageRange } from "../tiling";
+import type { TileSource } from "../tiles";
+import type { TabContext } from "./tab";
+
+/** Most tiles on one page. */
+export const PAGE_SIZE = 256;
+
+export interface GridSectionOptions {
+  /** Accessible name of the grid. */
+  label: string;
+  maxTile?: number;
+  onHover?: (hover: GridHover | null) => void;
+  /** The page changed: draw again. */
+  onPage: () => void;
+}
+
+export class GridSection {
+  readonly box: HTMLDivElement;
+  readonly grid: GridView;
+  readonly pager: Pager;
+  /** The page shown (clamped when drawn). */
+  page = 0;
+
+  constructor(
+    private readonly ctx: TabContext,
+    parent: HTMLElement,
+    options: GridSectionOptions,
+  ) {
+    const doc = ctx.doc;
+    this.box = doc.createElement("div");
+    this.box.className = "cnnviz-grid-box";
+    const stage = doc.createElement("div");
+    stage.className = "cnnviz-stage";
+    const highlight = doc.createElement("div");
+    highlight.className = "cnnviz-highlight";
+    highlight.hidden = true;
+    this.grid = new GridView(stage, {
+      label: options.label,
+      ...(options.maxTile ? { maxTileSize: options.maxTile } : {}),
+      onHover: (h) => {
+        placeHighlight(highlight, this.grid.canvas, h);
+        if (h) ctx.zoom.show(h);
+        else ctx.zoom.hide();
+        options.onHover?.(h);
+      },
+      onClick: (h) => ctx.pin(h),
+    });
+    this.pager = new Pager(this.box, (p) => {
+      this.page = p;
+      options.onPage();
+    });
+    stage.appendChild(highlight);
+    this.box.append(stage);
+    parent.appendChild(this.box);
+  }
+
+  /**
+   * Show one page of `order`. `identity` names the pixels (see GridContent)
+   * so a grid seen before is shown again at once; `key` is written to the
+   * canvas's `data-key`.
+   */
+  show(source: TileSource, order: readonly number[], options: { identity?: string; key?: string } = {}): void {
+    const page = pageRange(order.length, PAGE_SIZE, this.page);
+    this.page = page.pageIndex;
+    this.pager.update(page, order.length);
+    const content = { source, indices: order.slice(page.start, page.end) };
+    const id = options.identity === undefined ? undefined : `${options.identity}|page ${page.pageIndex}`;
+    this.grid.setContent(id === undefined ? content : { ...content, identity: id }, this.ctx.width(this.box));
+    if (options.key !== undefined) this.grid.canvas.dataset.key = options.key;
+  }
+
+  /** Show nothing. */
+  clear(): void {
+    this.grid.setContent(null, this.ctx.width(this.box));
+    this.pager.el.hidden = true;
+  }
+
+  resize(): void {
+    this.grid.resize(this.ctx.width(this.box));
+  }
+
+  destroy(): void {
+    this.grid.destroy();
+    this.pager.destroy();
+  }
+}

@@ -1,0 +1,51 @@
+/** The layer slider of the kernels and feature-map tabs: name, type and shapes of the layer. */
+
+import { el, slider } from "../dom";
+import { formatShape } from "../format";
+import type { LayerInfo } from "../traits";
+import type { TabContext } from "./tab";
+
+/** The layer named by the `layer_name` trait, else the first. */
+export function currentLayer(ctx: TabContext): LayerInfo | null {
+  const all = ctx.get("layers");
+  const name = ctx.get("layer_name");
+  return all.find((l) => l.name === name) ?? all[0] ?? null;
+}
+
+export class LayerBar {
+  readonly el: HTMLDivElement;
+  private readonly slider: HTMLInputElement;
+  private readonly name: HTMLSpanElement;
+  private readonly shape: HTMLSpanElement;
+
+  constructor(private readonly ctx: TabContext) {
+    const doc = ctx.doc;
+    this.el = el(doc, "div", "cnnviz-controls cnnviz-layer-bar");
+    const s = slider(doc, "Layer", 0, 0, 1, 0, (i) => {
+      const info = ctx.get("layers")[i];
+      if (!info) return;
+      ctx.scrubbed();
+      ctx.save("layer_name", info.name);
+    });
+    this.slider = s.input;
+    this.name = el(doc, "span", "cnnviz-layer-name");
+    this.shape = el(doc, "span", "cnnviz-meta cnnviz-layer-shape");
+    this.el.append(s.wrap, this.name, this.shape);
+  }
+
+  /** Sync with the traits; returns the current layer. */
+  update(): LayerInfo | null {
+    const all = this.ctx.get("layers");
+    const info = currentLayer(this.ctx);
+    const idx = info ? all.indexOf(info) : 0;
+    this.slider.max = String(Math.max(0, all.length - 1));
+    this.slider.value = String(idx);
+    this.slider.setAttribute("aria-valuetext", info ? info.name : "");
+    this.name.textContent = info ? `${info.name} (${info.type})` : "no layers";
+    const parts: string[] = [];
+    if (info?.shape) parts.push(`output ${formatShape(info.shape)}`);
+    if (info?.kernel_shape) parts.push(`kernels ${formatShape(info.kernel_shape)}`);
+    this.shape.textContent = `${idx + 1} / ${all.length}${parts.length ? " · " + parts.join(" · ") : ""}`;
+    return info;
+  }
+}
