@@ -358,6 +358,9 @@ def test_cam_view_method_class_and_depth_change_the_overlay(lab_page, artifacts)
 
     second = changed(first, "(c) => c.dataset.key.split('|')[2] === 'EigenCAM'") if (
         cpanel.get_by_label("Method").select_option("EigenCAM")) else first
+    # EigenCAM does not depend on the class: one map for every class, and the tab says so
+    assert grid.get_attribute("data-key").split("|")[3] == "*"
+    assert "class-agnostic" in cpanel.text_content()
     third_class = classes.nth(2).get_attribute("data-index")
     classes.nth(2).click()
     cpanel.get_by_label("Method").select_option("GradCAM")
