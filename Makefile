@@ -1,6 +1,6 @@
 # cnnviz-widgets: one command to set up and run the demo, one to set up and run every test.
 #   make demo   -> venv + package, then figures (and later the explorer page) of the demo model
-#   make test   -> venv + package + test tools + Chromium, then ruff, pytest, JS unit tests, wheel
+#   make test   -> venv + package + test tools + Chromium, then ruff, mypy, pytest, JS unit tests, wheel
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -44,6 +44,7 @@ demo: setup
 
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check cnnviz_widgets tests benchmarks tools notebooks
+	$(VENV)/bin/mypy
 
 pytest: setup-test
 	$(PY) -m pytest
@@ -61,3 +62,31 @@ test: setup-test lint jstest pytest wheel
 
 clean:
 	rm -rf $(VENV) dist build js/node_modules cnnviz_widgets/static/widget.js demo-output
+
+# Browser tests of the classic Notebook 6.5 under ipywidgets 7.8 (what Colab ships) and of a saved
+# notebook opened offline (tests/browser/legacy.py, which names these two folders; both ignore
+# themselves for git): .venv-ipyw7/ borrows torch & co. from $(VENV) through a .pth file (the
+# test installs the package into it itself, constrained to ipywidgets<8, so that a requirement
+# of ipywidgets 8 fails that test rather than the set-up); .cache/widget-cdn/ holds the files
+# an exported notebook page asks CDNs for (html-manager, require.js, anywidget), from npm.
+VENV7      := .venv-ipyw7
+WIDGET_CDN := .cache/widget-cdn
+
+.PHONY: setup-legacy clean-legacy
+
+setup-test: setup-legacy
+
+setup-legacy: $(VENV7)/.base $(WIDGET_CDN)/.installed
+
+$(VENV7)/.base: $(VENV)/.test tests/browser/legacy.py
+	$(PY) tests/browser/legacy.py venv
+	touch $@
+
+$(WIDGET_CDN)/.installed: $(VENV)/.test tests/browser/legacy.py
+	$(PY) tests/browser/legacy.py cdn
+	touch $@
+
+clean: clean-legacy
+
+clean-legacy:
+	rm -rf $(VENV7) $(WIDGET_CDN)

@@ -21,9 +21,9 @@ from .serialize import quantized_from_message
 if TYPE_CHECKING:
     from .explorer import LayerExplorer
 
-MAX_SIDE = 640
+MAX_SIDE = 560
 """Longest side of the picture, pixels (keeps a saved output small)."""
-MAX_TILES = 64
+MAX_TILES = 32
 """Most maps drawn (the first ones); the caption says how many of how many."""
 CAPTION_HEIGHT = 18
 # The caption is drawn with PIL's built-in font, which has ASCII glyphs only.
@@ -101,5 +101,7 @@ def view_png(explorer: LayerExplorer) -> bytes | None:
     canvas.paste(picture, (0, CAPTION_HEIGHT))
     ImageDraw.Draw(canvas).text((2, 3), caption, fill=(0, 0, 0))
     out = io.BytesIO()
-    canvas.save(out, format="PNG", optimize=True)
+    # 256 colours are enough for colormapped maps and keep noisy maps (random weights) small
+    canvas.convert("P", palette=Image.Palette.ADAPTIVE, colors=256).save(
+        out, format="PNG", optimize=True)
     return out.getvalue()
