@@ -7,11 +7,14 @@ that says what to pass instead.
 
 from __future__ import annotations
 
+import difflib
 import enum
 import inspect
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+import torchvision
 from torch import nn
 
 
@@ -75,11 +78,6 @@ def build_model(name: str, weights: Any = "DEFAULT", seed: int = 0) -> NamedMode
     Raises:
         ValueError: ``name`` is not a torchvision model; the message lists close names.
     """
-    import difflib
-
-    import torch
-    import torchvision
-
     known = torchvision.models.list_models()
     if name not in known:
         close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)

@@ -14,6 +14,7 @@ notebook saved with widget state shows it with no kernel; the display bundle als
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -242,8 +243,6 @@ class LayerExplorer(anywidget.AnyWidget):
         classes = self._subject.classes
         if isinstance(value, str):
             if not classes or value not in classes:
-                import difflib
-
                 close = difflib.get_close_matches(value, list(classes or ()), n=3)
                 hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
                 raise ValueError(f"Unknown class name {value!r}.{hint}")
