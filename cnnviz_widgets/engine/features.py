@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -39,12 +40,35 @@ def feature_maps(
         LayerOutputError: a layer whose output is not a tensor.
         ImageInputError: a bad input (rank, channels, NaN).
     """
+    return _record(model, x, layers, progress, whole_forward=False)[0]
+
+
+def feature_maps_and_output(
+    model: nn.Module,
+    x: torch.Tensor,
+    layers: LayerRef | Sequence[LayerRef] | None = None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, torch.Tensor], Any]:
+    """:func:`feature_maps` and the model's own output from the same forward pass, which then
+    runs to the end (the output as the model returns it, detached, on the model's device)."""
+    return _record(model, x, layers, progress, whole_forward=True)
+
+
+def _record(
+    model: nn.Module,
+    x: torch.Tensor,
+    layers: LayerRef | Sequence[LayerRef] | None,
+    progress: Callable[[int, int], None] | None,
+    whole_forward: bool,
+) -> tuple[dict[str, torch.Tensor], Any]:
     selected = conv_layers(model) if layers is None else resolve_layers(model, layers)
     x = prepare_input(model, x)
     report = None if progress is None else (lambda _name, done, total: progress(done, total))
     with borrowed(model), torch.no_grad(), Capture(
-        model, selected, stop_early=True, on_record=report
+        model, selected, stop_early=not whole_forward, on_record=report
     ) as cap:
-        model(x)
+        output = model(x)
     cap.require_all()
-    return {name: cap.outputs[name].to("cpu", torch.float32) for name in selected}
+    maps = {name: cap.outputs[name].to("cpu", torch.float32) for name in selected}
+    return maps, output if whole_forward else None

@@ -104,9 +104,13 @@ def resolve_layers(model: nn.Module, layers: LayerRef | Sequence[LayerRef]) -> d
     """Resolve one layer or a sequence of layers to ``{qualified_name: module}``, keeping order."""
     if isinstance(layers, (str, nn.Module)):
         layers = [layers]
+    modules = dict(named_layers(model))  # once, not once per layer (ResNet-50: 53 convs)
     resolved: dict[str, nn.Module] = {}
     for layer in layers:
-        name, module = resolve_layer(model, layer)
+        if isinstance(layer, str) and layer in modules:
+            resolved[layer] = modules[layer]
+            continue
+        name, module = resolve_layer(model, layer)  # module objects, and the errors
         resolved[name] = module
     return resolved
 

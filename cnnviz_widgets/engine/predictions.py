@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -29,7 +30,13 @@ def class_probabilities(
     float32 on the CPU, from one forward pass without gradients (model left as it was)."""
     x = prepare_input(model, x)
     with borrowed(model), torch.no_grad():
-        scores = select_output(model(x[:1]), output)
+        return probabilities_of(model(x[:1]), output)
+
+
+def probabilities_of(model_output: Any, output: OutputSelector = None) -> torch.Tensor:
+    """Softmax probabilities of the first sample of a model's output (a tensor of scores, or a
+    tuple/dict/object holding one, see :func:`select_output`): ``(num_classes,)`` float32 CPU."""
+    scores = select_output(model_output, output)
     return torch.softmax(scores[0].detach().float().reshape(-1), 0).cpu()
 
 

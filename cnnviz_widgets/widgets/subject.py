@@ -8,6 +8,7 @@ the widget. Every computation goes through the engine, which leaves the model as
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,11 +19,12 @@ import torch
 from torch import nn
 
 from ..engine import cam as cam_engine
-from ..engine import conv_layers, feature_maps, resolve_layer
+from ..engine import conv_layers, resolve_layer
 from ..engine.cam.registry import method_class
 from ..engine.dryrun import probe_default_layer
+from ..engine.features import feature_maps_and_output
 from ..engine.inputs import LoadedImage
-from ..engine.predictions import class_name, class_probabilities
+from ..engine.predictions import class_name, class_probabilities, probabilities_of
 from ..engine.receptive import ReceptiveField, receptive_fields
 
 Progress = Callable[..., None]
@@ -144,7 +146,11 @@ class Subject:
 
     def _first_pass(self, progress: Callable[[int, int], None] | None) -> FirstPass:
         x = self.x
-        maps = feature_maps(self.model, x, self.layer_names, progress=progress)
+        # the whole forward: its output gives the predictions without a second pass
+        maps, output = feature_maps_and_output(self.model, x, self.layer_names,
+                                               progress=progress)
+        with contextlib.suppress(Exception):  # no class scores (unusual output): asked later
+            self._probs = probabilities_of(output)
         infos, grids = [], {}
         lo, hi = np.inf, -np.inf
         size = (int(x.shape[-2]), int(x.shape[-1]))
