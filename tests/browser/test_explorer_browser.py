@@ -20,6 +20,7 @@ from cnnviz_widgets.demo import demo_model
 from cnnviz_widgets.engine.receptive import receptive_fields
 
 from .conftest import execute_cell, write_notebook
+from .legacy import GRID_STATS  # per tile: drawn (opaque), distinct colours, a checksum
 
 pytestmark = pytest.mark.browser
 
@@ -34,33 +35,6 @@ CELLS = [
     "ex18 = LayerExplorer(r18, size=64)\n"
     "ex18",
 ]
-
-# Per tile: is the whole tile opaque (drawn), and a checksum of the canvas.
-GRID_STATS = """(canvas) => {
-  const L = JSON.parse(canvas.dataset.layout || "null");
-  const n = Number(canvas.dataset.tiles || 0);
-  if (!L) return { tiles: 0, drawn: 0, hash: 0, distinct: 0 };
-  const ctx = canvas.getContext("2d");
-  const dpr = canvas.width / parseFloat(canvas.style.width);
-  const img = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
-  let drawn = 0, hash = 0;
-  const colours = new Set();
-  for (let i = 0; i < n; i++) {
-    const col = i % L.columns, row = Math.floor(i / L.columns);
-    const x0 = col * (L.tileWidth + L.gap), y0 = row * (L.tileHeight + L.gap);
-    let opaque = true;
-    for (let fy = 0.1; fy < 1; fy += 0.2) for (let fx = 0.1; fx < 1; fx += 0.2) {
-      const x = Math.floor((x0 + fx * L.tileWidth) * dpr);
-      const y = Math.floor((y0 + fy * L.tileHeight) * dpr);
-      const k = 4 * (y * canvas.width + x);
-      if (img[k + 3] !== 255) opaque = false;
-      colours.add(img[k] * 65536 + img[k + 1] * 256 + img[k + 2]);
-    }
-    if (opaque) drawn++;
-  }
-  for (let k = 0; k < img.length; k += 97) hash = (hash * 31 + img[k]) % 1000000007;
-  return { tiles: n, drawn, hash, distinct: colours.size, layout: L };
-}"""
 
 
 def tile_centre(page, canvas, index: int) -> tuple[float, float]:
