@@ -398,3 +398,20 @@ def test_ablationcam_when_copies_cannot_broadcast():
     expected = channel_sum(weights, y.double())
     ours = cam(model, x, "b", "AblationCAM", target=TARGETS, raw=True)
     assert_raw_close(ours, expected)
+
+
+def test_kpca_top_eigenpair_of_a_large_layer_equals_the_full_decomposition(monkeypatch):
+    """Above EXACT_POSITIONS positions KPCA_CAM finds only the top eigenpair (float32
+    LOBPCG); it must give the reference's full float64 ``eigh`` result, sign included."""
+    from cnnviz_widgets.engine.cam import projection
+
+    torch.manual_seed(0)
+    ramp = torch.linspace(0, 1, 40)[None, None, :, None]
+    stack = torch.relu(torch.randn(2, 16, 40, 40)) + ramp * torch.tensor([1.0, -1.0])[:, None,
+                                                                                     None, None]
+    assert projection.EXACT_POSITIONS < 40 * 40
+    fast = projection.kernel_component(stack)
+    monkeypatch.setattr(projection, "EXACT_POSITIONS", 10**9)
+    exact = projection.kernel_component(stack)
+    scale = exact.abs().amax(dim=(1, 2), keepdim=True)
+    assert ((fast - exact).abs() / scale).max() < 1e-3

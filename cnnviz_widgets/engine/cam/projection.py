@@ -38,6 +38,22 @@ def first_component(stack: torch.Tensor) -> torch.Tensor:
 
 KERNELS = ("linear", "poly", "rbf", "sigmoid", "cosine")
 
+EXACT_POSITIONS = 1024
+"""Most positions (h * w) whose kernel matrix gets the reference's full float64 ``eigh``."""
+
+
+def _top_eigenpair(k: torch.Tensor, exact: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Largest eigenvalue and its unit eigenvector of the symmetric matrix ``k``."""
+    if exact:
+        values, vectors = torch.linalg.eigh(k)
+        return values[-1], vectors[:, -1]
+    generator = torch.Generator().manual_seed(0)  # a fixed start: the same map every time
+    start = torch.randn(k.shape[0], 1, generator=generator, dtype=k.dtype)
+    # tol 1e-4: the vector agrees with eigh to about 1e-4 of its largest entry, below the
+    # 1/255 steps in which a map is shown
+    values, vectors = torch.lobpcg(k, k=1, X=start, largest=True, tol=1e-4, niter=200)
+    return values[0], vectors[:, 0]
+
 
 def _kernel_matrix(
     x: torch.Tensor, kernel: str, gamma: float, degree: float, coef0: float
@@ -46,9 +62,9 @@ def _kernel_matrix(
     if kernel == "linear":
         return x @ x.T
     if kernel == "poly":
-        return (gamma * (x @ x.T) + coef0) ** degree
+        return (x @ x.T).mul_(gamma).add_(coef0).pow_(degree)
     if kernel == "sigmoid":
-        return torch.tanh(gamma * (x @ x.T) + coef0)
+        return (x @ x.T).mul_(gamma).add_(coef0).tanh_()
     if kernel == "rbf":
         sq = (x * x).sum(dim=1)
         dist = (sq[:, None] + sq[None, :] - 2 * (x @ x.T)).clamp_min(0)
@@ -73,18 +89,28 @@ def kernel_component(
     matrix's top eigenvector scaled by the square root of its eigenvalue (0 when the
     eigenvalue is not positive). ``gamma=None`` means ``1 / C``. The sign is scikit-learn's
     (``svd_flip``): the entry of largest magnitude is positive.
+
+    Up to :data:`EXACT_POSITIONS` positions the kernel matrix is decomposed in float64 with a
+    full ``eigh``, as the reference. Above (ResNet's 112 x 112 first layer has 12,544
+    positions, where a full ``eigh`` takes minutes and the float64 matrix 1.3 GB) the matrix is
+    float32 and only its top eigenpair is found (LOBPCG): seconds, and half the memory.
     """
     n, c, h, w = stack.shape
     gamma = 1.0 / c if gamma is None else float(gamma)
-    data = torch.nan_to_num(stack.detach(), nan=0.0).to(torch.float64)
+    exact = h * w <= EXACT_POSITIONS
+    data = torch.nan_to_num(stack.detach(), nan=0.0)
+    data = data.to(torch.float64 if exact else torch.float32)
     data = data.reshape(n, c, h * w).transpose(1, 2)
     out = []
     for sample in data:
         x = sample - sample.mean(dim=0, keepdim=True)
         k = _kernel_matrix(x, kernel, gamma, degree, coef0)
-        k = k - k.mean(dim=0, keepdim=True) - k.mean(dim=1, keepdim=True) + k.mean()
-        values, vectors = torch.linalg.eigh(k)
-        value, vector = values[-1].clamp_min(0), vectors[:, -1]
+        # centred in place: the matrix of a large layer is the memory that counts
+        col, row, total = k.mean(dim=0, keepdim=True), k.mean(dim=1, keepdim=True), k.mean()
+        k.sub_(col).sub_(row).add_(total)
+        value, vector = _top_eigenpair(k, exact)
+        del k
+        value = value.clamp_min(0)
         vector = vector * torch.sign(vector[vector.abs().argmax()])
         out.append(vector * value.sqrt())
     return torch.stack(out).reshape(n, h, w).to(torch.float32)
