@@ -76,6 +76,9 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
 
 REDUCTIONS: tuple[str, ...] = ("absmax", "sum_abs", "max")
 
+_MANY_COPIES = ("smoothgrad", "integrated_gradients")
+"""Methods that run many forward/backward passes and report progress."""
+
 DEFAULT_INTERNAL_BATCH = 32
 """Images per forward pass for the methods that evaluate many copies of each input."""
 
@@ -114,6 +117,7 @@ def saliency(
     method: str = "vanilla",
     *,
     output: OutputSelector = None,
+    progress: Callable[[int, int], None] | None = None,
     **options: Any,
 ) -> np.ndarray:
     """Signed per-pixel, per-channel attributions of the target score to the input.
@@ -128,6 +132,9 @@ def saliency(
         method: one of :data:`METHODS` (case-insensitive; captum class names such as
             ``"IntegratedGradients"`` or ``"InputXGradient"`` are accepted too).
         output: which part of the model's output holds the scores (see ``select_output``).
+        progress: ``progress(done, total)`` after each forward/backward pass over a batch of
+            copies (SmoothGrad, integrated gradients; ``done`` counts copies); an exception
+            it raises stops the computation (the model is restored).
         **options: method options:
 
             * ``smoothgrad``: ``n_samples`` (default 50) noisy copies per image;
@@ -168,6 +175,8 @@ def saliency(
         result = _guided_gradcam(model, x, target, output, **options)
     else:
         with borrowed(model), _gradients_on():
+            if name in _MANY_COPIES:
+                options["progress"] = progress
             result = _METHOD_FUNCS[name](model, x, target, output, **options)
     return result.detach().to("cpu", torch.float32).numpy()
 
@@ -289,6 +298,7 @@ def _smoothgrad(
     noise_level: float = 0.15,
     seed: int | None = None,
     internal_batch_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Mean input gradient over ``n_samples`` copies ``x + noise``, noise ~ N(0, sigma^2).
 
@@ -324,6 +334,8 @@ def _smoothgrad(
             grad, _ = _input_gradient(model, noisy[part], [targets[j % n] for j in idx], output)
             index = torch.arange(part.start, part.stop, device=x.device) % n
             total.index_add_(0, index, grad)
+            if progress is not None:
+                progress(group.start * n + part.stop, n_samples * n)
     return total / n_samples
 
 
@@ -374,6 +386,7 @@ def _integrated_gradients(
     n_steps: int = 50,
     integration: str = "gausslegendre",
     internal_batch_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """``(x - b) * sum_s w_s * grad(b + alpha_s (x - b))``, copies in steps-major order."""
     batch = _batch_size(internal_batch_size)
@@ -394,6 +407,8 @@ def _integrated_gradients(
         scaled = base[image] + alpha_t[step].view(-1, 1, 1, 1) * delta[image]
         grad, _ = _input_gradient(model, scaled, [targets[i] for i in image.tolist()], output)
         total.index_add_(0, image, grad * weight_t[step].view(-1, 1, 1, 1))
+        if progress is not None:
+            progress(part.stop, n_steps * n)
     return total * delta
 
 

@@ -13,6 +13,7 @@ trait gets its first maps (``content.partial``).
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,6 +25,8 @@ from .subject import Subject
 
 MAX_KEY_LENGTH = 1000
 PROGRESS_INTERVAL_S = 0.1
+HEARTBEAT_S = 2.0
+"""Seconds without progress after which a running job says it is still computing."""
 SHOWN_BYTES = 256 * 2**10
 """Most bytes of one reply kept in the widget state (a saved notebook carries them)."""
 
@@ -52,6 +55,49 @@ def describe(err: BaseException) -> str:
     if isinstance(err, ModuleNotFoundError | ImportError):
         return f"not available in this installation: {err}"
     return f"{type(err).__name__}: {err}"
+
+
+class Heartbeat:
+    """Progress messages of one job: at most ~10 a second, and one every
+    :data:`HEARTBEAT_S` seconds while the job reports nothing (a long step without progress,
+    such as one big batch), so that the front end can tell "busy" from "kernel gone"."""
+
+    def __init__(self, head: dict[str, Any], send: Send, start: bool):
+        self.head, self.send = head, send
+        self.began = time.monotonic()
+        self.last = 0.0  # the first progress report is always sent
+        self.state = (0, 0, f"{head['kind']}: computing")
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        if start:
+            threading.Thread(target=self._beat, name="cnnviz-heartbeat", daemon=True).start()
+
+    def progress(self, done: int, total: int, text: str) -> None:
+        with self._lock:
+            self.state = (done, total, text)
+            now = time.monotonic()
+            if now - self.last < PROGRESS_INTERVAL_S and done < total:
+                return
+            self.last = now
+        self._send(done, total, text, heartbeat=False)
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(HEARTBEAT_S / 2):
+            with self._lock:
+                now = time.monotonic()
+                if now - max(self.last, self.began) < HEARTBEAT_S:
+                    continue
+                self.last = now
+                done, total, text = self.state
+            elapsed = now - self.began
+            self._send(done, total, f"{text} (still computing, {elapsed:.0f} s)", heartbeat=True)
+
+    def _send(self, done: int, total: int, text: str, heartbeat: bool) -> None:
+        self.send({**self.head, "type": "progress", "done": done, "total": total,
+                   "text": text, "heartbeat": heartbeat}, [])
 
 
 class Dispatcher:
@@ -101,22 +147,18 @@ class Dispatcher:
 
     def _run(self, handler: RequestKind, head: dict[str, Any], params: Params,
              check: Callable[[], None]) -> None:
-        last = [0.0]
+        pulse = Heartbeat(head, self.send, start=self.jobs.background)
 
         def progress(done: int, total: int, text: str = "") -> None:
             check()
-            now = time.monotonic()
-            if now - last[0] < PROGRESS_INTERVAL_S and done < total:
-                return  # at most ~10 progress messages a second
-            last[0] = now
-            self.send({**head, "type": "progress", "done": int(done), "total": int(total),
-                       "text": text or f"{head['kind']}: {done} / {total}"}, [])
+            pulse.progress(int(done), int(total), text or f"{head['kind']}: {done} / {total}")
 
         def item(meta: dict[str, Any], buffers: list[bytes]) -> None:
             self.send({**meta, **head, "type": "item"}, buffers)
 
         version = self.subject.version
         try:
+            check()  # cancelled while it waited in the queue
             reply = handler.compute(self.subject, params, Job(progress, item))
             extra = handler.also(self.subject, params)
         except Cancelled:
@@ -125,6 +167,8 @@ class Dispatcher:
         except Exception as err:
             self.error(head, describe(err))
             return
+        finally:
+            pulse.stop()
         if handler.per_image and version != self.subject.version:
             return  # the image changed meanwhile: nobody wants this any more
         for key, other in extra.items():  # e.g. every layer of a one-pass CAM
@@ -178,7 +222,7 @@ class Dispatcher:
         if kind == "request":
             self.request(content)
         elif kind == "cancel":
-            self.jobs.cancel()
+            self.jobs.cancel()  # every job submitted so far answers "cancelled"
         elif kind == "set_image":
             set_image(content, buffers)
         else:

@@ -8,6 +8,7 @@ Jobs run one at a time in order; a cancelled job stops at its next progress repo
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -28,7 +29,12 @@ class Cancelled(Exception):
 
 
 class JobRunner:
-    """Runs ``job(check)`` callables, where ``check()`` raises :class:`Cancelled` after a cancel.
+    """Runs ``job(check)`` callables, where ``check()`` raises :class:`Cancelled` once the job
+    was cancelled.
+
+    A cancel cancels every job submitted before it, the running one and the queued ones: each
+    job remembers the cancel count at its submission, and ``check()`` compares. Queued jobs
+    still start, so that each can answer its request ("cancelled") at its first check.
 
     Args:
         background: run jobs in a daemon worker thread (True) or inline in the caller (False).
@@ -36,21 +42,24 @@ class JobRunner:
 
     def __init__(self, background: bool):
         self.background = background
-        self._cancel = threading.Event()
-        self._queue: queue.Queue[Callable[[Callable[[], None]], None] | None] = queue.Queue()
+        self._cancels = 0
+        self._queue: queue.Queue[tuple[Callable[[Callable[[], None]], None],
+                                       Callable[[], None]] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-
-    def check(self) -> None:
-        """Raise :class:`Cancelled` if the running job was cancelled."""
-        if self._cancel.is_set():
-            raise Cancelled
+        self.running = threading.Event()
+        """Set while a job runs (in either mode)."""
 
     def submit(self, job: Callable[[Callable[[], None]], None]) -> None:
-        """Run ``job(self.check)`` now (inline) or after the jobs queued before it (background)."""
+        """Run ``job(check)`` now (inline) or after the jobs queued before it (background)."""
+        submitted = self._cancels
+
+        def check() -> None:
+            if self._cancels != submitted:
+                raise Cancelled
+
         if not self.background:
-            self._cancel.clear()
-            job(self.check)
+            self._run(job, check)
             return
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
@@ -58,31 +67,31 @@ class JobRunner:
                     target=self._work, name="cnnviz-jobs", daemon=True
                 )
                 self._thread.start()
-        self._queue.put(job)
+        self._queue.put((job, check))
 
     def cancel(self) -> None:
-        """Cancel the running job and drop the queued ones."""
-        self._cancel.set()
-        while True:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
+        """Cancel the running job and the queued ones (each stops at its next check)."""
+        with self._lock:
+            self._cancels += 1
 
     def close(self) -> None:
-        """Stop the worker after the current job."""
+        """Stop the worker after the current job (cancelled)."""
         self.cancel()
         self._queue.put(None)
 
+    def _run(self, job: Callable[[Callable[[], None]], None], check: Callable[[], None]) -> None:
+        self.running.set()
+        try:
+            job(check)
+        except Cancelled:
+            pass
+        finally:
+            self.running.clear()
+
     def _work(self) -> None:
         while True:
-            job = self._queue.get()
-            if job is None:
+            item = self._queue.get()
+            if item is None:
                 return
-            self._cancel.clear()
-            try:
-                job(self.check)
-            except Cancelled:
-                pass
-            except Exception:  # a job reports its own errors; never kill the worker
-                pass
+            with contextlib.suppress(Exception):  # a job reports its own errors
+                self._run(*item)

@@ -39,9 +39,11 @@ class Recorder:
     def last(self) -> Message:
         return self.sent[-1]
 
-    def request(self, widget: LayerExplorer, kind: str, rid: int = 1, **params: Any) -> Message:
-        """Send a request as the front end does; returns the last message recorded after it."""
+    def request(self, widget: LayerExplorer, kind: str, rid: int = 1,
+                **params: Any) -> Message | None:
+        """Send a request as the front end does; returns the last message recorded after it
+        (None when nothing was sent yet, e.g. the job runs in the background)."""
         key = params.pop("key", f"{kind}-key")
         widget._on_msg(widget, {"type": "request", "id": rid, "key": key, "kind": kind,
                                 **params}, [])
-        return self.last
+        return self.sent[-1] if self.sent else None

@@ -30,7 +30,9 @@ class Saliency(RequestKind):
 
     def compute(self, subject: Subject, p: Params, job: Job) -> Reply:
         with subject.lock:
-            attr = saliency(subject.model, subject.x, target=p["target"], method=p["method"])
+            attr = saliency(subject.model, subject.x, target=p["target"], method=p["method"],
+                            progress=lambda done, total: job.progress(
+                                done, total, f"{p['method']}: {done} / {total} passes"))
         sal = np.asarray(saliency_map(attr), np.float32)[0]
         meta, buffers = stack_message(sal[None], range_dtype="float32")
         return Reply({"stack": meta, "method": p["method"],
