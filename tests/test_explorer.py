@@ -187,6 +187,9 @@ def test_python_properties(demo):
     assert ex.layer == "features.3"
     with pytest.raises(ValueError, match="not one of the explorer's layers"):
         ex.layer = "features.1"
+    with pytest.raises(ValueError, match=r"'features.8' is not.*Closest: 'features.9'") as err:
+        ex.layer = "features.8"  # a module of the model, but not an explorer layer
+    assert "features.7" not in str(err.value)
     ex.target = 3
     assert ex.target_class == 3 and ex.target == 3
     ex.target = ex.classes[2]

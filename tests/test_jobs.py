@@ -103,3 +103,47 @@ def test_saliency_reports_progress_and_a_raise_stops_it(method, options, total):
         saliency(demo.model, x, target=0, method=method, progress=stop, **options)
     assert all(p.grad is None for p in demo.model.parameters())
     assert not demo.model.training
+
+
+def test_progress_says_how_long_is_left(monkeypatch):
+    ex = LayerExplorer(background=False)
+    rec = Recorder(ex)
+    monkeypatch.setattr(dispatch, "ESTIMATE_AFTER_S", 0.0)
+    handler = ex._handlers["saliency"]
+
+    def job(subject, params, job):
+        for step in range(1, 5):
+            time.sleep(0.15)
+            job.progress(step, 4)
+        return Reply({}, [])
+
+    monkeypatch.setattr(handler, "compute", job)
+    rec.request(ex, "saliency", rid=3, method="vanilla", target=0, version=ex.image_version)
+    estimates = [m for m, _ in rec.sent if m["type"] == "progress" and "left_s" in m]
+    assert estimates, rec.sent
+    first = estimates[0]  # after 1 of 4 steps of ~0.15 s: about 3 x 0.15 s left
+    assert first["done"] == 1 and 0.3 < first["left_s"] < 1.5
+    assert "left" in first["text"]
+
+
+def test_activation_maximization_plain_or_regularised(monkeypatch):
+    import numpy as np
+
+    import cnnviz_widgets.engine.actmax as actmax
+
+    seen = []
+
+    def fake(model, layer, channels, size=None, seed=None, progress=None, regularize=True,
+             **kw):
+        seen.append(regularize)
+        return np.zeros((1, size, size, 3), np.uint8)
+
+    monkeypatch.setattr(actmax, "activation_max", fake)
+    ex = LayerExplorer(background=False)
+    rec = Recorder(ex)
+    msg, _ = rec.request(ex, "actmax", layer="features.3", channels=[1], regularize=False)
+    assert msg["type"] == "reply" and msg["regularize"] is False
+    msg, _ = rec.request(ex, "actmax", rid=2, layer="features.3", channels=[1])
+    assert msg["regularize"] is True and seen == [False, True]
+    msg, _ = rec.request(ex, "actmax", rid=3, layer="features.3", channels=[1], regularize="no")
+    assert msg["type"] == "error" and "regularize" in msg["message"]

@@ -25,6 +25,8 @@ from .subject import Subject
 
 MAX_KEY_LENGTH = 1000
 PROGRESS_INTERVAL_S = 0.1
+ESTIMATE_AFTER_S = 2.0
+"""Seconds of a job after which its progress messages carry an estimate of the time left."""
 HEARTBEAT_S = 2.0
 """Seconds without progress after which a running job says it is still computing."""
 SHOWN_BYTES = 256 * 2**10
@@ -96,8 +98,19 @@ class Heartbeat:
             self._send(done, total, f"{text} (still computing, {elapsed:.0f} s)", heartbeat=True)
 
     def _send(self, done: int, total: int, text: str, heartbeat: bool) -> None:
-        self.send({**self.head, "type": "progress", "done": done, "total": total,
-                   "text": text, "heartbeat": heartbeat}, [])
+        elapsed = time.monotonic() - self.began
+        message = {**self.head, "type": "progress", "done": done, "total": total,
+                   "text": text, "heartbeat": heartbeat}
+        if 0 < done < total and elapsed > ESTIMATE_AFTER_S:
+            left = elapsed * (total - done) / done
+            message["left_s"] = round(left, 1)
+            message["text"] = f"{text} · about {_duration(left)} left"
+        self.send(message, [])
+
+
+def _duration(seconds: float) -> str:
+    """``"40 s"``, ``"3 min"``: a time estimate as a person reads it."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 class Dispatcher:

@@ -29,6 +29,7 @@ from ..demo import demo_model, sample_photo
 from ..engine import load_image, resolve_layer
 from ..engine.cam import available_cam_methods
 from ..engine.inputs import IMAGENET_MEAN, IMAGENET_STD, LoadedImage
+from ..engine.layers import close_matches
 from ..engine.models import build_model, check_model
 from ..engine.saliency import available_saliency_methods
 from ..render.colormaps import DIVERGING, SEQUENTIAL, colormap_bytes
@@ -209,12 +210,19 @@ class LayerExplorer(anywidget.AnyWidget):
 
     @layer.setter
     def layer(self, layer: str | nn.Module) -> None:
+        names = self._subject.layer_names
+        if isinstance(layer, str) and layer not in names:
+            # suggest explorer layers only: another module of the model cannot be set here
+            close = close_matches(layer, names)
+            hint = f" Closest: {', '.join(repr(c) for c in close)}." if close else ""
+            raise ValueError(
+                f"{layer!r} is not one of the explorer's layers.{hint} Layers: {names}. To "
+                "explore another module, pass layers=[...] to LayerExplorer.")
         name, _ = resolve_layer(self._subject.model, layer)
-        if name not in self._subject.layer_names:
+        if name not in names:
             raise ValueError(
                 f"{name!r} is not one of the explorer's layers; pass layers=[...] to "
-                f"LayerExplorer to explore it. Layers: {self._subject.layer_names}"
-            )
+                f"LayerExplorer to explore it. Layers: {names}")
         self.layer_name = name
         self._show_layer(name)
 

@@ -20,7 +20,8 @@ class ActivationMax(RequestKind):
     shown = False  # images stream as items; the tab keeps them
 
     def key(self, p: Params) -> str:
-        return f"actmax|{p['layer']}|{','.join(str(c) for c in p['channels'])}"
+        mode = "regularized" if p["regularize"] else "plain"
+        return f"actmax|{p['layer']}|{','.join(str(c) for c in p['channels'])}|{mode}"
 
     def validate(self, subject: Subject, msg: dict[str, Any]) -> Params:
         layer = check_layer(msg.get("layer"), subject.layer_names)
@@ -38,7 +39,10 @@ class ActivationMax(RequestKind):
         bad = [c for c in channels if not 0 <= c < n]
         if bad:
             raise MessageError(f"channel {bad[0]} out of range: {layer} has {n}")
-        return {"layer": layer, "channels": sorted(set(channels))}
+        regularize = msg.get("regularize", True)
+        if not isinstance(regularize, bool):
+            raise MessageError("regularize must be true (Lucid-style) or false (plain ascent)")
+        return {"layer": layer, "channels": sorted(set(channels)), "regularize": regularize}
 
     def compute(self, subject: Subject, p: Params, job: Job) -> Reply:
         channels = p["channels"]
@@ -52,7 +56,8 @@ class ActivationMax(RequestKind):
             with subject.lock:
                 img = actmax.activation_max(subject.model, p["layer"], [c], size=size, seed=0,
                                             progress=report, mean=subject.mean,
-                                            std=subject.std)[0]
+                                            std=subject.std, regularize=p["regularize"])[0]
             job.item({"index": int(c), "rgb": {"shape": [1, *img.shape]}},
                      [np.ascontiguousarray(img).tobytes()])
-        return Reply({"layer": p["layer"], "channels": channels, "count": len(channels)}, [])
+        return Reply({"layer": p["layer"], "channels": channels, "count": len(channels),
+                      "regularize": p["regularize"]}, [])
