@@ -1,6 +1,6 @@
 # cnnviz-widgets: one command to set up and run the demo, one to set up and run every test.
 #   make demo   -> venv + package, then figures (and later the explorer page) of the demo model
-#   make test   -> venv + package + test tools + Chromium, then ruff, mypy, pytest, JS unit tests, wheel
+#   make test   -> venv + package + test tools + Chromium, then ruff, mypy, pytest, JS unit tests, release check
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -10,7 +10,7 @@ OUT    ?= demo-output
 # the package itself asks only for torch>=2.1.
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup setup-test browser demo test lint pytest jstest wheel clean
+.PHONY: setup setup-test browser demo test lint pytest jstest release-check clean
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -52,16 +52,15 @@ pytest: setup-test
 jstest: js/node_modules/.package-lock.json
 	cd js && npm test && npm run typecheck
 
-# The wheel must carry the built front end.
-wheel: $(VENV)/.test
-	rm -rf dist
-	$(PIP) wheel -q --no-deps -w dist .
-	$(PY) -c "import zipfile,glob,sys; w=glob.glob('dist/*.whl')[0]; n=zipfile.ZipFile(w).namelist(); need=['cnnviz_widgets/static/widget.js','cnnviz_widgets/data/shapesnet.pt']; miss=[f for f in need if f not in n]; print(w, 'missing:' if miss else 'contains', miss or need); sys.exit(bool(miss))"
+# The release as a user gets it: sdist and wheel built, twine-checked, the wheel from the sdist
+# equal to the checkout's, installed into a fresh venv that runs notebooks 00 and 03.
+release-check: $(VENV)/.test js/node_modules/.package-lock.json
+	$(PY) tools/release_check.py
 
-test: setup-test lint jstest pytest wheel
+test: setup-test lint jstest pytest release-check
 
 clean:
-	rm -rf $(VENV) dist build js/node_modules cnnviz_widgets/static/widget.js demo-output
+	rm -rf $(VENV) .venv-wheel dist build js/node_modules cnnviz_widgets/static/widget.js demo-output
 
 # Browser tests of the classic Notebook 6.5 under ipywidgets 7.8 (what Colab ships) and of a saved
 # notebook opened offline (tests/browser/legacy.py, which names these two folders; both ignore

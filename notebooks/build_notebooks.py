@@ -22,21 +22,32 @@ import textwrap
 from pathlib import Path
 
 import nbformat
+import tomllib
 
 HERE = Path(__file__).resolve().parent
-COLAB = "https://colab.research.google.com/github/cnnviz/cnnviz-widgets/blob/main/notebooks/"
+def _project() -> dict:
+    """``[project]`` of pyproject.toml: the one source of the package name and repository."""
+    with open(Path(__file__).resolve().parents[1] / "pyproject.toml", "rb") as fh:
+        return tomllib.load(fh)["project"]
+
+
+PROJECT = _project()
+PACKAGE = PROJECT["name"]
+REPOSITORY = PROJECT["urls"]["Repository"]
+COLAB = ("https://colab.research.google.com/github/"
+         + REPOSITORY.removeprefix("https://github.com/") + "/blob/main/notebooks/")
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 
-INSTALL = """\
-# Installs cnnviz-widgets when it is missing (on Colab, for example); does nothing otherwise.
+INSTALL = f"""\
+# Installs {PACKAGE} when it is missing (on Colab, for example); does nothing otherwise.
 # It keeps the ipywidgets that is installed (Colab's 7.x included). Colab shows third-party
 # widgets only with its custom widget manager, which the second part turns on there.
 try:
     import cnnviz_widgets
 except ImportError:
-    %pip install -q cnnviz-widgets
+    %pip install -q {PACKAGE}
     import cnnviz_widgets
 try:
     from google.colab import output
@@ -44,7 +55,7 @@ try:
     output.enable_custom_widget_manager()
 except ImportError:  # not on Colab
     pass
-print("cnnviz-widgets", cnnviz_widgets.__version__)"""
+print("{PACKAGE}", cnnviz_widgets.__version__)"""
 
 # One helper, the same in every notebook that wants ImageNet weights.
 PRETRAINED = '''\

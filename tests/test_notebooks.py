@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -36,7 +37,11 @@ NAMES = [
     "03_class_activation_maps",
     "04_saliency_and_activation_maximization",
 ]
-COLAB = "https://colab.research.google.com/github/cnnviz/cnnviz-widgets/blob/main/notebooks/"
+with open(ROOT / "pyproject.toml", "rb") as _fh:
+    PROJECT = tomllib.load(_fh)["project"]  # the one source of the name and the repository
+COLAB = ("https://colab.research.google.com/github/"
+         + PROJECT["urls"]["Repository"].removeprefix("https://github.com/")
+         + "/blob/main/notebooks/")
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 WIDGET_CLASSES = {
@@ -119,7 +124,9 @@ def test_badge_install_cell_kernelspec_and_no_outputs(name):
             f"({COLAB}{name}.ipynb)"
     assert badge in first.source
     assert second.cell_type == "code"
-    assert "import cnnviz_widgets\nexcept ImportError:\n    %pip install" in second.source
+    assert ("import cnnviz_widgets\nexcept ImportError:\n"
+            f"    %pip install -q {PROJECT['name']}\n") in second.source
+    assert "output.enable_custom_widget_manager()" in second.source  # Colab's widget manager
     for cell in code_cells(nb):
         assert cell.outputs == [] and cell.execution_count is None, cell.source[:60]
     assert "widgets" not in nb.metadata
