@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .actmax import ActivationMax
+from .arithmetic import Arithmetic
 from .base import Job, MessageError, Params, RequestKind
 from .cam import Cam
 from .features import Features, features_reply
@@ -22,7 +23,7 @@ def request_kinds(cam_methods: list[str], saliency_methods: list[str]) -> dict[s
     """The handler of every request kind, keyed by kind."""
     handlers: list[RequestKind] = [
         Features(), Kernels(), Predictions(), Cam(cam_methods), Metrics(cam_methods),
-        Saliency(saliency_methods), ActivationMax(),
+        Saliency(saliency_methods), ActivationMax(), Arithmetic(),
     ]
     return {h.kind: h for h in handlers}
 
