@@ -57,28 +57,6 @@ except ImportError:  # not on Colab
     pass
 print("{PACKAGE}", cnnviz_widgets.__version__)"""
 
-# One helper, the same in every notebook that wants ImageNet weights.
-PRETRAINED = '''\
-import contextlib
-import io
-import socket
-
-
-def load_pretrained(builder, weights, fallback):
-    """builder(weights=weights) in eval mode, or None, with one line saying so, when the
-    weights cannot be downloaded (no network). A 10 s socket timeout keeps a machine
-    behind a firewall from waiting for minutes."""
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(10)
-    messages = io.StringIO()  # torchvision's "Downloading: ..." line
-    try:
-        with contextlib.redirect_stdout(messages), contextlib.redirect_stderr(messages):
-            return builder(weights=weights, progress=False).eval()
-    except Exception as err:
-        print(f"No ImageNet weights for {builder.__name__} ({type(err).__name__}): {fallback}")
-        return None
-    finally:
-        socket.setdefaulttimeout(previous)'''
 
 
 VIEW_ROWS = [
@@ -307,16 +285,16 @@ def quick_tour() -> Notebook:
         download fails; the notebook then says so in one line and uses random weights, which
         show how the views work but not what a trained network has learned.
         """)
-    nb.code(PRETRAINED)
     nb.code("""
         import torch
         import torchvision
 
+        from cnnviz_widgets import load_pretrained
         from cnnviz_widgets.demo import sample_photo
 
         weights = torchvision.models.ResNet18_Weights.DEFAULT
         resnet = load_pretrained(
-            torchvision.models.resnet18, weights,
+            "resnet18", weights,
             "random weights instead, so the pictures show the mechanics, not learned features.")
         if resnet is not None:
             mine = LayerExplorer(resnet, sample_photo("chelsea"), weights=weights)
@@ -473,12 +451,13 @@ def kernels_notebook() -> Notebook:
         the notebook uses random weights and says so (the shapes are the same, the pictures
         are then noise).
         """)
-    nb.code(PRETRAINED)
     nb.code("""
         import torchvision
 
+        from cnnviz_widgets import load_pretrained
+
         vgg = load_pretrained(
-            torchvision.models.vgg11, torchvision.models.VGG11_Weights.DEFAULT,
+            "vgg11", torchvision.models.VGG11_Weights.DEFAULT,
             "random weights instead: the kernels below are then noise, not learned features.")
         pretrained = vgg is not None
         if not pretrained:
@@ -827,14 +806,14 @@ def feature_maps_notebook() -> Notebook:
         weights are random (the notebook says so): the maps then still show edges, because
         even a random 3 × 3 filter responds to changes in the image, but nothing learned.
         """)
-    nb.code(PRETRAINED)
     nb.code("""
         import torchvision
 
+        from cnnviz_widgets import load_pretrained
         from cnnviz_widgets.demo import sample_photo
 
         weights = torchvision.models.VGG11_Weights.DEFAULT
-        vgg = load_pretrained(torchvision.models.vgg11, weights,
+        vgg = load_pretrained("vgg11", weights,
                               "random weights instead: the maps show no learned features.")
         if vgg is None:
             torch.manual_seed(0)
@@ -1261,14 +1240,14 @@ def cam_notebook() -> Notebook:
         (Colab, for example), the next cell does that for the bundled cat photograph;
         offline it says so and the maps above, on the demo network, are the ones to study.
         """)
-    nb.code(PRETRAINED)
     nb.code("""
         import torchvision
 
+        from cnnviz_widgets import load_pretrained
         from cnnviz_widgets.demo import sample_photo
 
         weights = torchvision.models.VGG11_Weights.DEFAULT
-        vgg = load_pretrained(torchvision.models.vgg11, weights,
+        vgg = load_pretrained("vgg11", weights,
                               "the maps above, on the demo network, are the ones to study.")
         if vgg is not None:
             cat_x, cat_rgb = load_image(sample_photo("chelsea"), weights=weights)
@@ -1590,14 +1569,14 @@ def saliency_notebook() -> Notebook:
         the course's pictures on the cat photograph: saliency for the top class, and
         regularised images for four channels of a deep layer. Offline it says so in one line.
         """)
-    nb.code(PRETRAINED)
     nb.code("""
         import torchvision
 
+        from cnnviz_widgets import load_pretrained
         from cnnviz_widgets.demo import sample_photo
 
         weights = torchvision.models.VGG11_Weights.DEFAULT
-        vgg = load_pretrained(torchvision.models.vgg11, weights,
+        vgg = load_pretrained("vgg11", weights,
                               "the pictures above, on the demo network, are the ones to study.")
         if vgg is not None:
             cat_x, cat_rgb = load_image(sample_photo("chelsea"), weights=weights)

@@ -25,7 +25,7 @@ from .inputs import (
 from .kernels import kernels
 from .layers import LayerNotFoundError, NoConvLayersError, conv_layers, resolve_layer
 from .metrics import average_drop, deletion_auc, insertion_auc, pointing_game
-from .models import NamedModel, build_model, check_model
+from .models import NamedModel, build_model, check_model, load_pretrained
 from .predictions import Prediction, class_name, class_probabilities, top_predictions
 from .receptive import ReceptiveField, receptive_fields
 from .saliency import available_saliency_methods, saliency, saliency_map
@@ -62,6 +62,7 @@ __all__ = [
     "insertion_auc",
     "kernels",
     "load_image",
+    "load_pretrained",
     "normalize",
     "pointing_game",
     "prepare_input",

@@ -7,9 +7,12 @@ that says what to pass instead.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import enum
 import inspect
+import io
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,15 +72,11 @@ class NamedModel:
     note: str
 
 
-def build_model(name: str, weights: Any = "DEFAULT", seed: int = 0) -> NamedModel:
-    """Build torchvision's model ``name`` with ``weights`` (``"DEFAULT"``, an entry or ``None``).
+DOWNLOAD_TIMEOUT_S = 10
+"""Socket timeout while weights download: a machine behind a firewall fails in seconds."""
 
-    When the weights cannot be loaded (no network, no cached file), the model gets random
-    weights from ``torch.manual_seed(seed)`` and :attr:`NamedModel.note` says why.
 
-    Raises:
-        ValueError: ``name`` is not a torchvision model; the message lists close names.
-    """
+def _known(name: str) -> None:
     known = torchvision.models.list_models()
     if name not in known:
         close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
@@ -86,20 +85,64 @@ def build_model(name: str, weights: Any = "DEFAULT", seed: int = 0) -> NamedMode
             f"{name!r} is not a torchvision model name.{hint} torchvision.models.list_models() "
             "lists them all."
         )
-    entry = None
+
+
+def _pretrained(name: str, weights: Any) -> tuple[nn.Module, Any]:
+    """torchvision's ``name`` with ``weights`` loaded (from torch's hub cache, else downloaded
+    with a short timeout and no progress output), in eval mode; raises when they cannot be."""
+    entry = torchvision.models.get_model_weights(name).verify(weights)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            model = torchvision.models.get_model(name, weights=entry, progress=False)
+    finally:
+        socket.setdefaulttimeout(previous)
+    return model.eval(), entry
+
+
+def load_pretrained(name: str, weights: Any = "DEFAULT", fallback: str = "") -> nn.Module | None:
+    """torchvision's model ``name`` with pretrained ``weights`` in eval mode, or ``None`` and one
+    printed line (ending with ``fallback``) when the weights cannot be had (no network).
+
+    Args:
+        name: a torchvision model name (``"vgg11"``, ``"resnet18"``).
+        weights: ``"DEFAULT"``, a weights entry or its name (``"IMAGENET1K_V1"``).
+        fallback: what the caller does instead, for the printed line.
+
+    Raises:
+        ValueError: ``name`` is not a torchvision model (the message lists close names).
+    """
+    _known(name)
+    try:
+        return _pretrained(name, weights)[0]
+    except Exception as err:
+        tail = f": {fallback}" if fallback else ""
+        print(f"No pretrained weights for {name} ({type(err).__name__}){tail}")
+        return None
+
+
+def build_model(name: str, weights: Any = "DEFAULT", seed: int = 0) -> NamedModel:
+    """Build torchvision's model ``name`` with ``weights`` (``"DEFAULT"``, an entry or ``None``).
+
+    When the weights cannot be loaded (no network, no cached file), the model gets random
+    weights from ``torch.manual_seed(seed)`` (the global random state is left as it was) and
+    :attr:`NamedModel.note` says why.
+
+    Raises:
+        ValueError: ``name`` is not a torchvision model; the message lists close names.
+    """
+    _known(name)
     note = ""
     if weights is not None:
         try:
-            entry = torchvision.models.get_model_weights(name).verify(weights)
-            model = torchvision.models.get_model(name, weights=entry)
+            return NamedModel(*_pretrained(name, weights), note="")
         except Exception as err:  # no network, no cached file, no weights for this model
-            entry = None
             note = (
                 f"{name}: the pretrained weights could not be loaded ({type(err).__name__}: "
                 f"{str(err).splitlines()[0][:160]}); using random weights (seed {seed})."
             )
-    if entry is None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = torchvision.models.get_model(name, weights=None)
-    return NamedModel(model.eval(), entry, note)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = torchvision.models.get_model(name, weights=None)
+    return NamedModel(model.eval(), None, note)

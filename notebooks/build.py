@@ -1,0 +1,117 @@
+"""Write the course notebooks from their sources in ``notebooks/src/`` (jupytext percent files).
+
+The sources are plain Python that ruff reads; this build adds what every notebook shares and
+what comes from one place:
+
+* the "Open in Colab" badge under the title and the install cell after it, from the package
+  name and repository in ``pyproject.toml`` (the one source the README and tests use too);
+* solution cells (``# %% tags=["solution"]``) hidden until opened: a ``#@title`` line and
+  ``cellView: form`` for Colab, ``jupyter.source_hidden`` for JupyterLab;
+* stable cell ids ``<NN>-<index>``, the kernelspec, no outputs.
+
+Run ``python notebooks/build.py`` after editing a source; ``--check`` exits 1 when a committed
+notebook differs from what the sources give (the tests run it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import tomllib
+
+HERE = Path(__file__).resolve().parent
+SOURCES = HERE / "src"
+KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
+BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+SOLUTION_TITLE = "#@title Solution (double-click to show the code)\n"
+
+
+def project() -> dict:
+    """``[project]`` of pyproject.toml: the one source of the package name and repository."""
+    with open(HERE.parent / "pyproject.toml", "rb") as fh:
+        return tomllib.load(fh)["project"]
+
+
+PROJECT = project()
+PACKAGE = PROJECT["name"]
+COLAB = ("https://colab.research.google.com/github/"
+         + PROJECT["urls"]["Repository"].removeprefix("https://github.com/")
+         + "/blob/main/notebooks/")
+
+INSTALL = f"""\
+# Installs {PACKAGE} when it is missing (on Colab, for example); does nothing otherwise.
+# It keeps the ipywidgets that is installed (Colab's 7.x included). Colab shows third-party
+# widgets only with its custom widget manager, which the second part turns on there.
+try:
+    import cnnviz_widgets
+except ImportError:
+    %pip install -q {PACKAGE}
+    import cnnviz_widgets
+try:
+    from google.colab import output
+
+    output.enable_custom_widget_manager()
+except ImportError:  # not on Colab
+    pass
+print("{PACKAGE}", cnnviz_widgets.__version__)"""
+
+
+def notebook(source: Path) -> nbformat.NotebookNode:
+    """The notebook that ``source`` gives (see module docstring)."""
+    src = jupytext.read(source, fmt="py:percent")
+    name = source.stem
+    cells = list(src.cells)
+    title, _, rest = cells[0].source.partition("\n\n")
+    badge = f"[![Open In Colab]({BADGE_IMAGE})]({COLAB}{name}.ipynb)"
+    out = [nbformat.v4.new_markdown_cell(f"{title}\n\n{badge}\n\n{rest}".rstrip("\n")),
+           nbformat.v4.new_code_cell(INSTALL)]
+    for cell in cells[1:]:
+        if cell.cell_type == "markdown":
+            out.append(nbformat.v4.new_markdown_cell(cell.source))
+        elif "solution" in cell.metadata.get("tags", []):
+            new = nbformat.v4.new_code_cell(SOLUTION_TITLE + cell.source)
+            new["metadata"] = {"cellView": "form", "jupyter": {"source_hidden": True},
+                               "tags": ["solution"]}
+            out.append(new)
+        else:
+            out.append(nbformat.v4.new_code_cell(cell.source))
+    for i, cell in enumerate(out):
+        cell["id"] = f"{name[:2]}-{i:03d}"
+    nb = nbformat.v4.new_notebook()
+    nb["cells"] = out
+    nb["metadata"] = {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}}
+    nbformat.validate(nb)
+    return nb
+
+
+def text(nb: nbformat.NotebookNode) -> str:
+    return nbformat.writes(nb) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if a committed notebook is not what its source gives")
+    args = parser.parse_args(argv)
+    stale = []
+    for source in sorted(SOURCES.glob("[0-9][0-9]_*.py")):
+        target = HERE / f"{source.stem}.ipynb"
+        wanted = text(notebook(source))
+        if args.check:
+            if not target.exists() or target.read_text(encoding="utf-8") != wanted:
+                stale.append(target.name)
+        else:
+            target.write_text(wanted, encoding="utf-8")
+            print(f"wrote notebooks/{target.name}")
+    if stale:
+        print("out of date (run python notebooks/build.py): " + ", ".join(stale))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
