@@ -43,7 +43,6 @@ from cnnviz_widgets.engine import (
 )
 from cnnviz_widgets.engine.cam import cam, cam_per_layer
 from cnnviz_widgets.engine.devices import model_device
-from cnnviz_widgets.engine.saliency import GuidedBackpropError
 
 from .model_state import Fingerprint
 
@@ -427,10 +426,17 @@ class FunctionalRelu(nn.Module):
 
 
 @pytest.mark.parametrize("method", ["guided", "guided_gradcam"])
-def test_functional_relu_cannot_be_guided(method):
+def test_functional_relu_is_guided_and_the_model_left_as_it_was(method):
     torch.manual_seed(0)
     model = FunctionalRelu().train()
     before = Fingerprint.of(model)
-    with pytest.raises(GuidedBackpropError, match=r"ran outside nn\.ReLU.*F\.relu.*__init__"):
-        saliency(model, x16(), target=0, method=method)
+    attr = saliency(model, x16(), target=0, method=method)
+    assert attr.shape == (1, 3, 16, 16) and np.isfinite(attr).all() and np.abs(attr).max() > 0
     before.assert_same(model)
+    # nothing of the guided rule is left active: a plain backward afterwards is the plain one
+    x = x16().requires_grad_(True)
+    model.eval()
+    score = model(x)[0, 0]
+    (plain,) = torch.autograd.grad(score, x)
+    np.testing.assert_allclose(saliency(model, x16(), target=0, method="vanilla"),
+                               plain.numpy(), rtol=1e-5, atol=1e-8)

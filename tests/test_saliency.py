@@ -249,17 +249,91 @@ def test_guided_ignores_negative_gradients():
     np.testing.assert_allclose(ours, expected.numpy(), rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("cls", [FunctionalReluNet, MixedReluNet])
-def test_guided_needs_relu_modules(cls):
+class ModuleReluNet(FunctionalReluNet):
+    """FunctionalReluNet with its ReLU as a module: what module hooks (and captum) reach."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
+class InPlaceReluNet(FunctionalReluNet):
+    """The ReLU applied in place, its result ignored: the tensor itself must carry the rule."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        y.relu_()
+        return self.fc(y.mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("cls", [FunctionalReluNet, InPlaceReluNet])
+def test_guided_applies_to_functional_relus_as_to_modules(cls):
+    torch.manual_seed(4)
     model = cls().eval()
+    twin = ModuleReluNet().eval()
+    twin.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 8, 8)
     before = Fingerprint.of(model)
-    with pytest.raises(GuidedBackpropError, match=r"nn\.ReLU") as info:
-        saliency(model, torch.randn(1, 3, 8, 8), 0, "guided")
-    assert "F.relu" in str(info.value) and "__init__" in str(info.value)
+    ours = saliency(model, x, [0, 2], "guided")
     before.assert_same(model)
-    # Other methods work on the same model.
-    assert saliency(model, torch.randn(1, 3, 8, 8), 0, "vanilla").shape == (1, 3, 8, 8)
-    before.assert_same(model)
+    np.testing.assert_allclose(ours, saliency(twin, x, [0, 2], "guided"), rtol=1e-6, atol=1e-8)
+    # and it is not the plain gradient
+    assert not np.allclose(ours, saliency(model, x, [0, 2], "vanilla"), atol=1e-6)
+
+
+def test_guided_on_a_mixed_model_guides_both_relus():
+    torch.manual_seed(4)
+    model = MixedReluNet().eval()
+    x = torch.randn(1, 3, 8, 8)
+    ours = saliency(model, x, 1, "guided")
+    # by hand: the guided rule after each ReLU, i.e. backward clamps the gradient at 0 twice
+    conv_out = model.conv(x).detach()
+    y = torch.relu(conv_out)
+    z = torch.relu(y - 0.1)
+    w = model.fc.weight.detach()[1].view(1, 4, 1, 1) / (8 * 8)
+    g_z = w.expand_as(z).clamp(min=0) * (y - 0.1 > 0)
+    g_y = g_z.clamp(min=0) * (conv_out > 0)
+    expected = torch.nn.grad.conv2d_input(x.shape, model.conv.weight.detach(), g_y, padding=1)
+    np.testing.assert_allclose(ours, expected.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_guided_without_any_relu_says_so():
+    model = nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten(), nn.LazyLinear(2)).eval()
+    x = torch.randn(1, 3, 8, 8)
+    model(x)
+    with pytest.raises(GuidedBackpropError, match="No ReLU ran"):
+        saliency(model, x, 0, "guided")
+
+
+def test_guided_on_densenet_equals_captum_where_its_hooks_reach():
+    """torchvision's DenseNet applies its last ReLU as F.relu; ours guides it. captum's result
+    equals ours on a twin whose last ReLU is a module (on the original it leaves it unguided)."""
+    captum = pytest.importorskip("captum.attr")
+    import torchvision
+
+    class ModuleLastRelu(torchvision.models.DenseNet):
+        def __init__(self) -> None:
+            super().__init__(32, (2, 2), 16, num_classes=5)
+            self.last_relu = nn.ReLU(inplace=True)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = self.last_relu(self.features(x))
+            out = torch.flatten(F.adaptive_avg_pool2d(out, (1, 1)), 1)
+            return self.classifier(out)
+
+    torch.manual_seed(0)
+    model = torchvision.models.DenseNet(32, (2, 2), 16, num_classes=5).eval()
+    twin = ModuleLastRelu().eval()
+    twin.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    ours = saliency(model, x, [1, 3], "guided")
+    ref = captum.GuidedBackprop(twin).attribute(x, target=[1, 3]).detach().numpy()
+    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-7)
+    unguided = captum.GuidedBackprop(model).attribute(x, target=[1, 3]).detach().numpy()
+    assert not np.allclose(unguided, ref, atol=1e-6)  # what captum silently gives there
 
 
 def test_guided_gradcam_is_gradcam_times_guided(small):

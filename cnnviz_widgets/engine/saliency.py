@@ -84,7 +84,7 @@ DEFAULT_INTERNAL_BATCH = 32
 
 
 class GuidedBackpropError(ValueError):
-    """Guided backpropagation cannot be applied to this model (no ``nn.ReLU`` modules)."""
+    """Guided backpropagation cannot be applied to this model (no ReLU runs in it)."""
 
 
 def available_saliency_methods() -> tuple[str, ...]:
@@ -468,58 +468,76 @@ class _PositiveGradient(torch.autograd.Function):
         return grad.clamp(min=0)
 
 
+class _GuidedReluInPlace(torch.autograd.Function):
+    """A ReLU applied in place (``x.relu_()``, ``F.relu(x, inplace=True)``) with the guided
+    rule in its backward: ``clamp(g, min=0) * (x > 0)``. The same tensor comes back, so code
+    that ignores the result of the in-place call still uses the guided one."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        positive = x > 0
+        ctx.save_for_backward(positive)
+        ctx.mark_dirty(x)
+        return x.clamp_(min=0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (positive,) = ctx.saved_tensors
+        return grad.clamp(min=0) * positive
+
+
 _RELU_FUNCTIONS = frozenset({"relu", "relu_"})
 
 
-class _FunctionalReluCounter(TorchFunctionMode):
-    """Counts ReLUs applied outside ``nn.ReLU`` modules (``F.relu``, ``torch.relu``, ...)."""
+class _GuidedFunctionalRelus(TorchFunctionMode):
+    """Applies the guided rule to ReLUs run as functions (``F.relu``, ``torch.relu``,
+    ``x.relu()``, in place too) outside ``nn.ReLU`` modules, which module hooks cannot reach
+    (torchvision's DenseNet applies its last ReLU so); counts them."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.depth = 0  # > 0 while an nn.ReLU module runs
+        self.depth = 0  # > 0 while an nn.ReLU module runs (its hook applies the rule)
         self.count = 0
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if self.depth == 0 and getattr(func, "__name__", "") in _RELU_FUNCTIONS:
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if (self.depth == 0 and name in _RELU_FUNCTIONS and args
+                and isinstance(args[0], torch.Tensor) and args[0].requires_grad):
             self.count += 1
-        return func(*args, **(kwargs or {}))
-
-
-def _fix_hint(model: nn.Module) -> str:
-    return (
-        f"Guided backpropagation changes the backward pass of nn.ReLU modules, but "
-        f"{type(model).__name__} applies ReLU as a function (F.relu / torch.relu / x.relu()) "
-        "in its forward(), which module hooks cannot reach. Define the ReLUs as modules in "
-        "__init__ (self.relu = nn.ReLU()) and call them in forward(), or use another saliency "
-        "method ('vanilla', 'smoothgrad', 'integrated_gradients', 'gradient_x_input')."
-    )
+            in_place = name == "relu_" or kwargs.get("inplace") is True or (
+                len(args) > 1 and args[1] is True)
+            if in_place:
+                return _GuidedReluInPlace.apply(args[0])
+            return _PositiveGradient.apply(func(*args, **kwargs))
+        return func(*args, **kwargs)
 
 
 @contextmanager
 def guided_relus(model: nn.Module) -> Iterator[None]:
-    """Inside the block, every ``nn.ReLU`` of ``model`` backpropagates guided gradients.
+    """Inside the block, every ReLU of ``model`` backpropagates guided gradients.
 
-    Implemented with forward hooks (removed on exit, whatever happens) that follow each ReLU
+    ``nn.ReLU`` modules get forward hooks (removed on exit, whatever happens) that follow each
     call with :class:`_PositiveGradient`; works with ``ReLU(inplace=True)`` and with a ReLU
-    module called several times. While the block runs, ReLUs applied as functions outside
-    ``nn.ReLU`` modules are counted; if any ran, guided backprop would be silently partial, so
-    the block raises :class:`GuidedBackpropError` on exit.
+    module called several times. ReLUs applied as functions (``F.relu``, ``torch.relu``,
+    ``x.relu()``, in place or not) get the same rule through a ``TorchFunctionMode`` active
+    only inside the block. (captum's ``GuidedBackprop`` hooks modules only, so on such models
+    its result silently differs: the functional ReLUs stay unguided.)
 
     Raises:
-        GuidedBackpropError: the model has no ``nn.ReLU`` module, or applied ReLU functionally.
+        GuidedBackpropError: no ReLU ran at all in the forward pass (guided backpropagation
+            would equal the plain gradient).
     """
     relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
-    if not relus:
-        raise GuidedBackpropError(
-            f"No nn.ReLU modules found in {type(model).__name__}. " + _fix_hint(model)
-        )
-    counter = _FunctionalReluCounter()
+    functional = _GuidedFunctionalRelus()
+    module_calls = [0]
 
     def enter(module: nn.Module, inputs: tuple) -> None:
-        counter.depth += 1
+        functional.depth += 1
 
     def leave(module: nn.Module, inputs: tuple, out: torch.Tensor) -> torch.Tensor:
-        counter.depth -= 1
+        functional.depth -= 1
+        module_calls[0] += 1
         return _PositiveGradient.apply(out)
 
     handles = []
@@ -527,13 +545,14 @@ def guided_relus(model: nn.Module) -> Iterator[None]:
         for relu in relus:
             handles.append(relu.register_forward_pre_hook(enter))
             handles.append(relu.register_forward_hook(leave))
-        with counter:
+        with functional:
             yield
     finally:
         for handle in handles:
             handle.remove()
-    if counter.count:
+    if module_calls[0] == 0 and functional.count == 0:
         raise GuidedBackpropError(
-            f"{counter.count} ReLU call(s) in {type(model).__name__} ran outside nn.ReLU "
-            "modules, so guided backpropagation would only be partly applied. " + _fix_hint(model)
+            f"No ReLU ran in {type(model).__name__}'s forward pass, so guided backpropagation "
+            "would equal the plain gradient. Use saliency method 'vanilla' (or a model with "
+            "ReLU activations)."
         )
