@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -35,31 +36,39 @@ class Trace:
 
 def trace_modules(model: nn.Module, x: torch.Tensor) -> Trace:
     """Run ``model(x)`` once (no grad, eval mode) and record each module's first call."""
+    with borrowed(model), tracing(model) as trace, torch.no_grad():
+        model(x)
+    return trace
+
+
+@contextlib.contextmanager
+def tracing(model: nn.Module) -> Iterator[Trace]:
+    """Record, in the returned :class:`Trace`, each module's first call during the forward
+    passes run inside the block (hooks removed on exit, whatever happens). Used by
+    :func:`trace_modules`, and by passes that record something else at the same time."""
+    trace = Trace((), {})
     order: list[str] = []
-    shapes: dict[str, tuple[int, ...]] = {}
     handles = []
 
     def make_hook(name: str):
         def hook(module: nn.Module, inputs: tuple, output: object) -> None:
-            if name in shapes or name in order:
+            if name in trace.output_shapes or name in order:
                 return
             order.append(name)
             if isinstance(output, torch.Tensor):
-                shapes[name] = tuple(output.shape)
+                trace.output_shapes[name] = tuple(output.shape)
 
         return hook
 
-    with borrowed(model):
-        try:
-            for name, module in model.named_modules():
-                if name:
-                    handles.append(module.register_forward_hook(make_hook(name)))
-            with torch.no_grad():
-                model(x)
-        finally:
-            for handle in handles:
-                handle.remove()
-    return Trace(tuple(order), shapes)
+    try:
+        for name, module in model.named_modules():
+            if name:
+                handles.append(module.register_forward_hook(make_hook(name)))
+        yield trace
+    finally:
+        for handle in handles:
+            handle.remove()
+        object.__setattr__(trace, "call_order", tuple(order))
 
 
 def first_conv_channels(model: nn.Module) -> int:
@@ -123,7 +132,9 @@ _NOT_A_FEATURE_LAYER = (
 )
 
 
-def default_layer(model: nn.Module, x: torch.Tensor | None = None) -> str:
+def default_layer(
+    model: nn.Module, x: torch.Tensor | None = None, trace: Trace | None = None
+) -> str:
     """The layer a CAM uses when none is named: the last one whose output is still a grid.
 
     Among the modules in the order they finish during a dry run (of ``x``, or of a zero image
@@ -136,18 +147,25 @@ def default_layer(model: nn.Module, x: torch.Tensor | None = None) -> str:
     encoder_layer_11.ln_1`` for torchvision's ``vit_b_16``, ``features.7.1.norm1`` for
     ``swin_t``), as pytorch-grad-cam recommends; a CAM there folds the tokens into a grid.
 
+    ``trace``: a :class:`Trace` of a forward pass already run (of ``x``), so that none is run
+    again here.
+
     Raises:
         ValueError: no module outputs a spatial grid (e.g. a vision transformer without a
             token-to-grid reshape); the message says what to pass instead.
     """
+    if trace is not None:
+        return _default_from_trace(model, trace, None if x is None else tuple(x.shape))
     if x is None:
         channels = first_conv_channels(model)
         side = getattr(model, "image_size", 224)  # torchvision's ViT takes only its own size
         side = side if isinstance(side, int) and not isinstance(side, bool) else 224
         device, dtype = model_device(model), model_dtype(model)
         x = torch.zeros(1, channels, side, side, device=device, dtype=dtype)
-    trace = trace_modules(model, x)
+    return _default_from_trace(model, trace_modules(model, x), tuple(x.shape))
 
+
+def _default_from_trace(model: nn.Module, trace: Trace, shape: tuple[int, ...] | None) -> str:
     token_layer = token_default_layer(model, trace.call_order, trace.output_shapes)
     if token_layer is not None:
         return token_layer
@@ -178,32 +196,8 @@ def default_layer(model: nn.Module, x: torch.Tensor | None = None) -> str:
     if not ranked:
         raise ValueError(
             f"No layer of {type(model).__name__} outputs a spatial grid (N, C, H, W) for an "
-            f"input of shape {tuple(x.shape)}, so there is no default layer for a class "
+            f"input of shape {shape}, so there is no default layer for a class "
             "activation map. Name the layer explicitly, or use a larger input."
         )
     return ranked[-1]
 
-
-PROBE_SIDE = 96
-"""Side of the small input tried first by :func:`probe_default_layer`: it keeps ResNet and VGG
-grids above 1 x 1 at a fifth of the cost of 224 px."""
-
-
-def probe_default_layer(model: nn.Module, x: torch.Tensor) -> str | None:
-    """:func:`default_layer` for the input ``x`` ``(N, C, H, W)``, found cheaply.
-
-    Tries a dry run at :data:`PROBE_SIDE` px first (inputs larger than that are resized
-    bilinearly), then at ``x``'s own size; ``None`` when neither gives a layer (the model takes
-    no image of these sizes, or no layer outputs a grid).
-    """
-    attempts = []
-    if min(x.shape[-2:]) > PROBE_SIDE:
-        attempts.append(torch.nn.functional.interpolate(
-            x[:1], size=(PROBE_SIDE, PROBE_SIDE), mode="bilinear", align_corners=False))
-    attempts.append(x[:1])
-    for attempt in attempts:
-        try:
-            return default_layer(model, attempt)
-        except Exception:  # a model that rejects this size: try the next one
-            continue
-    return None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -10,6 +12,7 @@ from torch import nn
 
 from .borrow import borrowed
 from .capture import Capture
+from .dryrun import Trace, tracing
 from .inputs import prepare_input
 from .layers import LayerRef, conv_layers, resolve_layers
 
@@ -40,18 +43,30 @@ def feature_maps(
         LayerOutputError: a layer whose output is not a tensor.
         ImageInputError: a bad input (rank, channels, NaN).
     """
-    return _record(model, x, layers, progress, whole_forward=False)[0]
+    return _record(model, x, layers, progress, whole_forward=False).maps
 
 
-def feature_maps_and_output(
+@dataclass(frozen=True)
+class WholePass:
+    """What one whole forward pass gave: ``maps`` as :func:`feature_maps` returns them, the
+    model's ``output`` as it returned it (detached, on the model's device), and the ``trace``
+    of every module's first call (order and output shapes, see :mod:`.dryrun`)."""
+
+    maps: dict[str, torch.Tensor]
+    output: Any
+    trace: Trace | None
+
+
+def whole_pass(
     model: nn.Module,
     x: torch.Tensor,
     layers: LayerRef | Sequence[LayerRef] | None = None,
     *,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[dict[str, torch.Tensor], Any]:
-    """:func:`feature_maps` and the model's own output from the same forward pass, which then
-    runs to the end (the output as the model returns it, detached, on the model's device)."""
+) -> WholePass:
+    """:func:`feature_maps`, the model's output and the module trace from ONE forward pass,
+    which runs to the end: what an explorer needs to open (maps, predictions, default CAM
+    layer) without a second pass."""
     return _record(model, x, layers, progress, whole_forward=True)
 
 
@@ -61,14 +76,15 @@ def _record(
     layers: LayerRef | Sequence[LayerRef] | None,
     progress: Callable[[int, int], None] | None,
     whole_forward: bool,
-) -> tuple[dict[str, torch.Tensor], Any]:
+) -> WholePass:
     selected = conv_layers(model) if layers is None else resolve_layers(model, layers)
     x = prepare_input(model, x)
     report = None if progress is None else (lambda _name, done, total: progress(done, total))
-    with borrowed(model), torch.no_grad(), Capture(
+    traced = tracing(model) if whole_forward else contextlib.nullcontext(None)
+    with borrowed(model), torch.no_grad(), traced as trace, Capture(
         model, selected, stop_early=not whole_forward, on_record=report
     ) as cap:
         output = model(x)
     cap.require_all()
     maps = {name: cap.outputs[name].to("cpu", torch.float32) for name in selected}
-    return maps, output if whole_forward else None
+    return WholePass(maps, output if whole_forward else None, trace)

@@ -21,8 +21,8 @@ from torch import nn
 from ..engine import cam as cam_engine
 from ..engine import conv_layers, resolve_layer
 from ..engine.cam.registry import method_class
-from ..engine.dryrun import probe_default_layer
-from ..engine.features import feature_maps_and_output
+from ..engine.dryrun import default_layer
+from ..engine.features import whole_pass
 from ..engine.inputs import LoadedImage
 from ..engine.predictions import class_name, class_probabilities, probabilities_of
 from ..engine.receptive import ReceptiveField, receptive_fields
@@ -146,11 +146,12 @@ class Subject:
 
     def _first_pass(self, progress: Callable[[int, int], None] | None) -> FirstPass:
         x = self.x
-        # the whole forward: its output gives the predictions without a second pass
-        maps, output = feature_maps_and_output(self.model, x, self.layer_names,
-                                               progress=progress)
+        # one whole forward: its output gives the predictions, its trace the default CAM
+        # layer, without a second pass
+        recorded = whole_pass(self.model, x, self.layer_names, progress=progress)
+        maps = recorded.maps
         with contextlib.suppress(Exception):  # no class scores (unusual output): asked later
-            self._probs = probabilities_of(output)
+            self._probs = probabilities_of(recorded.output)
         infos, grids = [], {}
         lo, hi = np.inf, -np.inf
         size = (int(x.shape[-2]), int(x.shape[-1]))
@@ -170,7 +171,10 @@ class Subject:
                 grids[name] = out
                 lo, hi = min(lo, float(out.min())), max(hi, float(out.max()))
         cam_layers = [i.name for i in infos if i.shape and i.shape[1] * i.shape[2] > 1]
-        default = probe_default_layer(self.model, x)
+        try:
+            default: str | None = default_layer(self.model, x, trace=recorded.trace)
+        except ValueError:  # no module outputs a grid at this size
+            default = None
         if default and default not in cam_layers:
             cam_layers.append(default)
         return FirstPass(infos, grids, (lo, hi) if lo <= hi else None, cam_layers,
