@@ -7,7 +7,10 @@ what comes from one place:
   name and repository in ``pyproject.toml`` (the one source the README and tests use too);
 * solution cells (``# %% tags=["solution"]``) hidden until opened: a ``#@title`` line and
   ``cellView: form`` for Colab, ``jupyter.source_hidden`` for JupyterLab;
-* stable cell ids ``<NN>-<index>``, the kernelspec, no outputs.
+* stable cell ids ``<NN>-<index>``, the kernelspec, no outputs;
+* the Chinese notebooks (``notebooks/zh/``): the Markdown cells of ``src/zh/<name>.py`` (the
+  same number, in the same order) between the English source's code cells, so the code is the
+  same in both languages.
 
 Run ``python notebooks/build.py`` after editing a source; ``--check`` exits 1 when a committed
 notebook differs from what the sources give (the tests run it).
@@ -25,6 +28,8 @@ import tomllib
 
 HERE = Path(__file__).resolve().parent
 SOURCES = HERE / "src"
+LANGUAGES = {"en": ("", ""), "zh": ("zh", "zh/")}
+"""Language -> (folder of its Markdown sources under src/, folder of its notebooks)."""
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 SOLUTION_TITLE = "#@title Solution (double-click to show the code)\n"
@@ -60,13 +65,29 @@ except ImportError:  # not on Colab
 print("{PACKAGE}", cnnviz_widgets.__version__)"""
 
 
-def notebook(source: Path) -> nbformat.NotebookNode:
-    """The notebook that ``source`` gives (see module docstring)."""
+def translated(cells: list, markdown_source: Path) -> list:
+    """``cells`` with each Markdown cell replaced, in order, by one of ``markdown_source``."""
+    texts = [c.source for c in jupytext.read(markdown_source, fmt="py:percent").cells
+             if c.cell_type == "markdown"]
+    wanted = sum(c.cell_type == "markdown" for c in cells)
+    if len(texts) != wanted:
+        raise SystemExit(f"{markdown_source} has {len(texts)} Markdown cells; the English "
+                         f"source has {wanted}: translate cell for cell.")
+    it = iter(texts)
+    return [nbformat.v4.new_markdown_cell(next(it)) if c.cell_type == "markdown" else c
+            for c in cells]
+
+
+def notebook(source: Path, language: str = "en") -> nbformat.NotebookNode:
+    """The notebook that ``source`` gives in ``language`` (see module docstring)."""
     src = jupytext.read(source, fmt="py:percent")
     name = source.stem
     cells = list(src.cells)
+    markdown_dir, folder = LANGUAGES[language]
+    if markdown_dir:
+        cells = translated(cells, SOURCES / markdown_dir / source.name)
     title, _, rest = cells[0].source.partition("\n\n")
-    badge = f"[![Open In Colab]({BADGE_IMAGE})]({COLAB}{name}.ipynb)"
+    badge = f"[![Open In Colab]({BADGE_IMAGE})]({COLAB}{folder}{name}.ipynb)"
     out = [nbformat.v4.new_markdown_cell(f"{title}\n\n{badge}\n\n{rest}".rstrip("\n")),
            nbformat.v4.new_code_cell(INSTALL)]
     for cell in cells[1:]:
@@ -99,14 +120,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stale = []
     for source in sorted(SOURCES.glob("[0-9][0-9]_*.py")):
-        target = HERE / f"{source.stem}.ipynb"
-        wanted = text(notebook(source))
-        if args.check:
-            if not target.exists() or target.read_text(encoding="utf-8") != wanted:
-                stale.append(target.name)
-        else:
-            target.write_text(wanted, encoding="utf-8")
-            print(f"wrote notebooks/{target.name}")
+        for language, (_, folder) in LANGUAGES.items():
+            target = HERE / folder / f"{source.stem}.ipynb"
+            wanted = text(notebook(source, language))
+            if args.check:
+                if not target.exists() or target.read_text(encoding="utf-8") != wanted:
+                    stale.append(f"{folder}{target.name}")
+            else:
+                target.parent.mkdir(exist_ok=True)
+                target.write_text(wanted, encoding="utf-8")
+                print(f"wrote notebooks/{folder}{target.name}")
     if stale:
         print("out of date (run python notebooks/build.py): " + ", ".join(stale))
         return 1

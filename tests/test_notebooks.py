@@ -116,9 +116,12 @@ def test_the_committed_notebooks_are_what_their_sources_give():
 def test_the_check_notices_a_stale_notebook(tmp_path, monkeypatch):
     build = _build_module()
     monkeypatch.setattr(build, "HERE", tmp_path)
+    (tmp_path / "zh").mkdir()
     for name in NAMES:
-        (tmp_path / f"{name}.ipynb").write_text(
-            (NOTEBOOK_DIR / f"{name}.ipynb").read_text(encoding="utf-8"), encoding="utf-8")
+        for folder in ("", "zh/"):
+            (tmp_path / f"{folder}{name}.ipynb").write_text(
+                (NOTEBOOK_DIR / f"{folder}{name}.ipynb").read_text(encoding="utf-8"),
+                encoding="utf-8")
     assert build.main(["--check"]) == 0
     stale = tmp_path / f"{NAMES[1]}.ipynb"
     stale.write_text(stale.read_text(encoding="utf-8").replace("kernel", "kernle", 1),
@@ -429,3 +432,30 @@ def test_saliency_and_actmax_values(kernel_env):
                            text_of(cell_with(nb, 'other = classes.index("ring")')), re.M))
     assert float(corr["guided"]) > max(float(corr["vanilla"]),
                                        float(corr["integrated_gradients"]))
+
+
+GLOSSARY = {"卷积核": "kernel", "特征图": "feature map", "类激活图": "class activation map",
+            "显著图": "saliency map", "钩子": "hook", "感受野": "receptive field",
+            "梯度上升": "gradient ascent"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_chinese_notebook_has_the_same_code_and_translated_text(name):
+    en = load(name)
+    zh = nbformat.read(NOTEBOOK_DIR / "zh" / f"{name}.ipynb", as_version=4)
+    nbformat.validate(zh)
+    assert [c.source for c in code_cells(zh)] == [c.source for c in code_cells(en)]
+    assert [c.cell_type for c in zh.cells] == [c.cell_type for c in en.cells]
+    assert f"{COLAB}zh/{name}.ipynb" in zh.cells[0].source
+    for a, b in zip(en.cells[1:], zh.cells[1:], strict=True):  # cell 0: its own badge link
+        if a.cell_type == "markdown":
+            assert re.search(r"[\u4e00-\u9fff]", b.source), b.source[:80]  # Chinese text
+            # code, math and links survive translation
+            for token in re.findall(r"`[^`\n]+`|\$[^$\n]+\$|\]\([^)\s]+\)", a.source):
+                assert token in b.source, (token, b.source[:200])
+
+
+def test_chinese_glossary_has_the_course_terms():
+    text = (NOTEBOOK_DIR / "src" / "zh" / "GLOSSARY.md").read_text(encoding="utf-8")
+    for zh, en in GLOSSARY.items():
+        assert re.search(rf"{zh}\s*\|\s*{en}", text, re.I), (zh, en)

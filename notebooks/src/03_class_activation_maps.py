@@ -203,7 +203,7 @@ CamView(model, demo.samples[3], size=64, mean=demo.mean, std=demo.std,
 # %% [markdown]
 # ## Is the map faithful to the model?
 #
-# A map can look plausible and still not be what the model uses. Three standard checks,
+# A map can look plausible and still not be what the model uses. Four standard checks,
 # each computed with the model itself, on the eight samples (one per class, each
 # explained for its true class):
 #
