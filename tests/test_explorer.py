@@ -255,8 +255,10 @@ def test_saliency_reply_is_the_engine_map(demo):
     assert np.abs(got - want).max() <= np.ptp(want) / 500 + 1e-6
 
 
-def test_actmax_sends_each_image_as_it_finishes(demo, monkeypatch):
+def test_actmax_optimises_channels_in_batches_and_sends_each_batch_when_done(
+        demo, monkeypatch):
     import cnnviz_widgets.engine.actmax as actmax
+    from cnnviz_widgets.widgets.requests import actmax as handler
 
     calls = []
 
@@ -264,21 +266,23 @@ def test_actmax_sends_each_image_as_it_finishes(demo, monkeypatch):
         calls.append((layer, list(channels), size))
         progress(1, 2)
         progress(2, 2)
-        return np.full((1, size, size, 3), channels[0], np.uint8)
+        return np.stack([np.full((size, size, 3), c, np.uint8) for c in channels])
 
     monkeypatch.setattr(actmax, "activation_max", fake)
+    monkeypatch.setattr(handler, "BATCH", 2)
     ex, rec = demo
-    request(ex, "actmax", layer="features.3", channels=[4, 1])
+    request(ex, "actmax", layer="features.3", channels=[4, 1, 9])
     kinds = [m["type"] for m, _ in rec.sent if m["type"] != "progress"]
-    assert kinds == ["item", "item", "reply"]  # each image as soon as it is done
+    assert kinds == ["item", "item", "item", "reply"]  # each image as soon as it is done
     assert rec.sent[0][0]["type"] == "progress"
-    assert rec.sent[-2][0]["type"] == "item"
+    first_item = next(i for i, (m, _) in enumerate(rec.sent) if m["type"] == "item")
+    assert any(m["type"] == "progress" for m, _ in rec.sent[first_item:])  # then batch 2 runs
     done = [m for m, _ in rec.sent if m["type"] == "progress"][-1]
-    assert (done["done"], done["total"]) == (4, 4)
+    assert (done["done"], done["total"]) == (6, 6)
     items = [(m, b) for m, b in rec.sent if m["type"] == "item"]
-    assert [m["index"] for m, _ in items] == [1, 4]
+    assert [m["index"] for m, _ in items] == [1, 4, 9]
     assert items[1][1][0] == bytes([4]) * (64 * 64 * 3)
-    assert calls == [("features.3", [1], 64), ("features.3", [4], 64)]
+    assert calls == [("features.3", [1, 4], 64), ("features.3", [9], 64)]
 
 
 def test_cancel_stops_a_running_job(demo, monkeypatch):

@@ -12,6 +12,8 @@ from ..subject import Subject
 from .base import Job, MessageError, Params, RequestKind, check_layer
 
 MAX_CHANNELS = 64
+BATCH = 8
+"""Channels optimised together in one batch."""
 
 
 class ActivationMax(RequestKind):
@@ -47,17 +49,26 @@ class ActivationMax(RequestKind):
     def compute(self, subject: Subject, p: Params, job: Job) -> Reply:
         channels = p["channels"]
         size = int(subject.x.shape[-1])
-        for n, c in enumerate(channels):
+        # Channels are optimised together, BATCH at a time (each image its own objective and
+        # its own random stream: the same image as alone); each batch's images are sent as
+        # soon as it is done.
+        batches = [channels[i: i + BATCH] for i in range(0, len(channels), BATCH)]
+        done = 0
+        for batch in batches:
 
-            def report(step: int, total: int, n: int = n, c: int = c) -> None:
-                job.progress(n * total + step, len(channels) * total,
-                             f"channel {c}: step {step} / {total} ({n + 1} of {len(channels)})")
+            def report(step: int, total: int, batch: list[int] = batch,
+                       before: int = done) -> None:
+                job.progress(before * total + step * len(batch), len(channels) * total,
+                             f"channels {batch[0]}-{batch[-1]}: step {step} / {total} "
+                             f"({before + len(batch)} of {len(channels)} images)")
 
             with subject.lock:
-                img = actmax.activation_max(subject.model, p["layer"], [c], size=size, seed=0,
-                                            progress=report, mean=subject.mean,
-                                            std=subject.std, regularize=p["regularize"])[0]
-            job.item({"index": int(c), "rgb": {"shape": [1, *img.shape]}},
-                     [np.ascontiguousarray(img).tobytes()])
+                images = actmax.activation_max(subject.model, p["layer"], batch, size=size,
+                                               seed=0, progress=report, mean=subject.mean,
+                                               std=subject.std, regularize=p["regularize"])
+            for c, img in zip(batch, images, strict=True):
+                job.item({"index": int(c), "rgb": {"shape": [1, *img.shape]}},
+                         [np.ascontiguousarray(img).tobytes()])
+            done += len(batch)
         return Reply({"layer": p["layer"], "channels": channels, "count": len(channels),
                       "regularize": p["regularize"]}, [])
