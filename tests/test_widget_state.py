@@ -100,7 +100,7 @@ def test_display_bundle_has_a_picture_of_the_current_view():
     data = bundle[0] if isinstance(bundle, tuple) else bundle
     assert "application/vnd.jupyter.widget-view+json" in data
     img = Image.open(io.BytesIO(data["image/png"])).convert("RGB")
-    assert max(img.size) <= 560 and img.size[0] >= 320
+    assert max(img.size) <= 480 and img.size[0] >= 320
     pixels = np.asarray(img)
     # a grid of 16 viridis maps: many distinct colours below the caption
     assert len(np.unique(pixels[20:].reshape(-1, 3), axis=0)) > 50

@@ -101,6 +101,8 @@ class LayerExplorer(anywidget.AnyWidget):
     )
     cam_methods = traitlets.List(traitlets.Unicode()).tag(sync=True)
     class_agnostic_methods = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    diverging_colormaps = traitlets.List(traitlets.Unicode(), default_value=list(DIVERGING)).tag(
+        sync=True)
     cam_method = traitlets.Unicode("GradCAM").tag(sync=True)
     cam_layers = traitlets.List(traitlets.Unicode()).tag(sync=True)
     cam_layer = traitlets.Unicode("").tag(sync=True)

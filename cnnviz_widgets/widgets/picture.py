@@ -21,7 +21,7 @@ from .serialize import quantized_from_message
 if TYPE_CHECKING:
     from .explorer import LayerExplorer
 
-MAX_SIDE = 560
+MAX_SIDE = 480
 """Longest side of the picture, pixels (keeps a saved output small)."""
 MAX_TILES = 32
 """Most maps drawn (the first ones); the caption says how many of how many."""

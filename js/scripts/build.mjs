@@ -6,6 +6,7 @@
 //   node scripts/build.mjs --dev      unminified, inline source map
 //   node scripts/build.mjs --watch    dev build, rebuilt on change
 import { statSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { dirname, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
@@ -15,6 +16,24 @@ const jsRoot = resolve(here, "..");
 const outfile = resolve(jsRoot, "../cnnviz_widgets/static/widget.js");
 const watch = process.argv.includes("--watch");
 const dev = watch || process.argv.includes("--dev");
+
+/**
+ * The style sheet in src/styles.ts (`export const CSS = \`...\``) minified as CSS in the release
+ * build: the bundle travels in every saved notebook's widget state.
+ * @type {import("esbuild").Plugin}
+ */
+const minifyCss = {
+  name: "minify-css",
+  setup(build) {
+    build.onLoad({ filter: /[\\/]src[\\/]styles\.ts$/ }, async (args) => {
+      const source = await readFile(args.path, "utf8");
+      const match = /export const CSS = `([^`]*)`;/.exec(source);
+      if (!match || match[1].includes("${")) throw new Error("styles.ts: CSS must be one plain template literal");
+      const css = (await esbuild.transform(match[1], { loader: "css", minify: true })).code.trim();
+      return { contents: source.replace(match[0], `export const CSS = ${JSON.stringify(css)};`), loader: "ts" };
+    });
+  },
+};
 
 /** @type {import("esbuild").BuildOptions} */
 const options = {
@@ -30,6 +49,7 @@ const options = {
   legalComments: "none",
   logLevel: "warning",
   metafile: true,
+  plugins: dev ? [] : [minifyCss],
 };
 
 if (watch) {

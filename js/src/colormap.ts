@@ -28,6 +28,19 @@ export type ColorScale = "map" | "layer" | "global";
 
 export const COLOR_SCALES: readonly ColorScale[] = ["map", "layer", "global"];
 
+/**
+ * Whether colour table `name` is one of `diverging` (Python's render/colormaps.py DIVERGING,
+ * sent as the `diverging_colormaps` trait): maps drawn with it are centred on zero.
+ */
+export function isDiverging(name: string, diverging: readonly string[]): boolean {
+  return diverging.includes(name);
+}
+
+/** Where zero sits in a display range (0..1), or null when the range does not hold it inside. */
+export function zeroPosition(range: Range): number | null {
+  return range.lo < 0 && range.hi > 0 ? -range.lo / (range.hi - range.lo) : null;
+}
+
 export interface ColorOptions {
   /** Default "map". */
   scale?: ColorScale;

@@ -1,5 +1,7 @@
 /** Small DOM builders for the explorer's controls (text always via textContent). */
 
+import { keepKeys } from "./keys_guard";
+
 export function el<K extends keyof HTMLElementTagNameMap>(
   doc: Document,
   tag: K,
@@ -59,17 +61,17 @@ export function slider(
   input.value = String(value);
   input.setAttribute("aria-label", label);
   input.addEventListener("input", () => onInput(Number(input.value)));
-  // Handle the keys here: hosts such as JupyterLab's notebook claim arrow keys for their own
-  // navigation (preventDefault on the way up), which would leave the slider deaf.
-  input.addEventListener("keydown", (event) => {
+  // The keys are handled here, not by the browser: hosts claim arrow keys for their own
+  // navigation (JupyterLab prevents their default; Notebook 7 stops them before they reach
+  // an output), which would leave the slider deaf. See keys_guard.ts.
+  keepKeys(input, (event) => {
     const next = sliderKey(event.key, Number(input.value), Number(input.min), Number(input.max), Number(input.step) || 1);
-    if (next === null) return;
-    event.preventDefault();
-    event.stopPropagation();
+    if (next === null) return false;
     if (next !== Number(input.value)) {
       input.value = String(next);
       onInput(Number(input.value));
     }
+    return true;
   });
   wrap.append(input);
   return { wrap, input };
@@ -108,11 +110,37 @@ export function button(doc: Document, text: string, label: string, onClick: () =
   return b;
 }
 
-/** Save a canvas as a PNG download named `name`. */
-export function downloadCanvas(canvas: HTMLCanvasElement, name: string): void {
+/** Height of the caption line of an exported PNG, CSS pixels. */
+const CAPTION_HEIGHT = 20;
+
+/** `canvas` below a line of text (white background), at the canvas's own pixel density. */
+export function captioned(canvas: HTMLCanvasElement, caption: string): HTMLCanvasElement {
+  const doc = canvas.ownerDocument;
+  const scale = canvas.clientWidth > 0 ? canvas.width / canvas.clientWidth : 1;
+  const line = Math.round(CAPTION_HEIGHT * scale);
+  const out = doc.createElement("canvas");
+  const g = out.getContext("2d");
+  if (!g) return canvas;
+  const font = `${Math.round(12 * scale)}px sans-serif`;
+  g.font = font;
+  const pad = Math.round(4 * scale);
+  out.width = Math.max(canvas.width, Math.ceil(g.measureText(caption).width) + 2 * pad);
+  out.height = canvas.height + line;
+  g.fillStyle = "#ffffff";
+  g.fillRect(0, 0, out.width, out.height);
+  g.fillStyle = "#222222";
+  g.font = font; // resizing the canvas reset it
+  g.textBaseline = "middle";
+  g.fillText(caption, pad, line / 2);
+  g.drawImage(canvas, 0, line);
+  return out;
+}
+
+/** Save a canvas as a PNG download named `name`, with `caption` as a line of text above it. */
+export function downloadCanvas(canvas: HTMLCanvasElement, name: string, caption = ""): void {
   const a = canvas.ownerDocument.createElement("a");
   a.download = name.replace(/[^A-Za-z0-9._-]+/g, "_");
-  a.href = canvas.toDataURL("image/png");
+  a.href = (caption ? captioned(canvas, caption) : canvas).toDataURL("image/png");
   a.click();
 }
 
@@ -128,6 +156,12 @@ export function syncSelect(
   else if (control.input.value !== value) control.input.value = value;
 }
 
+/** A button beside a message: "Compute again" after a cancel. */
+export interface MessageAction {
+  label: string;
+  run: () => void;
+}
+
 /** A line of text under a tab's controls: loading notes, notes, errors. */
 export class MessageLine {
   readonly el: HTMLDivElement;
@@ -137,8 +171,13 @@ export class MessageLine {
     this.el.hidden = true;
   }
 
-  show(text: string): void {
+  show(text: string, action?: MessageAction): void {
     this.el.textContent = text;
+    if (action) {
+      const b = button(this.el.ownerDocument, action.label, action.label, action.run);
+      b.classList.add("cnnviz-message-action");
+      this.el.append(" ", b);
+    }
     this.el.classList.remove("cnnviz-error");
     this.el.hidden = !text;
   }

@@ -4,16 +4,19 @@
  * input image (tabs/registry.ts). Focused widgets show a subset of the tabs
  * (trait `views`).
  *
- * This module is the shell: header, tab bar, status line (progress, Cancel,
- * a silent kernel), error box; it routes what the session hears to the tabs
- * and trait changes to the tab on screen. Data comes by custom message or by
+ * This module is the shell: header, tab bar, status line (progress with
+ * Python's estimate, Cancel while a request waits, a silent kernel), error
+ * box, and the hint in a tab left empty by a silent kernel; it routes what
+ * the session hears to the tabs and trait changes to the tab on screen. Data comes by custom message or by
  * the `shown_<kind>` traits (session.ts); colouring is the tabs' own, so
  * colormap, colour scale and order changes never ask Python for anything.
  */
 
 import { button, el } from "./dom";
 import { type RequestKind, SHOWN_KINDS, type ShownKind } from "./messages";
-import { type Clock, Session, type SessionState, statusLine } from "./session";
+import { type Clock, Session } from "./session";
+import { RUN_AGAIN_HINT, type SessionState, statusLine } from "./status";
+import { guardKeys } from "./keys_guard";
 import { ensureStyles } from "./styles";
 import { ExplorerContext, type ExplorerModel } from "./tabs/context";
 import { Detail } from "./tabs/detail";
@@ -71,7 +74,9 @@ export function renderExplorer(model: ExplorerModel, host: HTMLElement): () => v
   const progress = el(doc, "progress", "cnnviz-progress");
   progress.setAttribute("aria-label", "Progress");
   const cancel = button(doc, "Cancel", "Cancel the running computation", () => session.cancel());
+  cancel.disabled = true;
   status.append(statusText, progress, cancel);
+  guardKeys(doc);
   const tabBar = el(doc, "div", "cnnviz-tabs");
   tabBar.setAttribute("role", "tablist");
   root.append(header, tabBar, status, errorBox);
@@ -83,17 +88,45 @@ export function renderExplorer(model: ExplorerModel, host: HTMLElement): () => v
   function showState(s: Readonly<SessionState>): void {
     root.dataset.requests = String(s.requests);
     root.dataset.bytesReceived = String(s.bytesReceived);
+    root.dataset.pending = String(s.pending);
     if (s.lastRoundTripMs !== null) root.dataset.lastRoundTripMs = s.lastRoundTripMs.toFixed(2);
     if (s.silent) root.dataset.kernelSilent = "true";
     else delete root.dataset.kernelSilent;
+    cancel.disabled = !s.cancellable;
+    showHint(s.silent);
     const line = statusLine(s);
     status.hidden = line === null;
-    if (!line) return;
+    if (!line) {
+      statusText.textContent = "";
+      return;
+    }
     statusText.textContent = line.text;
+    progress.hidden = !line.bar;
     if (line.total === null) progress.removeAttribute("value"); // indeterminate
     else {
       progress.max = line.total;
       progress.value = line.done;
+    }
+  }
+  /**
+   * A silent kernel leaves a tab empty, or showing older data than asked
+   * for (a tab opened after a kernel restart): say what to do there.
+   */
+  let silent = false;
+  function showHint(now: boolean): void {
+    silent = now;
+    for (const t of tabs) {
+      const grid = t.tab.el.querySelector<HTMLCanvasElement>("canvas.cnnviz-grid");
+      const empty = !grid || grid.hidden;
+      const waiting = t.kinds.some((k) => session.waitingFor(k));
+      const show = silent && t.kinds.length > 0 && (empty || waiting);
+      let hint = t.tab.el.querySelector<HTMLElement>(".cnnviz-silent-hint");
+      if (!hint && show) {
+        hint = el(doc, "div", "cnnviz-silent-hint", RUN_AGAIN_HINT);
+        hint.setAttribute("role", "status");
+        t.tab.el.prepend(hint);
+      }
+      if (hint) hint.hidden = !show;
     }
   }
 
@@ -101,7 +134,7 @@ export function renderExplorer(model: ExplorerModel, host: HTMLElement): () => v
   showError(get(model, "error"));
 
   // ---------- session and tabs ----------
-  const tabs: { name: string; tab: Tab; button: HTMLButtonElement }[] = [];
+  const tabs: { name: string; tab: Tab; button: HTMLButtonElement; kinds: readonly RequestKind[] }[] = [];
   const owners = (kind: RequestKind): Tab[] => tabs.map((t) => t.tab).filter((t) => t.kinds.includes(kind));
   /** Run a tab's drawing; a payload it cannot show goes to the error box. */
   const safely = (what: string, draw: () => void): void => {
@@ -129,6 +162,7 @@ export function renderExplorer(model: ExplorerModel, host: HTMLElement): () => v
         for (const t of found) t.error(kind, key, message);
       },
       item: (item) => safely("an optimised image", () => tabs.forEach((t) => t.tab.item?.(item))),
+      progress: (p) => owners(p.kind).forEach((t) => t.progress?.(p)),
       changed: showState,
       invalid: showError,
     },
@@ -175,6 +209,7 @@ export function renderExplorer(model: ExplorerModel, host: HTMLElement): () => v
     detail.hide(); // a pinned tile belongs to the view it was pinned in
     if (save && chosen && get(model, "tab") !== chosen.name) ctx.save("tab", chosen.name);
     refresh(current);
+    showHint(silent);
   }
   for (const spec of tabsFor(get(model, "views"))) {
     const tab = spec.create(ctx);
@@ -185,7 +220,7 @@ export function renderExplorer(model: ExplorerModel, host: HTMLElement): () => v
     b.addEventListener("click", () => selectTab(spec.name, true));
     tabBar.appendChild(b);
     root.appendChild(tab.el);
-    tabs.push({ name: spec.name, tab, button: b });
+    tabs.push({ name: spec.name, tab, button: b, kinds: tab.kinds });
     cleanups.push(() => tab.destroy());
   }
   root.appendChild(detail.el); // below the panels

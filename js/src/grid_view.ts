@@ -4,6 +4,7 @@
  */
 
 import { blit, nearestIndex } from "./blit";
+import { alignedColumns } from "./kernel_pages";
 import { sizeCanvas } from "./canvas_util";
 import {
   DEFAULT_GAP,
@@ -29,6 +30,11 @@ export interface GridContent {
    * shown again at once when the same content comes back (slider back).
    */
   identity?: string;
+  /**
+   * Tiles that belong together in rows of this many (a filter's kernels):
+   * the columns are chosen so that every group starts a row.
+   */
+  rowLength?: number;
 }
 
 /** Bytes of composited grids kept for instant redraws (RGBA, 4 bytes a pixel). */
@@ -122,15 +128,18 @@ export class GridView {
   private render(): void {
     const content = this.content;
     if (!content || content.indices.length === 0) {
+      const shown = this.layout !== null;
       this.layout = null;
       this.canvas.hidden = true;
-      this.options.onHover(null);
+      // Only a grid that showed something had a hover to drop (the zoom box is shared by the
+      // tabs: an empty grid of a hidden tab, resized, must not hide it).
+      if (shown) this.options.onHover(null);
       return;
     }
     const { source } = content;
     const minTileSize = this.options.minTileSize ?? DEFAULT_MIN_TILE;
     const maxTileSize = this.options.maxTileSize ?? DEFAULT_MAX_TILE;
-    const layout = computeGrid({
+    const spec = {
       count: content.indices.length,
       tileAspect: { height: source.height, width: source.width },
       containerWidth: this.containerWidth,
@@ -138,7 +147,12 @@ export class GridView {
       maxTileSize,
       preferredTileSize: preferredTileSize(source.height, source.width, minTileSize, maxTileSize),
       gap: this.options.gap ?? DEFAULT_GAP,
-    });
+    };
+    let layout = computeGrid(spec);
+    if (content.rowLength !== undefined && content.rowLength > 1) {
+      const columns = alignedColumns(content.rowLength, layout.columns);
+      if (columns !== layout.columns) layout = computeGrid({ ...spec, maxColumns: columns });
+    }
     const dpr = this.canvas.ownerDocument.defaultView?.devicePixelRatio ?? 1;
     const key = `${layout.columns}x${layout.rows}:${layout.tileWidth}x${layout.tileHeight}@${dpr}`;
     this.layout = layout;

@@ -2,7 +2,8 @@
  * Request keys: the cache key of each request, built by Python
  * (`widgets/requests`) and here the same way; the golden cases are in
  * `tests/data/request_keys.json`. A class-agnostic CAM method has target
- * null, written `*`.
+ * null, written `*`. An actmax key ends with its mode: `regularized`
+ * (Lucid-style) or `plain` (FlashTorch's gradient ascent).
  *
  * Pure module: no DOM access.
  */
@@ -22,11 +23,12 @@ export const KEYS: { [K in RequestKind]: (p: RequestParams[K]) => string } = {
   cam: (p) => `cam|${p.version}|${p.method}|${target(p.target)}|${p.layer}`,
   metrics: (p) => `metrics|${p.version}|${p.method}|${target(p.target)}|${p.layer}`,
   saliency: (p) => `saliency|${p.version}|${p.method}|${p.target}`,
-  actmax: (p) => `actmax|${p.layer}|${p.channels.join(",")}`,
+  actmax: (p) => `actmax|${p.layer}|${p.channels.join(",")}|${p.regularize ? "regularized" : "plain"}`,
+  arithmetic: (p) => `arithmetic|${p.version}|${p.layer}|${p.channel}|${p.row}|${p.col}`,
 };
 
 /** Kinds whose key holds the image version (second field): they change with the image. */
-export const VERSIONED: ReadonlySet<string> = new Set<RequestKind>(["features", "predictions", "cam", "metrics", "saliency"]);
+export const VERSIONED: ReadonlySet<string> = new Set<RequestKind>(["features", "predictions", "cam", "metrics", "saliency", "arithmetic"]);
 
 export function requestKey<K extends RequestKind>(kind: K, params: RequestParams[K]): string {
   return KEYS[kind](params);

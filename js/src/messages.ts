@@ -10,7 +10,9 @@
  * Python -> front end:
  *   {type: "reply", id, key, kind, ...content} + buffers
  *   {type: "error", id, key, kind, message}
- *   {type: "progress", id, key, kind, done, total, text}
+ *   {type: "progress", id, key, kind, done, total, text, heartbeat, left_s?}
+ *     (a heartbeat: the job is still computing and reported nothing new; the
+ *     text then ends "(still computing, N s)"; left_s: seconds left, estimated)
  *   {type: "item", id, key, kind: "actmax", index, rgb: {shape}} + [one buffer]
  * Trait `shown_<kind>` (kinds of SHOWN_KINDS): null or
  *   {id: number | null, key, content, buffers}: the reply of request `id` (or,
@@ -24,8 +26,9 @@
  */
 
 import { type MapStackPayload, PayloadError, type RgbStackPayload, bytesView } from "./decode";
+import { type Rec, finite, integers, numbers, optionalText, record, text } from "./validate";
 
-export const REQUEST_KINDS = ["features", "kernels", "predictions", "cam", "metrics", "saliency", "actmax"] as const;
+export const REQUEST_KINDS = ["features", "kernels", "predictions", "cam", "metrics", "saliency", "actmax", "arithmetic"] as const;
 export type RequestKind = (typeof REQUEST_KINDS)[number];
 
 /** The kinds whose answer Python puts into the trait `shown_<kind>`. */
@@ -40,7 +43,10 @@ export interface RequestParams {
   cam: { version: number; method: string; target: number | null; layer: string };
   metrics: { version: number; method: string; target: number | null; layer: string };
   saliency: { version: number; method: string; target: number };
-  actmax: { layer: string; channels: number[] };
+  /** regularize: Lucid-style (true, the default) or FlashTorch's plain gradient ascent. */
+  actmax: { layer: string; channels: number[]; regularize: boolean };
+  /** How one conv unit's value is made (channel, row, col of the layer's output). */
+  arithmetic: { version: number; layer: string; channel: number; row: number; col: number };
 }
 
 interface Head<T extends string, K extends RequestKind> {
@@ -89,15 +95,42 @@ export interface PartialInfo {
   of: number;
 }
 
+/**
+ * What a map explains: the class (null for a class-agnostic CAM method), its
+ * name and softmax probability (null when class-agnostic or not sent).
+ */
+export interface Explained {
+  target: number | null;
+  class_name: string | null;
+  prob: number | null;
+}
+
+/** Which direction of a faithfulness figure is better. */
+export type Better = "lower" | "higher";
+
 /** The content (meta) of a reply of each kind; its buffers travel beside it. */
 export interface ReplyContent {
   features: { layer?: string; stack: StackMeta };
   kernels: { layer?: string; stack: StackMeta; kernel_shape: number[]; absmax: number; rgb: RgbMeta | null };
   predictions: { top: Prediction[] };
-  cam: { layer?: string; method: string; target: number | null; stack: StackMeta };
-  saliency: { method: string; target: number | null; stack: StackMeta };
-  metrics: { figures: Record<string, number | string | null> };
-  actmax: { layer?: string; channels?: number[]; count?: number };
+  cam: Explained & { layer?: string; method: string; stack: StackMeta };
+  saliency: Explained & { method: string; stack: StackMeta };
+  metrics: { figures: Record<string, number | string | null>; better: Record<string, Better> };
+  actmax: { layer?: string; channels?: number[]; count?: number; regularize?: boolean };
+  /** Buffers: patch, kernel and products, float32 little-endian, `kernel_shape` each. */
+  arithmetic: {
+    layer: string;
+    channel: number;
+    row: number;
+    col: number;
+    kernel_shape: number[];
+    bias: number;
+    value: number;
+    output: number;
+    input_channels: number[];
+    /** [y0, x0, y1, x1] of the patch in the layer's input, padding included. */
+    box: number[];
+  };
 }
 
 /** The reply of a request as Python sends it: head and content in one dict. */
@@ -109,6 +142,10 @@ export interface ProgressMessage extends Head<"progress", RequestKind> {
   done: number;
   total: number;
   text: string;
+  /** Sent while the job reports nothing (every 2 s): it is still computing. */
+  heartbeat: boolean;
+  /** Estimated seconds left, when Python has an estimate. */
+  left_s: number | null;
 }
 export interface ItemMessage extends Head<"item", "actmax"> {
   index: number;
@@ -145,40 +182,14 @@ export type Incoming =
 
 // ---------- validation ----------
 
-type Rec = Record<string, unknown>;
-
-function record(value: unknown, what: string): Rec {
-  if (value === null || typeof value !== "object" || Array.isArray(value) || ArrayBuffer.isView(value)) {
-    throw new PayloadError(`${what}: expected a dict`);
-  }
-  return value as Rec;
-}
-
-function text(r: Rec, name: string, what: string): string {
-  const v = r[name];
-  if (typeof v !== "string") throw new PayloadError(`${what}: ${name} must be a string`);
-  return v;
-}
-
-function optionalText(r: Rec, name: string, what: string): string | undefined {
-  return r[name] === undefined || r[name] === null ? undefined : text(r, name, what);
-}
-
-function finite(r: Rec, name: string, what: string): number {
-  const v = r[name];
-  if (typeof v !== "number" || !Number.isFinite(v)) throw new PayloadError(`${what}: ${name} must be a number`);
-  return v;
-}
-
 function targetOf(r: Rec, what: string): number | null {
   return r.target === null || r.target === undefined ? null : finite(r, "target", what);
 }
 
-function numbers(value: unknown, what: string): number[] {
-  if (!Array.isArray(value) || !value.every((n) => typeof n === "number" && Number.isInteger(n) && n >= 0)) {
-    throw new PayloadError(`${what}: expected a list of non-negative integers, got ${JSON.stringify(value)}`);
-  }
-  return value as number[];
+/** What a CAM or saliency map explains (class name and probability: null when not sent). */
+function explained(r: Rec, what: string): Explained {
+  const prob = r.prob === null || r.prob === undefined ? null : finite(r, "prob", what);
+  return { target: targetOf(r, what), class_name: optionalText(r, "class_name", what) ?? null, prob };
 }
 
 function stackMeta(value: unknown, buffers: readonly DataView[], what: string): StackMeta {
@@ -224,12 +235,12 @@ const CONTENT: { [K in RequestKind]: (r: Rec, buffers: readonly DataView[]) => R
   },
   predictions: (r) => ({ top: parsePredictions(r.top) }),
   cam: (r, b) => ({
+    ...explained(r, "cam"),
     layer: optionalText(r, "layer", "cam"),
     method: text(r, "method", "cam"),
-    target: targetOf(r, "cam"),
     stack: stackMeta(r.stack, b, "cam"),
   }),
-  saliency: (r, b) => ({ method: text(r, "method", "saliency"), target: targetOf(r, "saliency"), stack: stackMeta(r.stack, b, "saliency") }),
+  saliency: (r, b) => ({ ...explained(r, "saliency"), method: text(r, "method", "saliency"), stack: stackMeta(r.stack, b, "saliency") }),
   metrics: (r) => {
     const figures = record(r.figures, "metrics figures");
     for (const [k, v] of Object.entries(figures)) {
@@ -237,9 +248,31 @@ const CONTENT: { [K in RequestKind]: (r: Rec, buffers: readonly DataView[]) => R
         throw new PayloadError(`metrics: figure ${k} must be a number or text`);
       }
     }
-    return { figures: figures as Record<string, number | string | null> };
+    const better: Record<string, Better> = {};
+    const given = r.better === undefined || r.better === null ? {} : record(r.better, "metrics better");
+    for (const [k, v] of Object.entries(given)) if (v === "lower" || v === "higher") better[k] = v;
+    return { figures: figures as Record<string, number | string | null>, better };
   },
-  actmax: (r) => ({ layer: optionalText(r, "layer", "actmax") }),
+  actmax: (r) => ({
+    layer: optionalText(r, "layer", "actmax"),
+    ...(typeof r.regularize === "boolean" ? { regularize: r.regularize } : {}),
+  }),
+  arithmetic: (r, b) => {
+    const w = "arithmetic";
+    if (b.length < 3) throw new PayloadError(`${w}: expected 3 buffers (patch, kernel, products), got ${b.length}`);
+    return {
+      layer: text(r, "layer", w),
+      channel: finite(r, "channel", w),
+      row: finite(r, "row", w),
+      col: finite(r, "col", w),
+      kernel_shape: numbers(r.kernel_shape, `${w} kernel_shape`),
+      bias: finite(r, "bias", w),
+      value: finite(r, "value", w),
+      output: finite(r, "output", w),
+      input_channels: numbers(r.input_channels, `${w} input_channels`),
+      box: integers(r.box, `${w} box`),
+    };
+  },
 };
 
 function partialOf(value: unknown): PartialInfo | null {
@@ -293,6 +326,8 @@ export function parseMessage(msg: unknown, buffers: unknown): Incoming | null {
         done: finite(m, "done", "progress"),
         total: finite(m, "total", "progress"),
         text: typeof m.text === "string" ? m.text : "working…",
+        heartbeat: m.heartbeat === true,
+        left_s: typeof m.left_s === "number" && Number.isFinite(m.left_s) && m.left_s >= 0 ? m.left_s : null,
       };
     case "item": {
       if (kind !== "actmax") throw new PayloadError(`item of kind ${kind}: only actmax sends items`);
@@ -354,28 +389,4 @@ export function bufferBytes(buffers: readonly unknown[]): number {
   let n = 0;
   for (const b of buffers) n += bytesView(b, "buffer").byteLength;
   return n;
-}
-
-/**
- * The channels of an actmax request, as a person types them: "0-7",
- * "3, 5, 9", "0-3,10". Sorted and unique; throws a RangeError naming the problem.
- */
-export function parseChannels(input: string, count: number, maxItems = 64): number[] {
-  const out = new Set<number>();
-  for (const part of input.split(",")) {
-    const s = part.trim();
-    if (!s) continue;
-    const m = /^(\d+)\s*(?:-\s*(\d+))?$/.exec(s);
-    if (!m) throw new RangeError(`"${s}" is not a channel or a range like 0-7`);
-    const a = Number(m[1]);
-    const b = m[2] === undefined ? a : Number(m[2]);
-    if (b < a) throw new RangeError(`range ${s} runs backwards`);
-    if (b >= count) throw new RangeError(`channel ${b} out of range: the layer has ${count} (0-${count - 1})`);
-    for (let c = a; c <= b; c++) {
-      out.add(c);
-      if (out.size > maxItems) throw new RangeError(`at most ${maxItems} channels at once`);
-    }
-  }
-  if (out.size === 0) throw new RangeError("no channel given");
-  return [...out].sort((x, y) => x - y);
 }

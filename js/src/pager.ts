@@ -1,63 +1,89 @@
-/** Previous / next page controls for long map stacks. */
+/** Page controls for long stacks: first, previous, next, last, and a page number to go to. */
 
+import { guardKeys } from "./keys_guard";
 import type { PageInfo } from "./tiling";
 
 export class Pager {
   readonly el: HTMLDivElement;
+  private readonly first: HTMLButtonElement;
   private readonly prev: HTMLButtonElement;
   private readonly next: HTMLButtonElement;
+  private readonly last: HTMLButtonElement;
   private readonly label: HTMLSpanElement;
+  private readonly field: HTMLInputElement;
   private readonly onPage: (pageIndex: number) => void;
   private page: PageInfo | null = null;
 
-  constructor(parent: HTMLElement, onPage: (pageIndex: number) => void) {
+  /** `noun`: what the tiles are ("maps", "kernels"), in the buttons' names and the text. */
+  constructor(
+    parent: HTMLElement,
+    onPage: (pageIndex: number) => void,
+    private readonly noun = "maps",
+  ) {
     const doc = parent.ownerDocument;
     this.onPage = onPage;
     this.el = doc.createElement("div");
     this.el.className = "cnnviz-pager";
     this.el.hidden = true;
-    this.prev = doc.createElement("button");
-    this.next = doc.createElement("button");
-    for (const [button, text, title] of [
-      [this.prev, "‹ Prev", "Previous page of maps"],
-      [this.next, "Next ›", "Next page of maps"],
-    ] as const) {
-      button.type = "button";
-      button.className = "cnnviz-button";
-      button.textContent = text;
-      button.title = title;
-      button.setAttribute("aria-label", title);
-    }
+    const make = (text: string, title: string, go: () => number): HTMLButtonElement => {
+      const b = doc.createElement("button");
+      b.type = "button";
+      b.className = "cnnviz-button";
+      b.textContent = text;
+      b.title = title;
+      b.setAttribute("aria-label", title);
+      b.addEventListener("click", () => this.go(go()));
+      return b;
+    };
+    const at = (): number => this.page?.pageIndex ?? 0;
+    const count = (): number => this.page?.pageCount ?? 1;
+    this.first = make("«", `First page of ${noun}`, () => 0);
+    this.prev = make("‹ Prev", `Previous page of ${noun}`, () => at() - 1);
+    this.next = make("Next ›", `Next page of ${noun}`, () => at() + 1);
+    this.last = make("»", `Last page of ${noun}`, () => count() - 1);
     this.label = doc.createElement("span");
     this.label.setAttribute("aria-live", "polite");
-    this.el.append(this.prev, this.label, this.next);
-    this.prev.addEventListener("click", this.onPrev);
-    this.next.addEventListener("click", this.onNext);
+    const goTo = doc.createElement("label");
+    goTo.className = "cnnviz-control";
+    goTo.append("go to page ");
+    this.field = doc.createElement("input");
+    this.field.type = "number";
+    this.field.className = "cnnviz-number cnnviz-page-field";
+    this.field.min = "1";
+    this.field.setAttribute("aria-label", `Go to page of ${noun}`);
+    this.field.addEventListener("change", () => this.go(Math.floor(Number(this.field.value)) - 1));
+    goTo.append(this.field);
+    guardKeys(doc);
+    this.el.append(this.first, this.prev, this.label, this.next, this.last, goTo);
     parent.appendChild(this.el);
   }
 
-  /** Show the controls for `page` of `total` maps (hidden when there is one page). */
-  update(page: PageInfo, total: number): void {
+  /**
+   * Show the controls for `page` of `total` tiles (hidden when there is one
+   * page); `text` replaces the default "page 1 / 4 · maps 0–255 of 1024".
+   */
+  update(page: PageInfo, total: number, text?: string): void {
     this.page = page;
     this.el.hidden = page.pageCount <= 1;
-    this.prev.disabled = page.pageIndex <= 0;
-    this.next.disabled = page.pageIndex >= page.pageCount - 1;
+    this.first.disabled = this.prev.disabled = page.pageIndex <= 0;
+    this.next.disabled = this.last.disabled = page.pageIndex >= page.pageCount - 1;
+    this.field.max = String(page.pageCount);
+    this.field.value = String(page.pageIndex + 1);
     this.label.textContent =
+      text ??
       `page ${page.pageIndex + 1} / ${page.pageCount} · ` +
-      `maps ${page.start}–${Math.max(page.start, page.end - 1)} of ${total}`;
+        `${this.noun} ${page.start}–${Math.max(page.start, page.end - 1)} of ${total}`;
   }
 
-  private readonly onPrev = (): void => {
-    if (this.page && this.page.pageIndex > 0) this.onPage(this.page.pageIndex - 1);
-  };
-
-  private readonly onNext = (): void => {
-    if (this.page && this.page.pageIndex < this.page.pageCount - 1) this.onPage(this.page.pageIndex + 1);
-  };
+  private go(index: number): void {
+    const p = this.page;
+    if (!p || !Number.isFinite(index)) return;
+    const to = Math.min(p.pageCount - 1, Math.max(0, index));
+    if (to !== p.pageIndex) this.onPage(to);
+    else this.field.value = String(p.pageIndex + 1);
+  }
 
   destroy(): void {
-    this.prev.removeEventListener("click", this.onPrev);
-    this.next.removeEventListener("click", this.onNext);
     this.el.remove();
   }
 }

@@ -66,6 +66,13 @@ export class Coalescer {
     this.pending = null;
   }
 
+  /** Forget the key queued behind the request in flight (nothing is sent for it); returns it. */
+  dropPending(): string | null {
+    const key = this.pending;
+    this.pending = null;
+    return key;
+  }
+
   /** Stop waiting for the request in flight (its reply will never come); forget the queued key. */
   abandon(): void {
     this.current = null;

@@ -31,13 +31,10 @@ import {
   requestMessage,
 } from "./messages";
 import { Coalescer, type Request, counter } from "./requests";
+import { CANCELLED, KERNEL_SILENCE_MS, type Progress, type SessionState } from "./status";
 
 /** Front-end cache budget, bytes. */
 export const CACHE_BYTES = 256 * 1024 * 1024;
-/** No message from Python this long after a request: say the kernel may be gone (ms). */
-export const KERNEL_SILENCE_MS = 10_000;
-export const WAITING_TEXT =
-  "Waiting for Python… If the kernel was restarted or this notebook was reopened, run the cell again.";
 
 export interface Clock {
   now(): number;
@@ -45,26 +42,17 @@ export interface Clock {
   clearTimeout(handle: unknown): void;
 }
 
-export interface SessionState {
-  /** Requests sent (not counting data found in the cache or the traits). */
-  requests: number;
-  bytesReceived: number;
-  lastRoundTripMs: number | null;
-  /** Requests went unanswered for KERNEL_SILENCE_MS. */
-  silent: boolean;
-  progress: { text: string; done: number; total: number } | null;
-  cancelling: boolean;
-}
-
 export interface SessionEvents {
   /** The data of `key`, the key wanted for `kind`, arrived (draw it). */
   reply(kind: RequestKind, key: string): void;
-  /** The request for `key`, the key wanted for `kind`, failed. */
+  /** The request for `key`, the key wanted for `kind`, failed (message CANCELLED: cancelled). */
   error(kind: RequestKind, key: string, message: string): void;
   item(item: ActmaxItem): void;
   changed(state: Readonly<SessionState>): void;
   /** A malformed message or trait value. */
   invalid(message: string): void;
+  /** Progress of a request of this view (its text carries Python's estimate). */
+  progress?(progress: Readonly<Progress>): void;
 }
 
 export interface SessionOptions {
@@ -77,15 +65,6 @@ export interface SessionOptions {
   silenceMs?: number;
 }
 
-/** The status line for a state: null when there is nothing to say; total null: indeterminate. */
-export function statusLine(s: Readonly<SessionState>): { text: string; done: number; total: number | null } | null {
-  if (s.silent) return { text: WAITING_TEXT, done: 0, total: null };
-  const p = s.progress;
-  if (!p && !s.cancelling) return null;
-  const total = p && p.total > 0 ? p.total : 1;
-  return { text: s.cancelling ? "cancelling…" : (p?.text ?? ""), done: Math.min(p?.done ?? 0, total), total };
-}
-
 const tag = (kind: RequestKind, id: number): string => `${kind}:${id}`;
 
 export class Session {
@@ -93,6 +72,8 @@ export class Session {
     requests: 0,
     bytesReceived: 0,
     lastRoundTripMs: null,
+    pending: 0,
+    cancellable: false,
     silent: false,
     progress: null,
     cancelling: false,
@@ -104,6 +85,10 @@ export class Session {
   private readonly outgoing = new Map<RequestKind, { key: string; make: (id: number) => Outgoing }>();
   /** kind:id of requests in flight -> when they were sent. */
   private readonly sentAt = new Map<string, number>();
+  /** kind:id of the requests in flight when a cancel was sent, not answered yet. */
+  private readonly cancelWaits = new Set<string>();
+  /** Per kind, the key whose request was cancelled: not asked again until `retry` or another key is wanted. */
+  private readonly cancelledKeys = new Map<RequestKind, string>();
   private progressOf: string | null = null;
   private timer: unknown = null;
 
@@ -119,10 +104,28 @@ export class Session {
    */
   request<K extends RequestKind>(kind: K, params: RequestParams[K]): Entry<K> | null {
     const key = requestKey(kind, params);
+    const cancelled = this.cancelledKeys.get(kind);
+    if (cancelled === key) return this.entry(kind, key); // asked to stop: not again by itself
+    if (cancelled !== undefined) this.cancelledKeys.delete(kind);
     this.outgoing.set(kind, { key, make: (id) => requestMessage(kind, id, key, params) });
     const req = this.coalescer(kind).want(key, this.have);
     if (req) this.transmit(kind, req);
     return this.entry(kind, key);
+  }
+
+  /** True while a request of `kind` waits for its answer. */
+  waitingFor(kind: RequestKind): boolean {
+    return this.coalescers.get(kind)?.inFlight != null;
+  }
+
+  /** True when the request for `key` was cancelled (and not asked again since). */
+  isCancelled(kind: RequestKind, key: string): boolean {
+    return this.cancelledKeys.get(kind) === key;
+  }
+
+  /** Forget that `kind`'s request was cancelled: the next `request` sends it again. */
+  retry(kind: RequestKind): void {
+    this.cancelledKeys.delete(kind);
   }
 
   /** The entry of `key` (complete or partial), if it is here. */
@@ -169,11 +172,26 @@ export class Session {
     else this.accept(reply);
   }
 
-  /** Ask Python to stop the running long job. */
+  /**
+   * Ask Python to stop: it answers every request sent before the cancel
+   * with the error CANCELLED ("cancelling…" until then). Keys queued behind
+   * them are not sent. Does nothing when no request waits.
+   */
   cancel(): void {
+    const waiting = [...this.sentAt.keys()].filter((t) => !this.cancelWaits.has(t));
+    if (waiting.length === 0) return;
     this.options.send({ type: "cancel" });
-    this.state.cancelling = this.sentAt.size > 0;
+    for (const t of waiting) this.cancelWaits.add(t);
+    const dropped: [RequestKind, string][] = [];
+    for (const [kind, c] of this.coalescers) {
+      const key = c.dropPending();
+      if (key === null || key !== c.wanted) continue;
+      this.cancelledKeys.set(kind, key);
+      dropped.push([kind, key]);
+    }
+    this.watch(); // an answer is due: none at all means the kernel is gone
     this.changed();
+    for (const [kind, key] of dropped) this.options.events.error(kind, key, CANCELLED);
   }
 
   /** Send an RGBA drawing as the new input image. */
@@ -198,7 +216,8 @@ export class Session {
         c.abandon();
       }
     }
-    this.settle(null);
+    for (const [kind, key] of this.cancelledKeys) if (other(key)) this.cancelledKeys.delete(kind);
+    this.changed();
   }
 
   destroy(): void {
@@ -244,7 +263,10 @@ export class Session {
 
   private failed(m: ErrorMessage): void {
     const ours = this.finish(m.kind, m.key, m.id);
-    if (ours && this.coalescer(m.kind).wanted === m.key) this.options.events.error(m.kind, m.key, m.message);
+    if (ours && this.coalescer(m.kind).wanted === m.key) {
+      if (m.message === CANCELLED) this.cancelledKeys.set(m.kind, m.key);
+      this.options.events.error(m.kind, m.key, m.message);
+    }
     this.changed();
   }
 
@@ -252,7 +274,17 @@ export class Session {
     const t = tag(m.kind, m.id);
     if (!this.sentAt.has(t)) return; // not a request of this view, or one already answered
     this.progressOf = t;
-    this.state.progress = { text: m.text, done: m.done, total: m.total };
+    const p: Progress = {
+      kind: m.kind,
+      key: m.key,
+      text: m.text,
+      done: m.done,
+      total: m.total,
+      heartbeat: m.heartbeat,
+      leftS: m.left_s,
+    };
+    this.state.progress = p;
+    this.options.events.progress?.(p);
     this.changed();
   }
 
@@ -269,19 +301,9 @@ export class Session {
     if (sent !== undefined) this.state.lastRoundTripMs = this.options.clock.now() - sent;
     this.sentAt.delete(t);
     const { next } = c.complete(f.id, this.have);
-    this.settle(t);
+    this.changed();
     if (next) this.transmit(kind, next);
     return true;
-  }
-
-  /** Clear progress and cancel marks that no request in flight needs any more. */
-  private settle(done: string | null): void {
-    if (this.sentAt.size === 0 || (done !== null && this.progressOf === done)) {
-      this.state.progress = null;
-      this.progressOf = null;
-    }
-    if (this.sentAt.size === 0) this.state.cancelling = false;
-    this.changed();
   }
 
   private watch(): void {
@@ -305,7 +327,17 @@ export class Session {
     if (this.sentAt.size > 0) this.watch();
   }
 
+  /** Derive what the state says about the requests in flight, then tell the view. */
   private changed(): void {
-    this.options.events.changed(this.state);
+    const s = this.state;
+    for (const t of this.cancelWaits) if (!this.sentAt.has(t)) this.cancelWaits.delete(t);
+    if (this.progressOf !== null && !this.sentAt.has(this.progressOf)) {
+      s.progress = null;
+      this.progressOf = null;
+    }
+    s.pending = this.sentAt.size;
+    s.cancelling = this.cancelWaits.size > 0;
+    s.cancellable = [...this.sentAt.keys()].some((t) => !this.cancelWaits.has(t));
+    this.options.events.changed(s);
   }
 }

@@ -37,6 +37,21 @@ export const CSS = `
 .cnnviz-button:disabled { opacity: 0.45; cursor: default; }
 .cnnviz-button:not(:disabled):hover { background: var(--jp-layout-color3, #ddd); }
 .cnnviz-stage { position: relative; overflow-x: auto; overflow-y: visible; max-width: 100%; }
+/* A tall grid scrolls inside the widget (the input, its outline and the controls stay in view):
+   at most 70 % of the window, and room left for the notebook's toolbar and the controls. */
+.cnnviz-explorer .cnnviz-stage {
+  max-height: max(240px, min(70vh, calc(100vh - 320px)));
+  overflow-y: auto;
+  overscroll-behavior: contain;
+}
+.cnnviz-stale .cnnviz-stage { opacity: 0.4; }
+.cnnviz-explained { margin: 2px 0 4px; font-weight: 600; }
+.cnnviz-explained-stale { font-weight: normal; font-style: italic; color: var(--jp-ui-font-color2, #555); }
+.cnnviz-colorbar { display: inline-flex; flex-direction: column; width: 160px; margin-top: 6px; font-size: var(--jp-ui-font-size0, 11px); font-variant-numeric: tabular-nums; }
+.cnnviz-colorbar-strip { display: block; width: 100%; height: 10px; border: 1px solid var(--jp-border-color1, #bbb); }
+.cnnviz-colorbar-ticks { position: relative; display: flex; justify-content: space-between; height: 1.4em; }
+.cnnviz-colorbar-zero { position: absolute; transform: translateX(-50%); }
+.cnnviz-colorbar-note { max-width: 160px; min-height: 2.8em; }
 .cnnviz-grid { display: block; cursor: crosshair; image-rendering: pixelated; touch-action: none; }
 .cnnviz-highlight {
   position: absolute;
@@ -86,7 +101,7 @@ export const CSS = `
 .cnnviz-slider { width: 180px; accent-color: var(--jp-brand-color1, #1976d2); }
 .cnnviz-layer-name { font-family: var(--jp-code-font-family, monospace); font-weight: 600; }
 .cnnviz-body { display: flex; gap: 12px; align-items: flex-start; }
-.cnnviz-input { position: relative; flex: none; }
+.cnnviz-input { position: sticky; top: 0; flex: none; z-index: 1; }
 .cnnviz-input-canvas { display: block; image-rendering: pixelated; }
 .cnnviz-outline { position: absolute; pointer-events: none; outline: 2px solid #ff3d00; box-shadow: 0 0 0 1px #fff; }
 .cnnviz-grid-box { flex: 1 1 auto; min-width: 0; }
@@ -94,12 +109,19 @@ export const CSS = `
 .cnnviz-classes { display: flex; flex-wrap: wrap; gap: 4px; margin-bottom: 6px; }
 .cnnviz-class { position: relative; overflow: hidden; display: inline-flex; gap: 6px; padding: 2px 8px; }
 .cnnviz-class-active { border-color: var(--jp-brand-color1, #1976d2); font-weight: 600; }
+.cnnviz-class-extra { border-style: dashed; }
 .cnnviz-class-bar { position: absolute; left: 0; bottom: 0; height: 2px; background: var(--jp-brand-color1, #1976d2); }
 .cnnviz-class-prob { font-variant-numeric: tabular-nums; color: var(--jp-ui-font-color2, #555); }
 .cnnviz-detail { display: flex; align-items: flex-start; gap: 8px; margin-top: 8px; padding: 6px; border: 1px solid var(--jp-border-color1, #bbb); border-radius: 4px; }
 .cnnviz-detail-canvas { image-rendering: pixelated; }
 .cnnviz-pad { display: block; cursor: crosshair; touch-action: none; image-rendering: pixelated; border: 1px solid var(--jp-border-color1, #bbb); }
 .cnnviz-faith { margin: 4px 0; }
+.cnnviz-silent-hint { padding: 6px 0; color: var(--jp-warn-color0, #b26a00); font-weight: 600; }
+.cnnviz-message-action { margin-left: 6px; font-style: normal; }
+.cnnviz-page-field { width: 4em; }
+.cnnviz-layer-list { max-width: 16em; }
+.cnnviz-opacity-value { min-width: 3em; font-variant-numeric: tabular-nums; }
+.cnnviz-actmax-help { max-width: 60em; margin-bottom: 6px; }
 .cnnviz-error { color: var(--jp-error-color1, #d32f2f); font-style: normal; white-space: pre-wrap; }
 `;
 

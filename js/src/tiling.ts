@@ -155,6 +155,14 @@ export function preferredTileSize(
   return multiple <= hi ? multiple : minSize;
 }
 
+/**
+ * Width of a layer slider, CSS pixels: about 14 px a layer, within
+ * [120, 420], so that deep models do not get 3 px a layer.
+ */
+export function layerSliderWidth(layers: number): number {
+  return Math.min(420, Math.max(120, Math.round(14 * Math.max(0, layers))));
+}
+
 /** Position of tile `index` in the grid. */
 export function tileRect(layout: GridLayout, index: number): Rect {
   if (!Number.isInteger(index) || index < 0 || index >= layout.count) {

@@ -72,6 +72,8 @@ export type ExplorerTraits = {
   cam_method: string;
   /** CAM methods whose map does not depend on the class (target null, key `*`). */
   class_agnostic_methods: readonly string[];
+  /** Colour tables centred on zero (white = 0): maps drawn with them are symmetric. */
+  diverging_colormaps: readonly string[];
   cam_layers: readonly string[];
   /** Empty: the last CAM layer. */
   cam_layer: string;
@@ -111,6 +113,7 @@ export const DEFAULTS: Readonly<ExplorerTraits> = Object.freeze({
   cam_methods: [],
   cam_method: "GradCAM",
   class_agnostic_methods: [],
+  diverging_colormaps: [],
   cam_layers: [],
   cam_layer: "",
   target_class: -1,

@@ -49,7 +49,12 @@ describe("messages from Python", () => {
   });
   it("validates progress, errors and actmax items", () => {
     const p = parseMessage({ type: "progress", id: 2, key: "k", kind: "actmax", done: 3, total: 8, text: "step 3" }, []);
-    assert.deepEqual(p, { type: "progress", id: 2, key: "k", kind: "actmax", done: 3, total: 8, text: "step 3" });
+    assert.deepEqual(p, { type: "progress", id: 2, key: "k", kind: "actmax", done: 3, total: 8, text: "step 3", heartbeat: false, left_s: null });
+    const beat = parseMessage(
+      { type: "progress", id: 2, key: "k", kind: "cam", done: 0, total: 0, text: "cam (still computing, 4 s)", heartbeat: true, left_s: 12.5 },
+      [],
+    );
+    assert.ok(beat?.type === "progress" && beat.heartbeat && beat.left_s === 12.5);
     assert.throws(() => parseMessage({ type: "progress", id: 2, key: "k", kind: "actmax", done: "x", total: 8 }, []), /done/);
     const e = parseMessage({ type: "error", id: 2, key: "k", kind: "cam", message: "no" }, []);
     assert.deepEqual(e, { type: "error", id: 2, key: "k", kind: "cam", message: "no" });
@@ -58,6 +63,26 @@ describe("messages from Python", () => {
     assert.equal(item.index, 5);
     assert.deepEqual(item.rgb.shape, [1, 1, 1, 3]);
     assert.throws(() => parseMessage({ type: "item", id: 2, key: "k", kind: "cam", index: 5, rgb: { shape: [1] } }, []), /only actmax/);
+  });
+  it("reads what a map explains, and which direction of a figure is better", () => {
+    const cam = parseMessage(
+      { type: "reply", id: 1, key: "cam|1|GradCAM|3|f", kind: "cam", method: "GradCAM", target: 3, class_name: "star", prob: 0.02, layer: "f", stack: { shape: [1, 1, 2] } },
+      stackBuffers(),
+    );
+    assert.ok(cam?.type === "reply" && cam.reply.kind === "cam");
+    assert.deepEqual([cam.reply.content.class_name, cam.reply.content.prob, cam.reply.content.target], ["star", 0.02, 3]);
+    const agnostic = parseMessage(
+      { type: "reply", id: 1, key: "cam|1|EigenCAM|*|f", kind: "cam", method: "EigenCAM", target: null, class_name: null, prob: null, stack: { shape: [1, 1, 2] } },
+      stackBuffers(),
+    );
+    assert.ok(agnostic?.type === "reply" && agnostic.reply.kind === "cam");
+    assert.deepEqual([agnostic.reply.content.class_name, agnostic.reply.content.prob], [null, null]);
+    const metrics = parseMessage(
+      { type: "reply", id: 2, key: "metrics|1|GradCAM|3|f", kind: "metrics", figures: { deletion_auc: 0.1 }, better: { deletion_auc: "lower", x: "sideways" } },
+      [],
+    );
+    assert.ok(metrics?.type === "reply" && metrics.reply.kind === "metrics");
+    assert.deepEqual(metrics.reply.content.better, { deletion_auc: "lower" });
   });
   it("builds request messages with their params flat", () => {
     assert.deepEqual(requestMessage("cam", 7, "cam|1|EigenCAM|*|f", { version: 1, method: "EigenCAM", target: null, layer: "f" }), {

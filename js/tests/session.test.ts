@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Outgoing } from "../src/messages";
-import { type Clock, KERNEL_SILENCE_MS, Session, type SessionState, WAITING_TEXT, statusLine } from "../src/session";
+import { type Clock, Session } from "../src/session";
+import { CANCELLED, KERNEL_SILENCE_MS, type SessionState, WAITING_TEXT, statusLine } from "../src/status";
 import { bytesAt, float32Bytes } from "./helpers";
 
 class FakeClock implements Clock {
@@ -185,20 +186,81 @@ describe("session: replies in the shown_<kind> traits", () => {
 describe("session: progress, cancel and a silent kernel", () => {
   it("shows progress of its own requests, cancels, and clears when the request ends", () => {
     const h = harness();
-    const params = { layer: "f", channels: [0, 1] };
+    const params = { layer: "f", channels: [0, 1], regularize: true };
+    const akey = "actmax|f|0,1|regularized";
     h.session.request("actmax", params);
     h.session.receive({ type: "progress", id: 99, key: "x", kind: "actmax", done: 1, total: 2, text: "other" }, []);
     assert.equal(statusLine(h.state()), null, "progress of a request of another view");
-    h.session.receive({ type: "progress", id: 1, key: "actmax|f|0,1", kind: "actmax", done: 1, total: 4, text: "channel 0" }, []);
-    assert.deepEqual(statusLine(h.state()), { text: "channel 0", done: 1, total: 4 });
-    h.session.receive({ type: "item", id: 1, key: "actmax|f|0,1", kind: "actmax", index: 0, rgb: { shape: [1, 1, 1, 3] } }, [bytesAt([1, 2, 3])]);
-    assert.deepEqual(h.events, ["item actmax|f|0,1 0"]);
+    h.session.receive({ type: "progress", id: 1, key: akey, kind: "actmax", done: 1, total: 4, text: "channel 0" }, []);
+    assert.deepEqual(statusLine(h.state()), { text: "channel 0", done: 1, total: 4, bar: true });
+    h.session.receive({ type: "item", id: 1, key: akey, kind: "actmax", index: 0, rgb: { shape: [1, 1, 1, 3] } }, [bytesAt([1, 2, 3])]);
+    assert.deepEqual(h.events, [`item ${akey} 0`]);
+    assert.equal(h.state().cancellable, true);
     h.session.cancel();
     assert.deepEqual(h.sent.at(-1), { type: "cancel" });
     assert.equal(statusLine(h.state())?.text, "cancelling…");
-    h.session.receive({ type: "error", id: 1, key: "actmax|f|0,1", kind: "actmax", message: "cancelled" }, []);
-    assert.equal(h.events.at(-1), "error actmax|f|0,1: cancelled");
+    assert.equal(h.state().cancellable, false, "Cancel again would stop nothing more");
+    h.session.receive({ type: "error", id: 1, key: akey, kind: "actmax", message: CANCELLED }, []);
+    assert.equal(h.events.at(-1), `error ${akey}: cancelled`);
     assert.equal(statusLine(h.state()), null);
+    assert.equal(h.state().pending, 0);
+  });
+  it("a heartbeat keeps the kernel alive; the bar is indeterminate until something is counted", () => {
+    const h = harness();
+    h.want("a");
+    const beat = (s: number, done = 0, total = 0, extra: Record<string, unknown> = {}) =>
+      h.session.receive({ type: "progress", id: 1, key: key("a"), kind: "features", done, total, text: `still computing, ${s} s`, heartbeat: true, ...extra }, []);
+    for (let s = 2; s <= 30; s += 2) {
+      h.clock.advance(2000);
+      beat(s);
+      assert.equal(h.state().silent, false, `${s} s`);
+    }
+    assert.deepEqual(statusLine(h.state()), { text: "still computing, 30 s", done: 0, total: null, bar: true });
+    beat(32, 3, 10, { left_s: 40, text: "3 / 10 · about 40 s left" });
+    assert.deepEqual(statusLine(h.state()), { text: "3 / 10 · about 40 s left", done: 3, total: 10, bar: true });
+    assert.equal(h.state().progress?.leftS, 40);
+    h.clock.advance(KERNEL_SILENCE_MS);
+    assert.equal(h.state().silent, true, "then nothing at all for the whole silence time");
+  });
+  it("after a cancel: usable again; a cancelled key is not asked again by itself", () => {
+    const h = harness();
+    h.want("a");
+    h.want("b"); // queued behind "a"
+    h.session.cancel();
+    assert.deepEqual(h.events, [`error ${key("b")}: cancelled`], "the queued key is not sent, and says so");
+    h.session.receive({ type: "error", id: 1, key: key("a"), kind: "features", message: CANCELLED }, []);
+    assert.equal(h.state().cancelling, false);
+    assert.equal(statusLine(h.state()), null, "no stuck cancelling…");
+    assert.deepEqual(h.requests(), [`1 ${key("a")}`]);
+    assert.equal(h.want("b"), null);
+    assert.equal(h.requests().length, 1, "a redraw does not start the cancelled work again");
+    assert.equal(h.session.isCancelled("features", key("b")), true);
+    h.want("c"); // another key: sent at once
+    assert.deepEqual(h.requests().slice(-1), [`2 ${key("c")}`]);
+    h.reply(2, "c");
+    h.want("b"); // back to the cancelled one after choosing another: asked again
+    assert.deepEqual(h.requests().slice(-1), [`3 ${key("b")}`]);
+    h.session.cancel();
+    h.session.receive({ type: "error", id: 3, key: key("b"), kind: "features", message: CANCELLED }, []);
+    h.session.retry("features");
+    h.want("b");
+    assert.deepEqual(h.requests().slice(-1), [`4 ${key("b")}`], "Compute again");
+  });
+  it("cancel with nothing pending sends nothing and shows nothing", () => {
+    const h = harness();
+    assert.equal(h.state().cancellable, false);
+    h.session.cancel();
+    assert.deepEqual(h.sent, []);
+    assert.equal(statusLine(h.state()), null);
+  });
+  it("a kernel gone while cancelling: the silent text, not a moving cancelling… bar", () => {
+    const h = harness();
+    h.want("a");
+    h.clock.advance(3000);
+    h.session.cancel();
+    assert.equal(statusLine(h.state())?.text, "cancelling…");
+    h.clock.advance(KERNEL_SILENCE_MS);
+    assert.deepEqual(statusLine(h.state()), { text: WAITING_TEXT, done: 0, total: null, bar: false });
   });
   it("says the kernel may be gone when requests go unanswered, and recovers when it speaks", () => {
     const h = harness();
@@ -209,7 +271,7 @@ describe("session: progress, cancel and a silent kernel", () => {
     assert.equal(h.state().silent, false);
     h.clock.advance(1);
     assert.equal(h.state().silent, true);
-    assert.deepEqual(statusLine(h.state()), { text: WAITING_TEXT, done: 0, total: null });
+    assert.deepEqual(statusLine(h.state()), { text: WAITING_TEXT, done: 0, total: null, bar: false });
     h.shown(1, "a");
     assert.equal(h.state().silent, false);
     assert.equal(statusLine(h.state()), null);

@@ -1,7 +1,7 @@
 /** Trait defaults, the class a map explains, and what a class-agnostic method is. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { figuresText } from "../src/tabs/cam";
+import { figuresText } from "../src/explain";
 import { chosenClass, isClassAgnostic } from "../src/tabs/predictions";
 import { tabsFor } from "../src/tabs/registry";
 import { DEFAULTS, type TraitName, get } from "../src/traits";
@@ -36,7 +36,11 @@ describe("the class a map explains", () => {
     assert.equal(isClassAgnostic("GradCAM", ["EigenCAM"]), false);
   });
   it("writes faithfulness figures for people", () => {
-    assert.equal(figuresText({ deletion_auc: 0.25, note: "x", average_drop: null }), "deletion auc 0.25 · note x · average drop n/a");
+    assert.equal(figuresText({ deletion_auc: 0.25, note: "x", average_drop: null }), "deletion AUC 0.25 · note x · average drop n/a");
+    assert.equal(
+      figuresText({ deletion_auc: 0.25, insertion_auc: 0.5 }, { deletion_auc: "lower", insertion_auc: "higher" }),
+      "deletion AUC 0.25 (lower is better) · insertion AUC 0.5 (higher is better)",
+    );
   });
 });
 

@@ -345,7 +345,7 @@ def test_cam_view_method_class_and_depth_change_the_overlay(lab_page, artifacts)
     page.keyboard.press("Home")  # the CAM at the first conv layer
     changed(third, "(c) => c.dataset.key.endsWith('|features.0')")
     cpanel.get_by_role("button", name=re.compile("deletion")).click()
-    page.wait_for_function("(el) => el.textContent.includes('deletion auc')",
+    page.wait_for_function("(el) => /deletion auc/i.test(el.textContent)",
                            arg=cpanel.locator(".cnnviz-faith").element_handle(), timeout=60_000)
     depth.focus()
     page.keyboard.press("End")
@@ -366,7 +366,7 @@ def test_activation_maximization_images_appear_as_they_finish(lab_page, artifact
     grid = apanel.locator("canvas.cnnviz-grid")
     status = root.locator(".cnnviz-status")
     status.wait_for(state="visible", timeout=60_000)  # progress shows while it runs
-    assert "channel 2" in status.text_content()
+    assert re.search(r"channels? 2", status.text_content())  # one image, or a batch from 2
     page.wait_for_function("(c) => Number(c.dataset.tiles) >= 1", arg=grid.element_handle(),
                            timeout=120_000)
     partial = int(grid.get_attribute("data-tiles"))

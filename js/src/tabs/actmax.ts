@@ -1,13 +1,31 @@
-/** Activation maximization: optimised images for channels of a layer, shown as each one finishes. */
+/**
+ * Activation maximization: optimised images for channels of a layer, shown
+ * as each one finishes, in tiles laid out for every channel asked for (so
+ * they keep their size); regularised (Lucid-style) or plain (FlashTorch)
+ * optimisation; Python's time estimate while it runs.
+ */
 
+import { parseChannels } from "../channels";
 import { type RgbStack, decodeRgbStack } from "../decode";
 import { button, el, MessageLine, select, syncSelect } from "../dom";
 import { requestKey } from "../keys";
-import { type ActmaxItem, parseChannels } from "../messages";
+import type { ActmaxItem, RequestParams } from "../messages";
+import { CANCELLED, type Progress } from "../status";
 import { type TileSource, rgbSource } from "../tiles";
 import { GridSection } from "./grid_section";
 import { currentLayer } from "./layer_bar";
 import { type Tab, type TabContext, sectionTab } from "./tab";
+
+export const ACTMAX_HELP =
+  "Activation maximisation: for each channel, an image is optimised from noise to excite that channel as much as " +
+  "possible, a picture of what it responds to. Pick a layer and channels (e.g. 0-7 or 1,5,9), then Run; the images " +
+  "appear as they finish. Regularised (Lucid-style: jitter, scaling, blur) images look more natural; plain gradient " +
+  "ascent (FlashTorch) is faster and noisier. On a large model each image can take a minute.";
+
+const MODES: [string, string][] = [
+  ["regularized", "regularised (Lucid-style)"],
+  ["plain", "plain (FlashTorch)"],
+];
 
 export function createActmaxTab(ctx: TabContext): Tab {
   const doc = ctx.doc;
@@ -21,24 +39,37 @@ export function createActmaxTab(ctx: TabContext): Tab {
   channels.value = "0-7";
   channels.setAttribute("aria-label", "Channels to optimise, e.g. 0-7 or 1,5,9");
   chWrap.append(el(doc, "span", "cnnviz-control-label", "Channels"), channels);
+  const mode = select(doc, "Mode", MODES, "regularized", () => undefined);
   const run = button(doc, "Run", "Optimise images that excite these channels", () => start());
-  controls.append(layer.wrap, chWrap, run);
+  controls.append(layer.wrap, chWrap, mode.wrap, run);
+  const help = el(doc, "div", "cnnviz-meta cnnviz-actmax-help", ACTMAX_HELP);
   const message = new MessageLine(doc);
-  panel.append(controls, message.el);
-  const section = new GridSection(ctx, panel, { label: "optimised images", onPage: () => draw() });
-  /** Images that arrived, by request key, then channel. */
+  panel.append(controls, help, message.el);
+  const section = new GridSection(ctx, panel, { label: "optimised images", noun: "images", onPage: () => draw() });
+  /** Images that arrived, by request key, then channel; what each key asked for. */
   const items = new Map<string, Map<number, RgbStack>>();
+  const asked = new Map<string, RequestParams["actmax"]>();
   let shownKey = "";
+
+  const modeText = (p: RequestParams["actmax"]): string => (p.regularize ? "regularised" : "plain");
+  const what = (p: RequestParams["actmax"]): string =>
+    `${p.channels.length} image${p.channels.length === 1 ? "" : "s"} for ${p.layer} (${modeText(p)})`;
 
   function start(): void {
     const name = layer.input.value;
     const info = ctx.get("layers").find((l) => l.name === name);
     try {
-      const params = { layer: name, channels: parseChannels(channels.value, info?.shape?.[0] ?? 0) };
+      const params = {
+        layer: name,
+        channels: parseChannels(channels.value, info?.shape?.[0] ?? 0),
+        regularize: mode.input.value !== "plain",
+      };
       shownKey = requestKey("actmax", params);
+      asked.set(shownKey, params);
       if (!items.has(shownKey)) items.set(shownKey, new Map());
-      message.show(`optimising ${params.channels.length} image(s) for ${name}…`);
-      if (ctx.session.request("actmax", params)) message.hide();
+      ctx.session.retry("actmax"); // Run again after a cancel
+      if (ctx.session.request("actmax", params)) message.show(`${what(params)}: done.`);
+      else message.show(`optimising ${what(params)}…`);
       draw();
     } catch (err) {
       message.show(err instanceof Error ? err.message : String(err));
@@ -47,24 +78,29 @@ export function createActmaxTab(ctx: TabContext): Tab {
 
   function draw(): void {
     const found = items.get(shownKey);
-    if (!found || found.size === 0) {
+    const params = asked.get(shownKey);
+    help.hidden = params !== undefined;
+    const first = found?.values().next().value;
+    if (!found || !params || !first) {
       section.clear();
       return;
     }
-    const chans = [...found.keys()].sort((a, b) => a - b);
-    const first = found.get(chans[0] as number) as RgbStack;
+    // Every channel asked for has its tile from the first image on (empty until its image
+    // comes): the layout, and so the tile size, does not change as images arrive.
     const source: TileSource = {
-      count: Math.max(...chans) + 1,
+      count: Math.max(...params.channels) + 1,
       height: first.height,
       width: first.width,
       paint: (c, out) => {
         const item = found.get(c);
-        if (item) rgbSource(item).paint(0, out);
+        if (item && item.height === first.height && item.width === first.width) rgbSource(item).paint(0, out);
+        else out.fill(0);
       },
       value: () => null,
-      label: (c) => `channel ${c}`,
+      label: (c) => (found.has(c) ? `channel ${c}` : `channel ${c} (optimising…)`),
     };
-    section.show(source, chans);
+    section.show(source, params.channels, { key: shownKey });
+    section.grid.canvas.dataset.done = String(found.size);
   }
 
   return {
@@ -73,9 +109,24 @@ export function createActmaxTab(ctx: TabContext): Tab {
       syncSelect(layer, layerOptions(), layer.input.value || (currentLayer(ctx)?.name ?? ""));
       draw();
     },
-    reply: () => {
-      message.hide();
+    reply: (_kind, key) => {
+      const params = asked.get(key);
+      if (key === shownKey && params) message.show(`${what(params)}: done.`);
       draw();
+    },
+    error: (_kind, key, text) => {
+      const params = asked.get(key);
+      if (key !== shownKey || !params) return;
+      if (text !== CANCELLED) {
+        message.error(text);
+        return;
+      }
+      const done = items.get(key)?.size ?? 0;
+      message.show(`Cancelled: ${done} of ${what(params)} done.`, { label: "Run again", run: start });
+    },
+    progress: (p: Readonly<Progress>) => {
+      const params = asked.get(p.key);
+      if (p.key === shownKey && params) message.show(`optimising ${what(params)} · ${p.text}`);
     },
     item: (item: ActmaxItem) => {
       let found = items.get(item.key);

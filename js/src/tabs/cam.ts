@@ -1,23 +1,21 @@
 /**
  * Class activation maps: method, depth (CAM layer), opacity and colormap;
  * the top classes to explain; faithfulness figures of the map shown. A
- * class-agnostic method asks with target null (key `*`) and says so.
+ * class-agnostic method asks with target null (key `*`) and says so. Each
+ * map is captioned with what it explains (method, class and probability,
+ * layer); the figures belong to one (image, method, class, layer) and are
+ * shown only beside that map.
  */
 
-import { button, downloadCanvas, el, MessageLine, select, slider, syncSelect } from "../dom";
-import { formatValue } from "../format";
+import { button, el, MessageLine, select, slider, syncSelect } from "../dom";
+import type { Entry } from "../entry";
+import { camLayerText, computingText, explainedText, figuresText } from "../explain";
 import { requestKey } from "../keys";
 import type { Prediction, RequestKind, RequestParams } from "../messages";
+import { CANCELLED } from "../status";
 import { OverlayView, methodOptions, opacitySlider } from "./overlay_view";
 import { chosenClass, isClassAgnostic } from "./predictions";
-import { type Tab, type TabContext, sectionTab } from "./tab";
-
-/** "deletion auc 0.1234 · insertion auc 0.5 · …" */
-export function figuresText(figures: Readonly<Record<string, number | string | null>>): string {
-  return Object.entries(figures)
-    .map(([k, v]) => `${k.replace(/_/g, " ")} ${typeof v === "number" ? formatValue(v) : (v ?? "n/a")}`)
-    .join(" · ");
-}
+import { type Tab, type TabContext, cancelledNote, sectionTab, showPending } from "./tab";
 
 export function createCamTab(ctx: TabContext): Tab {
   const doc = ctx.doc;
@@ -32,7 +30,7 @@ export function createCamTab(ctx: TabContext): Tab {
   const opacity = opacitySlider(ctx);
   const cmap = select(doc, "Colormap", ctx.colormapOptions(), ctx.get("cam_cmap"), (v) => ctx.local("cam_cmap", v));
   const faithButton = button(doc, "Faithfulness", "Compute deletion / insertion AUC and average drop of this map", () => askMetrics());
-  const png = button(doc, "PNG", "Save the overlay as PNG", () => downloadCanvas(view.section.grid.canvas, "cam.png"));
+  const png = button(doc, "PNG", "Save the overlay as PNG", () => view.download("cam"));
   controls.append(method.wrap, depth.wrap, depthName, opacity.wrap, cmap.wrap, faithButton, png);
   panel.append(controls);
   const note = new MessageLine(doc, "cnnviz-meta cnnviz-cam-note");
@@ -57,12 +55,15 @@ export function createCamTab(ctx: TabContext): Tab {
     return target === null ? null : { ...base, target };
   }
 
+  /** The figures of exactly this map (image, method, class, layer); nothing for another one. */
   function showMetrics(p: RequestParams["metrics"] | null): void {
     const key = p ? requestKey("metrics", p) : null;
     const entry = key ? ctx.session.entry("metrics", key) : null;
-    if (entry) faith.show(figuresText(entry.content.figures));
+    faith.el.dataset.key = key ?? "";
+    if (entry) faith.show(`faithfulness: ${figuresText(entry.content.figures, entry.content.better)}`);
     else if (key !== null && metricsError?.key === key) faith.error(metricsError.message);
-    else faith.show(key !== null && key === asked ? "computing faithfulness…" : "");
+    else if (key !== null && key === asked) showPending(ctx, faith, "metrics", key, "computing faithfulness…", askMetrics);
+    else faith.show("");
   }
 
   function askMetrics(): void {
@@ -70,8 +71,20 @@ export function createCamTab(ctx: TabContext): Tab {
     if (!p) return;
     asked = requestKey("metrics", p);
     metricsError = null;
+    ctx.session.retry("metrics");
     ctx.session.request("metrics", p);
     showMetrics(p);
+  }
+
+  function draw(entry: Entry<"cam">, p: RequestParams["cam"]): void {
+    const c = entry.content;
+    const target = c.target ?? p.target;
+    const explained = { ...c, target, class_name: c.class_name ?? (target === null ? null : ctx.classes.name(target)) };
+    const at = c.layer ?? p.layer;
+    view.draw(entry, {
+      caption: explainedText(c.method, explained, at),
+      file: [c.method, explained.class_name ?? "class-agnostic", at],
+    });
   }
 
   function refresh(): void {
@@ -80,19 +93,25 @@ export function createCamTab(ctx: TabContext): Tab {
     syncSelect(cmap, ctx.colormapOptions(), ctx.get("cam_cmap"));
     depth.input.max = String(Math.max(0, names.length - 1));
     depth.input.value = String(Math.max(0, names.indexOf(layer())));
-    depth.input.setAttribute("aria-valuetext", layer());
-    depthName.textContent = layer();
+    depth.input.setAttribute("aria-valuetext", camLayerText(layer(), names));
+    depthName.textContent = camLayerText(layer(), names);
     opacity.sync();
     predictions = view.classes.load();
     const p = params();
     const m = ctx.get("cam_method");
     note.show(p && p.target === null ? `${m} is class-agnostic: its map is the same for every class.` : "");
     showMetrics(p);
-    if (!p) return;
+    if (!p) {
+      view.pending("waiting for the predictions…");
+      return;
+    }
     const entry = ctx.session.request("cam", p);
-    const agnostic = p.target === null ? " (class-agnostic)" : "";
-    if (entry) view.draw(entry, [`${entry.content.method} overlay${agnostic}`, `${entry.content.method} map${agnostic}`]);
-    else view.message.show(`computing ${m}${agnostic}${p.target === null ? "" : ` for class ${p.target}`} at ${p.layer}…`);
+    if (entry) {
+      draw(entry, p);
+      return;
+    }
+    const text = computingText(m, p.target === null ? null : ctx.classes.name(p.target), p.layer);
+    view.pending(text, cancelledNote(ctx, "cam", requestKey("cam", p), text, refresh) ?? undefined);
   }
 
   return {
@@ -105,7 +124,8 @@ export function createCamTab(ctx: TabContext): Tab {
       message: view.message,
     }),
     error: (kind: RequestKind, key: string, message: string) => {
-      if (kind !== "metrics") view.message.error(message);
+      if (message === CANCELLED) refresh();
+      else if (kind !== "metrics") view.message.error(message);
       else {
         metricsError = { key, message };
         faith.error(message);

@@ -4,6 +4,7 @@ import type { AnyModel } from "@anywidget/types";
 import { grayColorTable } from "../colormap";
 import { type RgbStack, decodeColorTable, decodeRgbStack } from "../decode";
 import { el } from "../dom";
+import { ClassNames } from "../explain";
 import type { GridHover } from "../grid_view";
 import type { Session } from "../session";
 import { type ExplorerTraits, type TraitName, get } from "../traits";
@@ -18,6 +19,7 @@ const FALLBACK_WIDTH = 640;
 
 export class ExplorerContext implements TabContext {
   readonly doc: Document;
+  readonly classes = new ClassNames();
   private input: RgbStack | null = null;
   private scrubStart = 0;
 

@@ -1,12 +1,18 @@
 /**
  * Feature maps of the current layer beside the input image: order, colour
  * scale and colormap change in the front end only; hovering a map outlines
- * the unit's receptive field (or position) in the input.
+ * the unit's receptive field (or position) in the input. A diverging
+ * colormap is centred on zero (white = 0) in every colour scale; a colour
+ * bar beside the grid names the range (per map: the hovered map's).
  */
 
 import { paintScaled } from "../canvas_util";
-import { COLOR_SCALES, type ColorScale, Colorizer } from "../colormap";
+import { ColorBar } from "../colorbar";
+import { COLOR_SCALES, type ColorScale, Colorizer, isDiverging } from "../colormap";
 import { button, downloadCanvas, el, MessageLine, select, syncSelect } from "../dom";
+import { exportName } from "../explain";
+import { formatShape } from "../format";
+import { requestKey } from "../keys";
 import { type Entry, partialNote, stackOf } from "../entry";
 import type { GridHover } from "../grid_view";
 import { type ChannelOrder, channelOrder } from "../order";
@@ -14,7 +20,7 @@ import { mapSource, rgbSource } from "../tiles";
 import { inputOutline } from "../zoom";
 import { GridSection } from "./grid_section";
 import { LayerBar, currentLayer } from "./layer_bar";
-import { type Tab, type TabContext, sectionTab } from "./tab";
+import { type Tab, type TabContext, sectionTab, showPending } from "./tab";
 
 /** Longest side of the input image beside the grid, CSS pixels. */
 const INPUT_SIZE = 128;
@@ -32,7 +38,7 @@ export function createFeaturesTab(ctx: TabContext): Tab {
   );
   const cmap = select(doc, "Colormap", ctx.colormapOptions(), ctx.get("cmap"), (v) => ctx.local("cmap", v));
   const png = button(doc, "PNG", "Save the feature-map grid as PNG", () =>
-    downloadCanvas(section.grid.canvas, `features_${ctx.get("layer_name")}.png`),
+    downloadCanvas(section.grid.canvas, exportName(["features", currentLayer(ctx)?.name]), caption),
   );
   controls.append(orderSel.wrap, scaleSel.wrap, cmap.wrap, png);
   const message = new MessageLine(doc);
@@ -43,12 +49,35 @@ export function createFeaturesTab(ctx: TabContext): Tab {
   input.setAttribute("aria-label", "input image");
   const outline = el(doc, "div", "cnnviz-outline");
   outline.hidden = true;
-  inputBox.append(el(doc, "div", "cnnviz-meta", "input"), input, outline);
+  const colorBar = new ColorBar(doc, "colour bar of the feature maps");
+  inputBox.append(el(doc, "div", "cnnviz-meta", "input"), input, outline, colorBar.el);
   body.append(inputBox);
   panel.append(bar.el, controls, message.el, body);
-  const section = new GridSection(ctx, body, { label: "feature maps", onHover: outlineInput, onPage: () => refresh() });
+  const section = new GridSection(ctx, body, { label: "feature maps", onHover: hovered, onPage: () => refresh() });
   /** What the page index belongs to: a new layer or order starts at page 1. */
   let paged = "";
+  /** The colouring drawn, for the colour bar of a hovered map. */
+  let colors: Colorizer | null = null;
+  let caption = "";
+
+  function hovered(h: GridHover | null): void {
+    outlineInput(h);
+    showColorBar(h ? h.channel : null);
+  }
+
+  /** The colour bar of the colouring drawn: per map, the range of map `channel` (when hovered). */
+  function showColorBar(channel: number | null): void {
+    if (!colors) {
+      colorBar.hide();
+      return;
+    }
+    const centred = colors.symmetric ? ", centred on 0" : "";
+    if (colors.sharedRange) {
+      colorBar.update(colors.colorTable, colors.sharedRange, `${colors.scale === "layer" ? "per layer" : "global"}${centred}`);
+    } else if (channel === null) {
+      colorBar.update(colors.colorTable, null, `per map${centred}: hover a map for its range`);
+    } else colorBar.update(colors.colorTable, colors.rangeOf(channel), `map ${channel}${centred}`);
+  }
 
   function outlineInput(h: GridHover | null): void {
     const image = ctx.image();
@@ -96,9 +125,10 @@ export function createFeaturesTab(ctx: TabContext): Tab {
     const pagedNow = `${info.name}|${ctx.get("order")}`;
     if (pagedNow !== paged) section.page = 0;
     paged = pagedNow;
-    const entry = ctx.session.request("features", { version: ctx.get("image_version"), layer: info.name });
+    const params = { version: ctx.get("image_version"), layer: info.name };
+    const entry = ctx.session.request("features", params);
     if (entry) draw(entry);
-    else message.show(`loading ${info.name}…`);
+    else showPending(ctx, message, "features", requestKey("features", params), `loading ${info.name}…`, refresh);
   }
 
   function draw(entry: Entry<"features">): void {
@@ -108,10 +138,14 @@ export function createFeaturesTab(ctx: TabContext): Tab {
     const scale: ColorScale = (COLOR_SCALES as readonly string[]).includes(scaleName) ? (scaleName as ColorScale) : "map";
     const g = ctx.get("global_range");
     const range = g && g.length === 2 ? g : null;
-    const colorizer = new Colorizer(stack, ctx.colorTable(ctx.get("cmap")), {
+    const cmapName = ctx.get("cmap");
+    const colorizer = new Colorizer(stack, ctx.colorTable(cmapName), {
       scale: scale === "global" && !range ? "layer" : scale,
       range,
+      symmetric: isDiverging(cmapName, ctx.get("diverging_colormaps")), // white = 0 whatever the scale
     });
+    colors = colorizer;
+    showColorBar(null);
     const orderName: ChannelOrder = ctx.get("order") === "mean" ? "mean" : "index";
     const orders = (entry.decoded.orders ??= new Map());
     let order = orders.get(orderName);
@@ -121,7 +155,9 @@ export function createFeaturesTab(ctx: TabContext): Tab {
     }
     message.show(entry.partial ? partialNote(entry.partial) : "");
     const content = entry.partial ? `partial ${entry.partial.channels}` : "complete";
-    const identity = [entry.key, content, ctx.get("cmap"), colorizer.scale, JSON.stringify(range), orderName].join("|");
+    const identity = [entry.key, content, cmapName, colorizer.scale, JSON.stringify(range), orderName].join("|");
+    const scaleText = { map: "per map", layer: "per layer", global: "global" }[colorizer.scale];
+    caption = `feature maps of ${currentLayer(ctx)?.name ?? ""} (${formatShape([stack.channels, stack.height, stack.width])}) · ${cmapName}, ${scaleText}${colorizer.symmetric ? ", 0 = centre" : ""} · ${orderName === "mean" ? "by mean activation" : "by channel"}`;
     section.show(mapSource(stack, colorizer), order, { identity, key: entry.key });
     ctx.markPaint("features", t0);
   }

@@ -1,8 +1,8 @@
 /** A grid of tiles with its pager and hover highlight: one page of a tile source at a time. */
 
-import { type GridHover, GridView, placeHighlight } from "../grid_view";
+import { type GridContent, type GridHover, GridView, placeHighlight } from "../grid_view";
 import { Pager } from "../pager";
-import { pageRange } from "../tiling";
+import { type PageInfo, pageRange } from "../tiling";
 import type { TileSource } from "../tiles";
 import type { TabContext } from "./tab";
 
@@ -16,6 +16,21 @@ export interface GridSectionOptions {
   onHover?: (hover: GridHover | null) => void;
   /** The page changed: draw again. */
   onPage: () => void;
+  /** What the tiles are, for the pager ("maps" when omitted). */
+  noun?: string;
+}
+
+export interface ShowOptions {
+  /** Names the pixels (see GridContent): a grid seen before is shown again at once. */
+  identity?: string;
+  /** Written to the canvas's `data-key`. */
+  key?: string;
+  /** Tiles per page (default PAGE_SIZE). */
+  pageSize?: number;
+  /** Tiles that belong together in rows of this many (see GridContent). */
+  rowLength?: number;
+  /** The pager's text for a page. */
+  pageText?: (page: PageInfo, total: number) => string;
 }
 
 export class GridSection {
@@ -49,27 +64,28 @@ export class GridSection {
       },
       onClick: (h) => ctx.pin(h),
     });
-    this.pager = new Pager(this.box, (p) => {
-      this.page = p;
-      options.onPage();
-    });
+    this.pager = new Pager(
+      this.box,
+      (p) => {
+        this.page = p;
+        options.onPage();
+      },
+      options.noun,
+    );
     stage.appendChild(highlight);
     this.box.append(stage);
     parent.appendChild(this.box);
   }
 
-  /**
-   * Show one page of `order`. `identity` names the pixels (see GridContent)
-   * so a grid seen before is shown again at once; `key` is written to the
-   * canvas's `data-key`.
-   */
-  show(source: TileSource, order: readonly number[], options: { identity?: string; key?: string } = {}): void {
-    const page = pageRange(order.length, PAGE_SIZE, this.page);
+  /** Show one page of `order`. */
+  show(source: TileSource, order: readonly number[], options: ShowOptions = {}): void {
+    const page = pageRange(order.length, options.pageSize ?? PAGE_SIZE, this.page);
     this.page = page.pageIndex;
-    this.pager.update(page, order.length);
-    const content = { source, indices: order.slice(page.start, page.end) };
-    const id = options.identity === undefined ? undefined : `${options.identity}|page ${page.pageIndex}`;
-    this.grid.setContent(id === undefined ? content : { ...content, identity: id }, this.ctx.width(this.box));
+    this.pager.update(page, order.length, options.pageText?.(page, order.length));
+    const content: GridContent = { source, indices: order.slice(page.start, page.end) };
+    if (options.rowLength !== undefined) content.rowLength = options.rowLength;
+    if (options.identity !== undefined) content.identity = `${options.identity}|page ${page.pageIndex}`;
+    this.grid.setContent(content, this.ctx.width(this.box));
     if (options.key !== undefined) this.grid.canvas.dataset.key = options.key;
   }
 

@@ -1,7 +1,11 @@
-/** The layer slider of the kernels and feature-map tabs: name, type and shapes of the layer. */
+/**
+ * The layer slider of the kernels and feature-map tabs, with a list of the
+ * layer names beside it; the name, type and shapes of the layer.
+ */
 
-import { el, slider } from "../dom";
+import { el, slider, syncSelect } from "../dom";
 import { formatShape } from "../format";
+import { layerSliderWidth } from "../tiling";
 import type { LayerInfo } from "../traits";
 import type { TabContext } from "./tab";
 
@@ -15,22 +19,38 @@ export function currentLayer(ctx: TabContext): LayerInfo | null {
 export class LayerBar {
   readonly el: HTMLDivElement;
   private readonly slider: HTMLInputElement;
+  private readonly list: { input: HTMLSelectElement; setOptions: (o: readonly (readonly [string, string])[], v: string) => void };
   private readonly name: HTMLSpanElement;
   private readonly shape: HTMLSpanElement;
 
   constructor(private readonly ctx: TabContext) {
     const doc = ctx.doc;
     this.el = el(doc, "div", "cnnviz-controls cnnviz-layer-bar");
-    const s = slider(doc, "Layer", 0, 0, 1, 0, (i) => {
-      const info = ctx.get("layers")[i];
+    const pick = (info: LayerInfo | undefined): void => {
       if (!info) return;
       ctx.scrubbed();
       ctx.save("layer_name", info.name);
-    });
+    };
+    const s = slider(doc, "Layer", 0, 0, 1, 0, (i) => pick(ctx.get("layers")[i]));
     this.slider = s.input;
+    const input = el(doc, "select", "cnnviz-select cnnviz-layer-list");
+    input.setAttribute("aria-label", "Layer by name");
+    input.title = "Pick a layer by name";
+    input.addEventListener("change", () => pick(ctx.get("layers").find((l) => l.name === input.value)));
+    const setOptions = (opts: readonly (readonly [string, string])[], v: string): void => {
+      input.replaceChildren(
+        ...opts.map(([value, text]) => {
+          const o = el(doc, "option", "", text);
+          o.value = value;
+          return o;
+        }),
+      );
+      input.value = v;
+    };
+    this.list = { input, setOptions };
     this.name = el(doc, "span", "cnnviz-layer-name");
     this.shape = el(doc, "span", "cnnviz-meta cnnviz-layer-shape");
-    this.el.append(s.wrap, this.name, this.shape);
+    this.el.append(s.wrap, input, this.name, this.shape);
   }
 
   /** Sync with the traits; returns the current layer. */
@@ -40,7 +60,9 @@ export class LayerBar {
     const idx = info ? all.indexOf(info) : 0;
     this.slider.max = String(Math.max(0, all.length - 1));
     this.slider.value = String(idx);
+    this.slider.style.width = `${layerSliderWidth(all.length)}px`;
     this.slider.setAttribute("aria-valuetext", info ? info.name : "");
+    syncSelect(this.list, all.map((l) => [l.name, `${l.name} (${l.type})`] as const), info?.name ?? "");
     this.name.textContent = info ? `${info.name} (${info.type})` : "no layers";
     const parts: string[] = [];
     if (info?.shape) parts.push(`output ${formatShape(info.shape)}`);

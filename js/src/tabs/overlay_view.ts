@@ -1,13 +1,18 @@
 /**
- * What the CAM and saliency tabs share: the class buttons, a message line
- * and a 2-tile grid (the map blended on the input image, and the map alone),
- * plus their opacity slider.
+ * What the CAM and saliency tabs share: the class buttons, a message line, a
+ * caption saying what the map explains, a colour bar and a 2-tile grid (the
+ * map blended on the input image, and the map alone), plus their opacity
+ * slider. While a new map computes, the previous one stays dimmed under a
+ * "computing …" caption, so that it is not taken for the new one.
  */
 
-import { Colorizer } from "../colormap";
+import { ColorBar } from "../colorbar";
+import { Colorizer, isDiverging } from "../colormap";
 import { valueAt } from "../decode";
-import { MessageLine, slider } from "../dom";
+import { type MessageAction, MessageLine, downloadCanvas, el, slider } from "../dom";
 import { type Entry, partialNote, stackOf } from "../entry";
+import { exportName } from "../explain";
+import { keyVersion } from "../keys";
 import { blendOverlay } from "../overlay";
 import type { TileSource } from "../tiles";
 import { GridSection } from "./grid_section";
@@ -22,18 +27,41 @@ export function methodOptions(methods: readonly string[]): [string, string][] {
   return methods.map((m) => [m, m]);
 }
 
-/** The opacity slider (a display-only trait); `sync` sets it from the trait. */
+/** The opacity slider (a display-only trait) with its value; `sync` sets it from the trait. */
 export function opacitySlider(ctx: TabContext): { wrap: HTMLElement; sync: () => void } {
-  const s = slider(ctx.doc, "Opacity", 0, 1, 0.05, ctx.get("opacity"), (v) => ctx.local("opacity", v));
-  return { wrap: s.wrap, sync: () => (s.input.value = String(ctx.get("opacity"))) };
+  const value = el(ctx.doc, "span", "cnnviz-meta cnnviz-opacity-value");
+  const show = (v: number): void => {
+    value.textContent = `${Math.round(v * 100)}%`;
+  };
+  const s = slider(ctx.doc, "Opacity", 0, 1, 0.05, ctx.get("opacity"), (v) => {
+    show(v);
+    ctx.local("opacity", v);
+  });
+  s.wrap.append(value);
+  const sync = (): void => {
+    s.input.value = String(ctx.get("opacity"));
+    show(ctx.get("opacity"));
+  };
+  sync();
+  return { wrap: s.wrap, sync };
+}
+
+/** What a drawn map is: its caption, and the parts of its PNG file name. */
+export interface MapLabel {
+  caption: string;
+  file: readonly string[];
 }
 
 export class OverlayView {
   readonly classes: ClassButtons;
   readonly message: MessageLine;
   readonly section: GridSection;
+  private readonly caption: HTMLDivElement;
+  private readonly colorBar: ColorBar;
+  /** The map on the canvas, or null when nothing is drawn. */
+  private drawn: { key: string; label: MapLabel } | null = null;
 
-  /** Appends to `panel`: the class buttons, the message line, `extras`, then the grid. */
+  /** Appends to `panel`: the class buttons, the message line, `extras`, the caption, then the grid. */
   constructor(
     private readonly ctx: TabContext,
     panel: HTMLElement,
@@ -43,22 +71,31 @@ export class OverlayView {
   ) {
     this.classes = new ClassButtons(ctx);
     this.message = new MessageLine(ctx.doc);
-    panel.append(this.classes.el, this.message.el, ...extras);
+    this.caption = el(ctx.doc, "div", "cnnviz-explained");
+    this.caption.hidden = true;
+    this.colorBar = new ColorBar(ctx.doc, `colour bar of the ${label}`);
+    panel.append(this.classes.el, this.message.el, ...extras, this.caption);
     this.section = new GridSection(ctx, panel, { label, maxTile: OVERLAY_TILE, onPage });
+    this.section.box.append(this.colorBar.el);
   }
 
-  /** Draw map 0 of `entry` over the input image; `names` label the two tiles. */
-  draw(entry: Entry<"cam" | "saliency">, names: [string, string]): void {
+  /** Draw map 0 of `entry` over the input image, labelled `label`. */
+  draw(entry: Entry<"cam" | "saliency">, label: MapLabel): void {
     const t0 = performance.now();
+    this.ctx.classes.learnExplained(keyVersion(entry.key), entry.content);
+    this.classes.redraw(); // a chosen class outside the top 5 is named by the map's reply
     const stack = stackOf(entry);
     const image = this.ctx.image();
     if (!image || image.height !== stack.height || image.width !== stack.width) {
       this.message.show("The map does not match the image size.");
       return;
     }
-    const colorizer = new Colorizer(stack, this.ctx.colorTable(this.ctx.get("cam_cmap")), { scale: "map", symmetric: false });
+    const cmap = this.ctx.get("cam_cmap");
+    const table = this.ctx.colorTable(cmap);
+    const colorizer = new Colorizer(stack, table, { scale: "map", symmetric: isDiverging(cmap, this.ctx.get("diverging_colormaps")) });
     const opacity = this.ctx.get("opacity");
     const rgb = image.data.subarray(0, image.height * image.width * 3);
+    const names = [`overlay · ${label.caption}`, `map · ${label.caption}`];
     const source: TileSource = {
       count: 2,
       height: stack.height,
@@ -72,7 +109,40 @@ export class OverlayView {
       label: (i) => names[i] ?? "",
     };
     this.message.show(entry.partial ? partialNote(entry.partial) : "");
+    this.drawn = { key: entry.key, label };
+    this.setCaption(label.caption, false);
+    this.colorBar.update(table, colorizer.rangeOf(0), "values of the map");
     this.section.show(source, [0, 1], { key: entry.key });
     this.ctx.markPaint(entry.kind, t0);
+  }
+
+  /**
+   * The map asked for is not here: say what is computing (or `note`, e.g.
+   * cancelled, with its action), and dim the previous map under it.
+   */
+  pending(text: string, note?: { text: string; action?: MessageAction }): void {
+    if (note) this.message.show(note.text, note.action);
+    else this.message.hide();
+    if (!this.drawn) {
+      this.caption.hidden = true;
+      if (!note) this.message.show(text);
+      return;
+    }
+    this.setCaption(`${text} (dimmed: the previous map, ${this.drawn.label.caption})`, true);
+  }
+
+  /** Save the map on screen as PNG, named and captioned with what it explains. */
+  download(kind: string): void {
+    if (!this.drawn) return;
+    const { label } = this.drawn;
+    downloadCanvas(this.section.grid.canvas, exportName([kind, ...label.file]), label.caption);
+  }
+
+  private setCaption(text: string, stale: boolean): void {
+    this.caption.textContent = text;
+    this.caption.hidden = false;
+    this.caption.classList.toggle("cnnviz-explained-stale", stale);
+    this.section.box.classList.toggle("cnnviz-stale", stale);
+    this.section.box.dataset.stale = String(stale);
   }
 }

@@ -1,9 +1,11 @@
-/** Saliency maps: method and opacity; the top classes to explain. */
+/** Saliency maps: method and opacity; the top classes to explain; each map captioned with its class. */
 
-import { button, downloadCanvas, el, select, syncSelect } from "../dom";
+import { button, el, select, syncSelect } from "../dom";
+import { computingText, explainedText } from "../explain";
+import { requestKey } from "../keys";
 import { OverlayView, methodOptions, opacitySlider } from "./overlay_view";
 import { chosenClass } from "./predictions";
-import { type Tab, type TabContext, sectionTab } from "./tab";
+import { type Tab, type TabContext, cancelledNote, sectionTab } from "./tab";
 
 export function createSaliencyTab(ctx: TabContext): Tab {
   const doc = ctx.doc;
@@ -13,7 +15,7 @@ export function createSaliencyTab(ctx: TabContext): Tab {
     ctx.save("saliency_method", v),
   );
   const opacity = opacitySlider(ctx);
-  const png = button(doc, "PNG", "Save the saliency map as PNG", () => downloadCanvas(view.section.grid.canvas, "saliency.png"));
+  const png = button(doc, "PNG", "Save the saliency map as PNG", () => view.download("saliency"));
   controls.append(method.wrap, opacity.wrap, png);
   panel.append(controls);
   const view = new OverlayView(ctx, panel, "saliency", () => refresh());
@@ -22,11 +24,21 @@ export function createSaliencyTab(ctx: TabContext): Tab {
     syncSelect(method, methodOptions(ctx.get("saliency_methods")), ctx.get("saliency_method"));
     opacity.sync();
     const target = chosenClass(ctx.get("target_class"), view.classes.load());
-    if (target === null) return;
+    if (target === null) {
+      view.pending("waiting for the predictions…");
+      return;
+    }
     const m = ctx.get("saliency_method");
-    const entry = ctx.session.request("saliency", { version: ctx.get("image_version"), method: m, target });
-    if (entry) view.draw(entry, [`${entry.content.method} overlay`, `${entry.content.method} map`]);
-    else view.message.show(`computing ${m} saliency for class ${target}…`);
+    const p = { version: ctx.get("image_version"), method: m, target };
+    const entry = ctx.session.request("saliency", p);
+    if (entry) {
+      const c = entry.content;
+      const explained = { ...c, target: c.target ?? target, class_name: c.class_name ?? ctx.classes.name(c.target ?? target) };
+      view.draw(entry, { caption: explainedText(c.method, explained), file: [c.method, explained.class_name] });
+      return;
+    }
+    const text = computingText(`${m} saliency`, ctx.classes.name(target));
+    view.pending(text, cancelledNote(ctx, "saliency", requestKey("saliency", p), text, refresh) ?? undefined);
   }
 
   return sectionTab({

@@ -4,10 +4,13 @@
  * a message itself.
  */
 
+import type { MessageAction } from "../dom";
 import type { GridHover } from "../grid_view";
 import type { RgbStack } from "../decode";
 import type { ActmaxItem, RequestKind } from "../messages";
+import type { ClassNames } from "../explain";
 import type { Session } from "../session";
+import { CANCELLED, type Progress } from "../status";
 import type { ExplorerTraits, TraitName } from "../traits";
 import type { ZoomBox } from "../zoom_box";
 
@@ -26,6 +29,8 @@ export interface Tab {
   error(kind: RequestKind, key: string, message: string): void;
   /** One image of an activation-maximization run. */
   item?(item: ActmaxItem): void;
+  /** Progress of a request of one of `kinds` (its text carries Python's estimate). */
+  progress?(progress: Readonly<Progress>): void;
   /** The widget's width changed. */
   resize(): void;
   destroy(): void;
@@ -35,6 +40,8 @@ export interface TabContext {
   readonly doc: Document;
   readonly session: Session;
   readonly zoom: ZoomBox;
+  /** Class names and probabilities learnt from the replies. */
+  readonly classes: ClassNames;
   get<K extends TraitName>(name: K): ExplorerTraits[K];
   /** Set a trait and send it to Python. */
   save<K extends TraitName>(name: K, value: ExplorerTraits[K]): void;
@@ -64,6 +71,36 @@ export interface TabContext {
 
 export type TabFactory = (ctx: TabContext) => Tab;
 
+/** A cancelled request's note: what was cancelled, and a button that asks again (`again` redraws). */
+export function cancelledNote(
+  ctx: TabContext,
+  kind: RequestKind,
+  key: string,
+  text: string,
+  again: () => void,
+): { text: string; action: MessageAction } | null {
+  if (!ctx.session.isCancelled(kind, key)) return null;
+  const run = (): void => {
+    ctx.session.retry(kind);
+    again();
+  };
+  return { text: `Cancelled (${text.replace(/…$/, "")}).`, action: { label: "Compute again", run } };
+}
+
+/** Say that the data of `key` is on its way (`text`), or that its request was cancelled. */
+export function showPending(
+  ctx: TabContext,
+  message: { show(text: string, action?: MessageAction): void },
+  kind: RequestKind,
+  key: string,
+  text: string,
+  again: () => void,
+): void {
+  const note = cancelledNote(ctx, kind, key, text, again);
+  if (note) message.show(note.text, note.action);
+  else message.show(text);
+}
+
 /**
  * The usual tab: drawn by `refresh` into one grid section, redrawn when its
  * data arrives while it is on screen, its errors shown on one message line.
@@ -85,7 +122,10 @@ export function sectionTab(parts: {
     reply: () => {
       if (!el.hidden) refresh();
     },
-    error: (_kind, _key, text) => message.error(text),
+    error: (_kind, _key, text) => {
+      if (text === CANCELLED) refresh(); // says so, with a button that asks again
+      else message.error(text);
+    },
     resize: () => section.resize(),
     destroy: () => section.destroy(),
   };
