@@ -114,6 +114,8 @@ export const CSS = `
 .cnnviz-class-prob { font-variant-numeric: tabular-nums; color: var(--jp-ui-font-color2, #555); }
 .cnnviz-detail { display: flex; align-items: flex-start; gap: 8px; margin-top: 8px; padding: 6px; border: 1px solid var(--jp-border-color1, #bbb); border-radius: 4px; }
 .cnnviz-detail-canvas { image-rendering: pixelated; }
+.cnnviz-pad-side { display: flex; flex-direction: column; gap: 4px; min-width: 200px; }
+.cnnviz-pad-hint { margin: 4px 0; }
 .cnnviz-pad { display: block; cursor: crosshair; touch-action: none; image-rendering: pixelated; border: 1px solid var(--jp-border-color1, #bbb); }
 .cnnviz-faith { margin: 4px 0; }
 .cnnviz-silent-hint { padding: 6px 0; color: var(--jp-warn-color0, #b26a00); font-weight: 600; }

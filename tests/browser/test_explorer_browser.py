@@ -402,6 +402,14 @@ def test_drawing_becomes_the_input(lab_page, artifacts):
                        ".data; let n = 0; for (let i = 0; i < d.length; i += 4) n += d[i] > 128;"
                        " return n; }")
     assert lit > 50
+    # the stroke's end made the drawing the input: the predictions beside the pad follow it
+    dpanel = panel(root, "draw")
+    page.wait_for_function("(el) => el.textContent.includes('the model sees your drawing')",
+                           arg=dpanel.element_handle(), timeout=60_000)
+    classes = dpanel.locator(".cnnviz-classes .cnnviz-class")
+    assert classes.count() == 5
+    assert "%" in classes.nth(0).text_content()
+    assert "Draw with the mouse" in dpanel.text_content()  # the pad explains itself
     root.screenshot(path=str(artifacts / "explorer_drawing_pad.png"))
     panel(root, "draw").get_by_role("button", name="Use the drawing as the model's input").click()
     open_tab(root, "features")

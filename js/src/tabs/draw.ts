@@ -1,7 +1,11 @@
-/** The drawing pad: draw with the mouse or a pen, then use the drawing as the model's input. */
+/**
+ * The drawing pad: draw with the mouse or a pen; the drawing becomes the model's input (when a
+ * stroke ends, or on "Use as input") and the top predictions beside the pad follow it.
+ */
 
-import { button, el, select, slider } from "../dom";
+import { MessageLine, button, el, select, slider } from "../dom";
 import { rgbSource } from "../tiles";
+import { ClassButtons } from "./predictions";
 import type { Tab, TabContext } from "./tab";
 
 const PEN_COLOURS: [string, string][] = [
@@ -27,13 +31,34 @@ export function createDrawTab(ctx: TabContext): Tab {
   const colour = select(doc, "Pen colour", PEN_COLOURS, pen.color, (v) => (pen.color = v));
   const clear = button(doc, "Clear", "Clear the drawing pad (black)", () => reset(false));
   const fromImage = button(doc, "From input", "Start from the current input image", () => reset(true));
-  const use = button(doc, "Use as input", "Use the drawing as the model's input", () => {
+  const status = new MessageLine(doc);
+  let sentVersion = -1;
+  const send = (): void => {
     const data = pad.getContext("2d")?.getImageData(0, 0, pad.width, pad.height);
-    if (data) ctx.session.setImage(pad.height, pad.width, data.data.buffer);
-  });
+    if (!data) return;
+    ctx.session.setImage(pad.height, pad.width, data.data.buffer);
+    sentVersion = ctx.get("image_version");
+    status.show("sent: the model now sees your drawing; its predictions follow…");
+  };
+  const use = button(doc, "Use as input", "Use the drawing as the model's input", send);
+  const liveWrap = el(doc, "label", "cnnviz-control");
+  const live = el(doc, "input");
+  live.type = "checkbox";
+  live.checked = true;
+  live.setAttribute("aria-label", "Use the drawing as the input after every stroke");
+  liveWrap.append(live, el(doc, "span", "cnnviz-control-label", "after every stroke"));
   const controls = el(doc, "div", "cnnviz-controls");
-  controls.append(size.wrap, colour.wrap, clear, fromImage, use);
-  panel.append(controls, pad);
+  controls.append(size.wrap, colour.wrap, clear, fromImage, use, liveWrap);
+  const hint = el(doc, "div", "cnnviz-meta cnnviz-pad-hint",
+    "Draw with the mouse or a pen (white on black, like the demo's shapes). The drawing becomes " +
+      "the model's input after every stroke (or with Use as input); every tab then shows it.");
+  const classes = new ClassButtons(ctx);
+  classes.el.setAttribute("aria-label", "Top predictions for the drawing");
+  const side = el(doc, "div", "cnnviz-pad-side");
+  side.append(el(doc, "div", "cnnviz-meta", "the model's top predictions"), classes.el, status.el);
+  const body = el(doc, "div", "cnnviz-body");
+  body.append(pad, side);
+  panel.append(controls, hint, body);
 
   function reset(fromInput: boolean): void {
     const image = ctx.image();
@@ -81,8 +106,10 @@ export function createDrawTab(ctx: TabContext): Tab {
     last = p;
   };
   const end = (): void => {
+    const stroked = drawing;
     drawing = false;
     last = null;
+    if (stroked && live.checked) send();
   };
   pad.addEventListener("pointerdown", (e) => {
     drawing = true;
@@ -97,13 +124,20 @@ export function createDrawTab(ctx: TabContext): Tab {
   pad.addEventListener("pointerleave", end);
   reset(false);
 
+  const showPredictions = (): void => {
+    const top = classes.load();
+    if (top && ctx.get("image_version") > sentVersion && sentVersion >= 0) {
+      status.show(`the model sees your drawing (input version ${ctx.get("image_version")})`);
+    }
+  };
+
   return {
     el: panel,
-    kinds: [],
-    traits: [],
-    refresh: () => undefined,
-    reply: () => undefined,
-    error: () => undefined,
+    kinds: ["predictions"],
+    traits: ["image_version", "target_class"],
+    refresh: showPredictions,
+    reply: showPredictions,
+    error: (_kind, _key, message) => status.show(message),
     resize: () => undefined,
     destroy: () => undefined,
   };
