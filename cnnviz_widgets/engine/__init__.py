@@ -11,6 +11,7 @@ from .actmax import activation_max
 from .borrow import borrowed
 from .capture import Capture, LayerNotExecutedError, LayerOutputError
 from .dryrun import default_layer
+from .examples import TopExamples, top_examples
 from .features import feature_maps
 from .inputs import (
     IMAGENET_MEAN,
@@ -24,7 +25,15 @@ from .inputs import (
 )
 from .kernels import kernels
 from .layers import LayerNotFoundError, NoConvLayersError, conv_layers, resolve_layer
-from .metrics import average_drop, deletion_auc, insertion_auc, pointing_game
+from .metrics import (
+    average_drop,
+    deletion_auc,
+    evaluate,
+    insertion_auc,
+    pointing_game,
+    road,
+    sanity_check,
+)
 from .models import NamedModel, build_model, check_model, load_pretrained
 from .predictions import Prediction, class_name, class_probabilities, top_predictions
 from .receptive import ReceptiveField, receptive_fields
@@ -46,6 +55,7 @@ __all__ = [
     "Prediction",
     "ReceptiveField",
     "TargetError",
+    "TopExamples",
     "activation_max",
     "available_saliency_methods",
     "average_drop",
@@ -58,6 +68,7 @@ __all__ = [
     "default_layer",
     "deletion_auc",
     "denormalize",
+    "evaluate",
     "feature_maps",
     "insertion_auc",
     "kernels",
@@ -68,7 +79,10 @@ __all__ = [
     "prepare_input",
     "receptive_fields",
     "resolve_layer",
+    "road",
     "saliency",
     "saliency_map",
+    "sanity_check",
+    "top_examples",
     "top_predictions",
 ]

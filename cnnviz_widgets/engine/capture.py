@@ -4,6 +4,8 @@
 
 * ``grad=False`` (feature maps): the output is stored as a detached copy, so an in-place
   operation further on (``ReLU(inplace=True)`` after a conv) cannot change what was recorded.
+  With ``reduce=fn``, ``fn(name, output)`` is stored instead, computed inside the hook (before
+  anything downstream runs), so a summary of a large output costs no copy of it.
   With ``stop_early=True`` the forward pass is cut short as soon as every hooked layer has run,
   which saves the rest of the network when only early layers are wanted.
 * ``grad=True`` (CAM, gradients): the stored output is part of the autograd graph and the hook
@@ -48,7 +50,8 @@ class Capture:
         activation = cap.outputs["layer4"]      # (N, C, H, W), in the graph
 
     ``on_record(name, recorded, total)`` (``grad=False`` only) is called after each layer is
-    recorded, e.g. to report progress through a long forward pass.
+    recorded, e.g. to report progress through a long forward pass. ``reduce(name, output)``
+    (``grad=False`` only) is stored in place of the copy of ``output``.
 
     Attributes:
         outputs: ``{name: tensor}`` of the recorded outputs, in the order the layers ran.
@@ -62,6 +65,7 @@ class Capture:
         grad: bool = False,
         stop_early: bool = False,
         on_record: Callable[[str, int, int], None] | None = None,
+        reduce: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         if grad and stop_early:
             raise ValueError("stop_early cannot be used with grad=True: the output is needed.")
@@ -70,6 +74,7 @@ class Capture:
         self.grad = grad
         self.stop_early = stop_early
         self.on_record = on_record
+        self.reduce = reduce
         self.outputs: dict[str, torch.Tensor] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
@@ -84,7 +89,11 @@ class Capture:
                     "layer whose output is a tensor, for example one of its sub-layers."
                 )
             if not self.grad:
-                self.outputs[name] = output.detach().clone()
+                self.outputs[name] = (
+                    output.detach().clone()
+                    if self.reduce is None
+                    else self.reduce(name, output.detach())
+                )
                 if self.on_record is not None:
                     self.on_record(name, len(self.outputs), len(self.layers))
                 if self.stop_early and len(self.outputs) == len(self.layers):

@@ -192,7 +192,10 @@ def _module_field(module: nn.Module, inputs: list[Any]) -> Any:
 
 
 def receptive_fields(
-    model: nn.Module, layers: LayerRef | Sequence[LayerRef] | None = None
+    model: nn.Module,
+    layers: LayerRef | Sequence[LayerRef] | None = None,
+    *,
+    containers: bool = False,
 ) -> dict[str, ReceptiveField]:
     """Receptive field of each of ``layers`` (default: every leaf module) that has one.
 
@@ -201,6 +204,8 @@ def receptive_fields(
         layers: names or modules. Fields are found for modules that are single steps of the
             traced graph (convolutions, pooling, activations, ...); a module called several
             times gets the field of its first call.
+        containers: also give modules made of others (a ResNet block, a ``Sequential``) the
+            field of their output: that of the last step of their first call.
 
     Returns:
         ``{name: ReceptiveField}`` for the layers whose field is known; empty when the model
@@ -223,6 +228,7 @@ def receptive_fields(
     fields: dict[torch.fx.Node, Any] = {}
     found: dict[str, ReceptiveField] = {}
     first_input = True
+    last_in_scope: dict[str, Any] = {}  # container name -> field of its latest step so far
     for node in graph.nodes:
         inputs = [fields.get(a) for a in _flat_args(node.args) if isinstance(a, torch.fx.Node)]
         inputs += [
@@ -249,6 +255,13 @@ def receptive_fields(
         else:  # get_attr (constants, parameters), output
             field = None
         fields[node] = field
+        if containers and node.op != "output":
+            for scope in node.meta.get("nn_module_stack", {}):
+                if "@" not in scope and scope in modules and scope not in found:
+                    last_in_scope[scope] = field  # '@n' scopes are later calls
+    for name, field in last_in_scope.items():
+        if isinstance(field, ReceptiveField) and (wanted is None or name in wanted):
+            found[name] = field
     return found
 
 

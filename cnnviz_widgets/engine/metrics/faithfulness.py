@@ -1,4 +1,4 @@
-"""How faithful an attribution map is to the model: deletion/insertion, pointing game, drop.
+"""Faithfulness by perturbation: deletion/insertion (RISE) and average drop (Grad-CAM++).
 
 * :func:`deletion_curve` / :func:`deletion_auc` (Petsiuk et al., RISE, 2018): pixels are
   replaced by a baseline in order of decreasing map value; the softmax probability of the target
@@ -6,14 +6,14 @@
 * :func:`insertion_curve` / :func:`insertion_auc`: the reverse, starting from the baseline
   (a blurred image by default) and putting the original pixels back in the same order; a HIGHER
   area is better.
-* :func:`pointing_game` (Zhang et al., 2016): is the map's maximum inside the object's box?
 * :func:`average_drop` (Chattopadhay et al., Grad-CAM++, 2018): how much the target class's
   probability drops when the model sees only the image multiplied by the map.
 
-Maps are ``(N, H, W)`` (or ``(N, 1, H, W)``); maps of another size than the input are resized
-bilinearly (``align_corners=False``). Everything runs batched in torch on the model's device, on
-a borrowed model (eval mode, no gradients), and returns one value per image as numpy arrays.
-Targets are class indices (``None``: each image's predicted class on the unmodified input).
+ROAD (remove and debias) is in :mod:`.road`. Maps are ``(N, H, W)`` (or ``(N, 1, H, W)``); maps
+of another size than the input are resized bilinearly (``align_corners=False``). Everything runs
+batched in torch on the model's device, on a borrowed model (eval mode, no gradients), and
+returns one value per image as numpy arrays. Targets are class indices (``None``: each image's
+predicted class on the unmodified input).
 """
 
 from __future__ import annotations
@@ -22,23 +22,20 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .borrow import borrowed
-from .inputs import prepare_input
-from .targets import OutputSelector, TargetError, resolve_targets, select_output
-
-Baseline = str | float | torch.Tensor
-MapsLike = np.ndarray | torch.Tensor
-
-BASELINES: tuple[str, ...] = ("zero", "blur", "mean")
-BLUR_KERNEL, BLUR_SIGMA = 11, 5.0  # RISE's blur for insertion: 11 px Gaussian, sigma 5 px
-
-
-# --------------------------------------------------------------------------------------------
-# Deletion / insertion
-# --------------------------------------------------------------------------------------------
+from ..borrow import borrowed
+from ..inputs import prepare_input
+from ..targets import OutputSelector
+from ._common import (
+    Baseline,
+    MapsLike,
+    class_targets,
+    make_baseline,
+    maps_for,
+    positive_int,
+    probabilities,
+)
 
 
 def deletion_curve(
@@ -175,10 +172,10 @@ def _perturbation_curve(
 ) -> np.ndarray:
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}.")
-    batch_size = _positive(batch_size, "batch_size")
+    batch_size = positive_int(batch_size, "batch_size")
     x = prepare_input(model, x)
     n, _, h, w = x.shape
-    m = _maps_for(maps, x)
+    m = maps_for(maps, x)
     base = make_baseline(x, baseline)
     # rank[i, p]: position of pixel p in image i's deletion order.
     order = torch.argsort(-m.reshape(n, -1), dim=1, stable=True)
@@ -187,7 +184,7 @@ def _perturbation_curve(
     counts = (torch.arange(steps + 1, device=x.device) * (h * w)) // steps
     curve = torch.empty(n, steps + 1, dtype=torch.float32, device=x.device)
     with borrowed(model), torch.no_grad():
-        classes = _class_targets(model, x, target, output)
+        classes = class_targets(model, x, target, output)
         total = n * (steps + 1)
         for start in range(0, total, batch_size):
             flat = torch.arange(start, min(start + batch_size, total), device=x.device)
@@ -197,7 +194,7 @@ def _perturbation_curve(
                 batch = base[image] * (1 - moved) + x[image] * moved
             else:
                 batch = x[image] * (1 - moved) + base[image] * moved
-            curve[image, k] = _probabilities(model, batch, classes[image], output)
+            curve[image, k] = probabilities(model, batch, classes[image], output)
     return curve.cpu().numpy()
 
 
@@ -231,9 +228,9 @@ def average_drop(
     Raises:
         ValueError: map values outside [0, 1].
     """
-    batch_size = _positive(batch_size, "batch_size")
+    batch_size = positive_int(batch_size, "batch_size")
     x = prepare_input(model, x)
-    m = _maps_for(maps, x)
+    m = maps_for(maps, x)
     if bool((m < -1e-6).any()) or bool((m > 1 + 1e-6).any()):
         raise ValueError(
             "average_drop multiplies the image by the map, so map values must lie in [0, 1]; "
@@ -244,144 +241,11 @@ def average_drop(
     full = torch.empty(n, device=x.device)
     masked = torch.empty(n, device=x.device)
     with borrowed(model), torch.no_grad():
-        classes = _class_targets(model, x, target, output)
+        classes = class_targets(model, x, target, output)
         for start in range(0, n, batch_size):
             part = slice(start, min(start + batch_size, n))
-            full[part] = _probabilities(model, x[part], classes[part], output)
+            full[part] = probabilities(model, x[part], classes[part], output)
             explained = x[part] * m[part].unsqueeze(1)
-            masked[part] = _probabilities(model, explained, classes[part], output)
+            masked[part] = probabilities(model, explained, classes[part], output)
     drop = torch.clamp(full - masked, min=0) / full * 100
     return drop.to("cpu", torch.float32).numpy()
-
-
-# --------------------------------------------------------------------------------------------
-# Pointing game
-# --------------------------------------------------------------------------------------------
-
-
-def pointing_game(
-    maps: MapsLike, boxes: np.ndarray | torch.Tensor, tolerance: int = 0
-) -> np.ndarray:
-    """Whether each map's maximum lies inside the object's box.
-
-    Args:
-        maps: ``(N, H, W)`` (or ``(N, 1, H, W)``) maps, in the boxes' pixel grid.
-        boxes: ``(N, 4)`` integer boxes ``(x0, y0, x1, y1)`` in pixels (column, row), ``x1``
-            and ``y1`` exclusive.
-        tolerance: pixels by which each box is grown on every side (the original pointing game
-            allows 15 px at 224 px).
-
-    Returns:
-        ``(N,)`` bool. The maximum is the first in raster order when several pixels share it;
-        a constant map (no maximum) counts as a miss.
-    """
-    m = _as_maps(maps)
-    b = torch.as_tensor(np.asarray(boxes), dtype=torch.int64).reshape(-1, 4)
-    if b.shape[0] != m.shape[0]:
-        raise ValueError(f"{m.shape[0]} maps but {b.shape[0]} boxes; give one box per map.")
-    n, _, w = m.shape
-    flat = m.reshape(n, -1)
-    peak = flat.argmax(dim=1)
-    row, col = peak // w, peak % w
-    t = int(tolerance)
-    inside = (col >= b[:, 0] - t) & (col < b[:, 2] + t) & (row >= b[:, 1] - t) & (row < b[:, 3] + t)
-    constant = flat.max(dim=1).values == flat.min(dim=1).values
-    return (inside & ~constant).numpy()
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers
-# --------------------------------------------------------------------------------------------
-
-
-def make_baseline(x: torch.Tensor, baseline: Baseline) -> torch.Tensor:
-    """The ``(N, C, H, W)`` baseline image for ``x`` (see :func:`deletion_curve`)."""
-    if isinstance(baseline, str):
-        key = baseline.lower()
-        if key == "zero":
-            return torch.zeros_like(x)
-        if key == "mean":
-            return x.mean(dim=(2, 3), keepdim=True).expand_as(x).clone()
-        if key == "blur":
-            return gaussian_blur(x, BLUR_KERNEL, BLUR_SIGMA)
-        raise ValueError(
-            f"Unknown baseline {baseline!r}; use one of "
-            + ", ".join(repr(b) for b in BASELINES)
-            + ", a number or a tensor."
-        )
-    base = torch.as_tensor(baseline, dtype=x.dtype, device=x.device)
-    try:
-        return base.expand_as(x).clone()
-    except RuntimeError as err:
-        raise ValueError(
-            f"A baseline tensor of shape {tuple(base.shape)} does not broadcast to the input "
-            f"{tuple(x.shape)}."
-        ) from err
-
-
-def gaussian_blur(x: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``(N, C, H, W)`` with reflect padding (replicate if tiny)."""
-    half = size // 2
-    coords = torch.arange(size, dtype=x.dtype, device=x.device) - half
-    kernel = torch.exp(-0.5 * (coords / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    c = x.shape[1]
-    mode = "reflect" if min(x.shape[2:]) > half else "replicate"
-    out = F.pad(x, (half, half, 0, 0), mode=mode)
-    out = F.conv2d(out, kernel.view(1, 1, 1, -1).expand(c, 1, 1, size), groups=c)
-    out = F.pad(out, (0, 0, half, half), mode=mode)
-    return F.conv2d(out, kernel.view(1, 1, -1, 1).expand(c, 1, size, 1), groups=c)
-
-
-def _positive(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}.")
-    return value
-
-
-def _as_maps(maps: MapsLike) -> torch.Tensor:
-    """``(N, H, W)`` float32 CPU tensor from ``(N, H, W)``, ``(N, 1, H, W)`` or ``(H, W)``."""
-    m = maps.detach().cpu() if isinstance(maps, torch.Tensor) else torch.as_tensor(np.asarray(maps))
-    m = m.to(torch.float32)
-    if m.ndim == 4 and m.shape[1] == 1:
-        m = m[:, 0]
-    if m.ndim == 2:
-        m = m[None]
-    if m.ndim != 3:
-        raise ValueError(f"maps must be (N, H, W) or (N, 1, H, W); got shape {tuple(m.shape)}.")
-    if not bool(torch.isfinite(m).all()):
-        raise ValueError("maps contain NaN or Inf values.")
-    return m
-
-
-def _maps_for(maps: MapsLike, x: torch.Tensor) -> torch.Tensor:
-    """Maps on ``x``'s device and dtype, resized bilinearly to ``x``'s spatial size."""
-    m = _as_maps(maps)
-    if m.shape[0] != x.shape[0]:
-        raise ValueError(f"{m.shape[0]} maps for {x.shape[0]} images; give one map per image.")
-    m = m.to(device=x.device, dtype=x.dtype)
-    if tuple(m.shape[1:]) != tuple(x.shape[2:]):
-        m = F.interpolate(m[:, None], size=x.shape[2:], mode="bilinear", align_corners=False)[:, 0]
-    return m
-
-
-def _class_targets(
-    model: nn.Module, x: torch.Tensor, target: int | Sequence[int] | None, output: OutputSelector
-) -> torch.Tensor:
-    """``(N,)`` class indices (predicted classes of ``x`` for ``None``)."""
-    scores = select_output(model(x), output)
-    resolved = resolve_targets(scores, target)
-    if any(callable(t) for t in resolved):
-        raise TargetError(
-            "The faithfulness metrics score the softmax probability of a class, so target "
-            "must be None, a class index or one index per image, not a callable."
-        )
-    return torch.as_tensor(resolved, dtype=torch.int64, device=x.device)
-
-
-def _probabilities(
-    model: nn.Module, batch: torch.Tensor, classes: torch.Tensor, output: OutputSelector
-) -> torch.Tensor:
-    scores = select_output(model(batch), output)
-    probs = torch.softmax(scores.float(), dim=1)
-    return probs.gather(1, classes.view(-1, 1)).squeeze(1)

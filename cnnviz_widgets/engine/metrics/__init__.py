@@ -1,0 +1,97 @@
+"""Is an attribution map faithful to the model? Metrics per image and over a dataset.
+
+One module per group; :mod:`.registry` lists every metric once (name, group, whether higher is
+better, reference), and the docs and tests read it from there.
+
+* faithfulness: :mod:`.faithfulness` (deletion/insertion AUC, average drop), :mod:`.road`
+  (ROAD with the noisy linear imputation of :mod:`.imputation`)
+* localisation: :mod:`.localisation` (pointing game, relevance mass/rank accuracy, top-k
+  intersection)
+* complexity: :mod:`.complexity` (sparseness, complexity, the Gini index)
+* robustness: :mod:`.robustness` (max-sensitivity)
+* randomisation: :mod:`.sanity` (model-parameter randomisation and random-logit tests) with the
+  similarity scores of :mod:`.similarity`
+* over a dataset: :mod:`.evaluate` (per-image values, bootstrap confidence intervals), reading
+  data through :func:`.data.load_batches`
+"""
+
+from __future__ import annotations
+
+from ._common import BASELINES, gaussian_blur, make_baseline
+from .complexity import complexity, gini_index, sparseness
+from .data import Batch, load_batches
+from .evaluate import Evaluation, bootstrap_interval, evaluate
+from .explain import Explainer, Method, resolve_method
+from .faithfulness import (
+    average_drop,
+    curve_auc,
+    deletion_auc,
+    deletion_curve,
+    insertion_auc,
+    insertion_curve,
+)
+from .localisation import (
+    box_masks,
+    pointing_game,
+    relevance_mass_accuracy,
+    relevance_rank_accuracy,
+    top_k_intersection,
+)
+from .registry import GROUPS, METRICS, MetricSpec, available_metrics, metric_spec
+from .road import PERCENTILES, road
+from .robustness import max_sensitivity
+from .sanity import (
+    RandomisationStep,
+    SanityCheck,
+    model_randomisation,
+    random_logit,
+    randomisable_layers,
+    sanity_check,
+)
+from .similarity import hog, hog_similarity, spearman_abs, ssim
+
+__all__ = [
+    "BASELINES",
+    "GROUPS",
+    "METRICS",
+    "PERCENTILES",
+    "Batch",
+    "Evaluation",
+    "Explainer",
+    "Method",
+    "MetricSpec",
+    "RandomisationStep",
+    "SanityCheck",
+    "available_metrics",
+    "average_drop",
+    "bootstrap_interval",
+    "box_masks",
+    "complexity",
+    "curve_auc",
+    "deletion_auc",
+    "deletion_curve",
+    "evaluate",
+    "gaussian_blur",
+    "gini_index",
+    "hog",
+    "hog_similarity",
+    "insertion_auc",
+    "insertion_curve",
+    "load_batches",
+    "make_baseline",
+    "max_sensitivity",
+    "metric_spec",
+    "model_randomisation",
+    "pointing_game",
+    "random_logit",
+    "randomisable_layers",
+    "relevance_mass_accuracy",
+    "relevance_rank_accuracy",
+    "resolve_method",
+    "road",
+    "sanity_check",
+    "sparseness",
+    "spearman_abs",
+    "ssim",
+    "top_k_intersection",
+]
