@@ -32,7 +32,7 @@ from cnnviz_widgets.engine.metrics import (
 from cnnviz_widgets.engine.metrics.robustness import sensitivity_noise
 from cnnviz_widgets.engine.saliency import saliency, saliency_map
 
-from .metric_models import demo, demo_batch
+from .helpers.metric_models import demo, demo_batch
 from .model_state import Fingerprint
 
 quantus = pytest.importorskip("quantus")

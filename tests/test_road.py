@@ -13,7 +13,7 @@ from cnnviz_widgets.engine.metrics import road
 from cnnviz_widgets.engine.metrics.imputation import linear_impute, noisy_linear_impute
 from cnnviz_widgets.engine.metrics.road import percentile_thresholds, removal_masks
 
-from .metric_models import demo, demo_batch, tiny_input, tiny_net
+from .helpers.metric_models import demo, demo_batch, tiny_input, tiny_net
 from .model_state import Fingerprint
 
 # the reference's scipy/numpy calls warn (numpy 2 deprecations; a singular all-removed system)

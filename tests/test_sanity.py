@@ -18,7 +18,7 @@ from cnnviz_widgets.engine.metrics import (
 from cnnviz_widgets.engine.metrics.similarity import hog, hog_similarity, spearman_abs, ssim
 from cnnviz_widgets.render.sanity import plot_sanity_check
 
-from .metric_models import demo, demo_batch, tiny_input, tiny_net
+from .helpers.metric_models import demo, demo_batch, tiny_input, tiny_net
 from .model_state import Fingerprint
 
 quantus = pytest.importorskip("quantus")

@@ -30,11 +30,11 @@ from cnnviz_widgets.engine.examples import (
     ExamplesMismatchError,
 )
 from cnnviz_widgets.engine.examples.result import read_npz
+from tests.helpers.top_examples_job import FOLDER_BATCH, FOLDER_K, folder_run, write_shapes_folder
 from tests.model_state import Fingerprint
-from tests.top_examples_job import FOLDER_BATCH, FOLDER_K, folder_run, write_shapes_folder
 
 ROOT = Path(__file__).resolve().parents[1]
-JOB = ROOT / "tests" / "top_examples_job.py"
+JOB = ROOT / "tests" / "helpers" / "top_examples_job.py"
 # conv, its in-place ReLU (ties at 0), a conv deep down, the last ReLU, a pooled and a linear
 # layer: outputs (N, C, H, W) of several grids, (N, C, 1, 1) and (N, C)
 LAYERS = ["features.0", "features.1", "features.9", "features.12", "avgpool", "classifier.0"]

@@ -4,8 +4,8 @@ for bit, each process reading its own shard once, through the command line and t
 Two torchrun launches run at the same time (each starts one process group; a group started
 again after ``destroy_process_group`` in the same processes proved unreliable with gloo):
 ``python -m cnnviz_widgets top-examples`` (it starts and ends its own group, writes from rank 0
-only, and keeps a checkpoint per process), and ``tests/top_examples_job.py dist``: the API over
-a dataset that records which items each process read, called twice with one checkpoint.
+only, and keeps a checkpoint per process), and ``tests/helpers/top_examples_job.py dist``: the API
+over a dataset that records which items each process read, called twice with one checkpoint.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 
 from cnnviz_widgets import TopExamples
 from cnnviz_widgets.demo import demo_model
-from tests.top_examples_job import FOLDER_BATCH, FOLDER_K, folder_run, write_shapes_folder
+from tests.helpers.top_examples_job import FOLDER_BATCH, FOLDER_K, folder_run, write_shapes_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCHRUN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "torchrun"
@@ -50,7 +50,7 @@ def test_two_processes_equal_one(tmp_path: Path) -> None:
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         ),
         subprocess.Popen(
-            [*launch, str(ROOT / "tests" / "top_examples_job.py"), "dist", "--data",
+            [*launch, str(ROOT / "tests" / "helpers" / "top_examples_job.py"), "dist", "--data",
              str(folder), "--work", str(api)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         ),

@@ -1,10 +1,10 @@
 """Jobs that the dataset-examples tests run in other processes, and the test data they share.
 
-``python tests/top_examples_job.py resume ...``: a run with a checkpoint that dies with
+``python tests/helpers/top_examples_job.py resume ...``: a run with a checkpoint that dies with
 ``os._exit`` (no clean-up, like a killed process) after some batches.
 
-``torchrun --standalone --nproc_per_node=2 tests/top_examples_job.py dist ...``: the API under
-torchrun, over a dataset that records which items each process read, with a checkpoint that a
+``torchrun --standalone --nproc_per_node=2 tests/helpers/top_examples_job.py dist ...``: the API
+under torchrun, over a dataset that records which items each process read, with a checkpoint that a
 second call finds finished.
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
