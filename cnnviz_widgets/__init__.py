@@ -52,6 +52,7 @@ _WIDGETS = (
     "CamView",
     "SaliencyView",
     "ActivationMaxView",
+    "DatasetExamplesView",
     "DrawingPad",
 )
 

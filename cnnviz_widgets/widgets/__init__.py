@@ -6,6 +6,7 @@ from .explorer import LayerExplorer
 from .views import (
     ActivationMaxView,
     CamView,
+    DatasetExamplesView,
     DrawingPad,
     FeatureMapsView,
     KernelsView,
@@ -15,6 +16,7 @@ from .views import (
 __all__ = [
     "ActivationMaxView",
     "CamView",
+    "DatasetExamplesView",
     "DrawingPad",
     "FeatureMapsView",
     "KernelsView",

@@ -26,7 +26,8 @@ import traitlets
 from torch import nn
 
 from ..demo import demo_model, sample_photo
-from ..engine import load_image, resolve_layer
+from ..demo.examples import DEMO_EXAMPLE_IMAGES, demo_examples
+from ..engine import conv_layers, load_image, resolve_layer
 from ..engine.cam import available_cam_methods
 from ..engine.inputs import IMAGENET_MEAN, IMAGENET_STD, LoadedImage
 from ..engine.layers import close_matches
@@ -42,11 +43,12 @@ from .picture import view_png
 from .progress import CellProgress
 from .requests import MessageError, request_kinds
 from .requests.cam import cam_method_name, class_agnostic
+from .requests.examples import ExamplesSource
 from .requests.features import features_reply
 from .serialize import rgb_stack
 from .subject import Subject
 
-VIEWS = ("kernels", "features", "cam", "saliency", "actmax", "draw")
+VIEWS = ("kernels", "features", "cam", "saliency", "actmax", "examples", "draw")
 """The explorer's tabs, in order (the front end's tab registry has the same names)."""
 DEFAULT_CACHE_BYTES = 512 * 2**20
 
@@ -72,6 +74,11 @@ class LayerExplorer(anywidget.AnyWidget):
         cache_bytes: memory budget of the Python-side cache of computed results.
         background: run long jobs in a worker thread (default: when inside a kernel).
         views: the tabs to show (default all of :data:`VIEWS`).
+        examples: the "Dataset examples" view's data: a :class:`~cnnviz_widgets.engine.
+            examples.TopExamples` (``top_examples(model, data)``) or the path of a file it saved;
+            ``None``: for the demo model, examples over 1,024 generated shapes, computed when
+            the view first asks (about a second), for other models none (the view says how to
+            make them); ``False``: none.
 
     Raises:
         TypeError: ``model`` is a class, a function, a weights entry or anything else that is
@@ -119,6 +126,9 @@ class LayerExplorer(anywidget.AnyWidget):
     shown_cam = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
     shown_saliency = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
     shown_metrics = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
+    shown_examples = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
+    # the dataset examples: {layers, k, description, lazy}, or None without examples
+    examples_info = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
 
     def __init__(
         self,
@@ -135,6 +145,7 @@ class LayerExplorer(anywidget.AnyWidget):
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         background: bool | None = None,
         views: Sequence[str] | None = None,
+        examples: Any = None,
     ):
         if self.only_view is not None:
             if views is not None:
@@ -146,8 +157,10 @@ class LayerExplorer(anywidget.AnyWidget):
         if unknown:
             raise ValueError(f"Unknown view(s) {unknown}; choose from {list(VIEWS)}.")
         note = ""
+        demo_examples_of = None
         if model is None:
             demo = demo_model(allow_untrained=True)
+            demo_examples_of = demo
             model = demo.model
             classes = classes if classes is not None else demo.classes
             image = demo.samples[0] if image is None else image
@@ -193,6 +206,9 @@ class LayerExplorer(anywidget.AnyWidget):
         )
         self.on_msg(self._on_msg)
         self._set_image(sample_photo("chelsea") if image is None else image, in_cell=True)
+        self._subject.examples = self._examples_source(examples, demo_examples_of)
+        self.examples_info = (None if self._subject.examples is None
+                              else self._subject.examples.to_json())
 
     # ------------------------------------------------------------------ Python API
 
@@ -310,6 +326,19 @@ class LayerExplorer(anywidget.AnyWidget):
         return bundle
 
     # ------------------------------------------------------------------ internals
+
+    def _examples_source(self, examples: Any, demo: Any) -> ExamplesSource | None:
+        """The source of the dataset examples view (see ``examples`` in the class docstring)."""
+        if examples is False:
+            return None
+        if examples is None:
+            if demo is None:
+                return None
+            return ExamplesSource(
+                make=lambda progress: demo_examples(demo=demo, progress=progress),
+                layers=list(conv_layers(demo.model)),
+                description=f"{DEMO_EXAMPLE_IMAGES:,} generated shapes")
+        return ExamplesSource.given(examples, self._subject.model, self._subject.layer_channels)
 
     def _set_image(self, src: Any, in_cell: bool = False) -> None:
         """Load ``src`` and run the first pass; ``in_cell``: called from the user's code, so a

@@ -91,6 +91,8 @@ class Subject:
     # The model serves the job thread and the kernel's main thread (a new image): one user at
     # a time, so the engine's borrow-and-restore never interleaves.
     lock: threading.RLock = field(default_factory=threading.RLock)
+    examples: Any = None
+    """The dataset examples (:class:`~.requests.examples.ExamplesSource`) or ``None``."""
     _probs: torch.Tensor | None = None
     _cam_memo: dict[tuple[int, str, int | None], dict[str, np.ndarray]] = field(
         default_factory=dict

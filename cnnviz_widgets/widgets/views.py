@@ -41,6 +41,15 @@ class ActivationMaxView(LayerExplorer):
     only_view = "actmax"
 
 
+class DatasetExamplesView(LayerExplorer):
+    """The dataset images that excite each channel most, cropped to the unit's receptive
+    field, with the channel's activation over each crop; a layer overview of every channel's
+    best example. Pass ``examples=top_examples(model, data)`` (or a saved file); the demo model
+    has examples over generated shapes. Arguments as :class:`LayerExplorer`."""
+
+    only_view = "examples"
+
+
 class DrawingPad(LayerExplorer):
     """A drawing pad whose drawing becomes the model's input. Arguments as
     :class:`LayerExplorer`."""

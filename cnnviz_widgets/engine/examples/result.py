@@ -301,6 +301,45 @@ class TopExamples:
             field=field,
         )
 
+    def best_patches(self, layer: LayerRef, data: Any = None, *, chunk: int = 64) -> ExamplePatches:
+        """Every channel's best example, cropped as :meth:`patches` crops it: a layer overview.
+
+        The result's entries are per channel (``images`` ``(C, h, w, 3)``, ``indices``
+        ``(C,)``, ...); ``maps`` is ``None``. Images are read ``chunk`` at a time, so memory
+        stays bounded on layers of thousands of channels.
+        """
+        name = self._layer(layer)
+        state = self._states[name]
+        best = state.indices[:, 0]
+        if bool((best == EMPTY).any()):
+            raise ExamplesError(f"{name!r} has channels without any example.")
+        field = self.receptive_field(name)
+        wanted = sorted(set(best.tolist()))
+        crops: list[torch.Tensor | None] = [None] * state.channels
+        boxes = torch.zeros(state.channels, 4, dtype=torch.int64)
+        for start in range(0, len(wanted), chunk):
+            part = wanted[start: start + chunk]
+            _, rgb = self._items(part, data)
+            row = {index: i for i, index in enumerate(part)}
+            size = (int(rgb.shape[1]), int(rgb.shape[2]))
+            for c in (best.unsqueeze(1) == torch.tensor(part)).any(1).nonzero()[:, 0].tolist():
+                r, col = state.positions[c, 0].tolist()
+                x0, y0, x1, y1 = _crop_box(field, state.grid, (int(r), int(col)), size)
+                boxes[c] = torch.tensor([x0, y0, x1, y1])
+                crops[c] = rgb[row[int(best[c])], y0:y1, x0:x1]
+        h = int((boxes[:, 3] - boxes[:, 1]).max())
+        w = int((boxes[:, 2] - boxes[:, 0]).max())
+        return ExamplePatches(
+            images=_stack([c for c in crops if c is not None], (h, w, 3), torch.uint8),
+            maps=None,
+            boxes=boxes,
+            indices=best.clone(),
+            scores=state.scores[:, 0].clone(),
+            labels=state.labels[:, 0].clone(),
+            positions=state.positions[:, 0].clone(),
+            field=field,
+        )
+
     def _items(self, indices: list[int], data: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Model input ``(k, C, H, W)`` and display RGB ``(k, H, W, 3)`` of dataset items."""
         transform = Transform.from_description(self.meta["transform"])

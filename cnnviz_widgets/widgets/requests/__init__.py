@@ -12,6 +12,7 @@ from .actmax import ActivationMax
 from .arithmetic import Arithmetic
 from .base import Job, MessageError, Params, RequestKind
 from .cam import Cam
+from .examples import Examples
 from .features import Features, features_reply
 from .kernels import Kernels
 from .metrics import Metrics
@@ -23,7 +24,7 @@ def request_kinds(cam_methods: list[str], saliency_methods: list[str]) -> dict[s
     """The handler of every request kind, keyed by kind."""
     handlers: list[RequestKind] = [
         Features(), Kernels(), Predictions(), Cam(cam_methods), Metrics(cam_methods),
-        Saliency(saliency_methods), ActivationMax(), Arithmetic(),
+        Saliency(saliency_methods), ActivationMax(), Arithmetic(), Examples(),
     ]
     return {h.kind: h for h in handlers}
 
