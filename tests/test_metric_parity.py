@@ -21,7 +21,6 @@ from cnnviz_widgets.engine.metrics import (
     box_masks,
     complexity,
     evaluate,
-    load_batches,
     max_sensitivity,
     relevance_mass_accuracy,
     relevance_rank_accuracy,
@@ -252,11 +251,17 @@ def test_evaluate_equals_the_functions_and_reads_every_kind_of_data(fixture, tmp
     rgb = (demo().samples[:3].permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
     for i, img in enumerate(rgb):
         Image.fromarray(img).save(tmp_path / f"{i}.png")
-    batches = list(load_batches(tmp_path, batch_size=2, transform=_demo_transform))
-    assert [tuple(b.images.shape) for b in batches] == [(2, 3, 64, 64), (1, 3, 64, 64)]
-    assert batches[0].labels is None
     folder = evaluate(model, tmp_path, ["GradCAM"], ["sparseness"], transform=_demo_transform)
     assert folder.value("GradCAM", "sparseness").shape == (3,) and folder.labels is None
+    # without a transform, files are read as load_image reads them for the demo model
+    from cnnviz_widgets import load_image
+    from cnnviz_widgets.demo.model import MEAN, STD
+
+    loaded = torch.cat([load_image(tmp_path / f"{i}.png", 64, MEAN, STD).tensor for i in range(3)])
+    plain = evaluate(model, tmp_path, ["GradCAM"], ["sparseness", "complexity"])
+    same = evaluate(model, loaded, ["GradCAM"], ["sparseness", "complexity"])
+    for key, vals in same.values.items():
+        np.testing.assert_array_equal(plain.values[key], vals)
     with pytest.raises(ValueError, match="masks or boxes"):
         evaluate(model, x[:2], ["GradCAM"], ["pointing_game"])
     with pytest.raises(ValueError, match="Unknown metric"):
@@ -271,7 +276,8 @@ def _demo_transform(img):
 
 def test_evaluate_sharded_over_processes_equals_one_process(fixture, monkeypatch):
     """Under torchrun each process takes every world_size-th batch and the pieces are
-    gathered: simulated here with two ranks in one process."""
+    gathered: simulated here with two ranks in one process (the real torchrun run is in
+    test_evaluate_distributed.py)."""
     # the module, not the function of the same name that the package exports
     module = importlib.import_module("cnnviz_widgets.engine.metrics.evaluate")
 
@@ -283,7 +289,7 @@ def test_evaluate_sharded_over_processes_equals_one_process(fixture, monkeypatch
     pieces: list[dict] = []
     monkeypatch.setattr(module, "_gather", lambda local: pieces.append(local) or local)
     for rank in (1, 0):
-        monkeypatch.setattr(module, "_distributed", lambda rank=rank: (rank, 2))
+        monkeypatch.setattr(module, "distributed", lambda rank=rank: (rank, 2))
         evaluate(*args, **kwargs)
     monkeypatch.setattr(module, "_gather", lambda local: module.merge_partial(pieces))
     both = evaluate(*args, **kwargs)  # rank 0 again, returning the merge of the two pieces

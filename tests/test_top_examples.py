@@ -29,7 +29,7 @@ from cnnviz_widgets.engine.examples import (
     ExamplesError,
     ExamplesMismatchError,
 )
-from cnnviz_widgets.engine.examples.result import read_npz
+from cnnviz_widgets.engine.examples.store import read_npz
 from tests.helpers.top_examples_job import FOLDER_BATCH, FOLDER_K, folder_run, write_shapes_folder
 from tests.model_state import Fingerprint
 
@@ -153,7 +153,7 @@ def test_k_equal_to_the_dataset_sorts_everything(demo):
 
 def test_independent_of_batching_and_loader(demo):
     """float64, where torch computes an image's activations the same way in any batch (in
-    float32 the convolution's rounding depends on the batch size; see engine/examples/run.py)."""
+    float32 the convolution's rounding depends on the batch size; see engine/examples/stream.py)."""
     model = copy.deepcopy(demo).double()
     data = Shapes(60, torch.float64)
     layers = ["features.0", "features.6", "features.12"]

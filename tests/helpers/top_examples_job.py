@@ -66,8 +66,8 @@ class LoggedFolder(torch.utils.data.Dataset):
 
     def __init__(self, root: str) -> None:
         from cnnviz_widgets.demo.model import INPUT_SIZE, MEAN, STD
+        from cnnviz_widgets.engine.data import Transform
         from cnnviz_widgets.engine.examples import ImageFiles
-        from cnnviz_widgets.engine.examples.data import Transform
 
         self.files = ImageFiles(root, Transform(size=INPUT_SIZE, mean=MEAN, std=STD))
         self.read: list[int] = []

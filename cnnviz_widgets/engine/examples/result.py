@@ -1,151 +1,33 @@
-"""The result of a dataset pass, read as tensors, its receptive-field crops, and its file.
+"""The result of a dataset pass, read as tensors, and its receptive-field crops.
 
-The file is one ``.npz`` (numpy's zip of arrays, read with ``allow_pickle=False``): per layer
-its indices, scores, positions and labels, plus a JSON header with what the result was
-computed from: the model's class, a hash of its weights, the layers with their channel counts,
-grids and receptive fields, the data (length, fingerprint, folder) and its transform, ``k``
-and the score. Files are written atomically (a temporary file in the same folder, then a
-rename), so a file at the path is always whole.
+:class:`TopExamples` reads the per-layer running top-k (:mod:`.topk`) of
+:func:`~cnnviz_widgets.engine.examples.top_examples`, crops each example to the unit's receptive
+field (:meth:`TopExamples.patches`), and saves to / loads from one file (:mod:`.store`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
-import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 
 from ..features import feature_maps
 from ..layers import LayerNotFoundError, LayerRef, close_matches, resolve_layer
 from ..receptive import ReceptiveField
-from .data import Collate, ExamplesError, ImageFiles, Transform, display_rgb, split_item
+from .patches import ExamplePatches, crop_box, read_items, stack_crops
+from .store import (
+    ExamplesError,
+    check_against_model,
+    read_npz,
+    state_arrays,
+    states_from_arrays,
+    write_npz,
+)
 from .topk import EMPTY, LayerTopK, as_channel_maps
-
-FORMAT = "cnnviz-top-examples"
-VERSION = 1
-
-
-class ExamplesMismatchError(ExamplesError):
-    """A saved result (or checkpoint) used with another model, data or arguments."""
-
-
-def model_hash(model: nn.Module) -> str:
-    """A short hash of every parameter and buffer: names, shapes, dtypes and bytes."""
-    digest = hashlib.blake2b(digest_size=12)
-    for name, value in model.state_dict().items():
-        if not isinstance(value, torch.Tensor):
-            continue
-        digest.update(f"{name}:{tuple(value.shape)}:{value.dtype}".encode())
-        raw = value.detach().to("cpu").contiguous()
-        if raw.numel():
-            digest.update(raw.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def write_npz(
-    path: str | os.PathLike, meta: dict[str, Any], arrays: dict[str, torch.Tensor]
-) -> Path:
-    """Write ``arrays`` and the JSON ``meta`` to ``path`` atomically (temporary file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    payload = {k: v.detach().to("cpu").numpy() for k, v in arrays.items()}
-    payload["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **payload)  # type: ignore[arg-type]
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def read_npz(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """``(meta, arrays)`` of a file written by :func:`write_npz`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No file at {os.fspath(path)!r}.")
-    try:
-        with open(path, "rb") as fh:
-            data = np.load(io.BytesIO(fh.read()), allow_pickle=False)
-            meta = json.loads(bytes(data["__meta__"]).decode())
-            arrays = {k: torch.from_numpy(np.array(data[k])) for k in data.files if k != "__meta__"}
-    except (ValueError, KeyError, OSError, json.JSONDecodeError) as err:
-        raise ExamplesError(
-            f"{os.fspath(path)!r} is not a dataset-examples file ({type(err).__name__}: {err}). "
-            "Pass a file written by TopExamples.save or the top-examples command."
-        ) from err
-    if meta.get("format") != FORMAT:
-        raise ExamplesError(
-            f"{os.fspath(path)!r} is not a dataset-examples file (format {meta.get('format')!r})."
-        )
-    return meta, arrays
-
-
-def state_arrays(states: dict[str, LayerTopK]) -> dict[str, torch.Tensor]:
-    """Per-layer tensors keyed ``"<field>_<layer number>"`` in the layers' order."""
-    arrays: dict[str, torch.Tensor] = {}
-    for i, state in enumerate(states.values()):
-        arrays[f"scores_{i}"] = state.scores
-        arrays[f"indices_{i}"] = state.indices
-        arrays[f"positions_{i}"] = state.positions
-        arrays[f"labels_{i}"] = state.labels
-    return arrays
-
-
-def states_from_arrays(
-    layers: list[dict[str, Any]], arrays: dict[str, torch.Tensor]
-) -> dict[str, LayerTopK]:
-    """Inverse of :func:`state_arrays` (``layers``: the header's layer list)."""
-    return {
-        layer["name"]: LayerTopK(
-            scores=arrays[f"scores_{i}"],
-            indices=arrays[f"indices_{i}"],
-            positions=arrays[f"positions_{i}"],
-            labels=arrays[f"labels_{i}"],
-            grid=(int(layer["grid"][0]), int(layer["grid"][1])),
-        )
-        for i, layer in enumerate(layers)
-    }
-
-
-@dataclass(frozen=True)
-class ExamplePatches:
-    """One channel's top examples cropped to the unit's receptive field at its maximum.
-
-    Attributes:
-        images: ``(k, h, w, 3)`` uint8 crops, best example first. Every crop has the field's
-            size (clipped to the image), moved inside the image where the field overhangs it.
-        maps: ``(k, h, w)`` float32 activation of the channel over the same crop (the layer's
-            map resized bilinearly to the input size), or ``None`` without a model.
-        boxes: ``(k, 4)`` int64 ``(x0, y0, x1, y1)`` of each crop in input pixels (exclusive).
-        indices, scores, labels: ``(k,)`` of the examples (labels ``-1`` where unknown).
-        positions: ``(k, 2)`` ``(row, column)`` of the maximum in the layer's grid.
-        field: the layer's receptive field, or ``None`` (then the crop is the proportional
-            cell of the unit's position).
-    """
-
-    images: torch.Tensor
-    maps: torch.Tensor | None
-    boxes: torch.Tensor
-    indices: torch.Tensor
-    scores: torch.Tensor
-    labels: torch.Tensor
-    positions: torch.Tensor
-    field: ReceptiveField | None
 
 
 class TopExamples:
@@ -272,7 +154,7 @@ class TopExamples:
         field = self.receptive_field(name)
         boxes = torch.tensor(
             [
-                _crop_box(field, state.grid, (int(r), int(c)), (height, width))
+                crop_box(field, state.grid, (int(r), int(c)), (height, width))
                 for r, c in state.positions[channel][keep].tolist()
             ],
             dtype=torch.int64,
@@ -291,8 +173,8 @@ class TopExamples:
         h = int((boxes[:, 3] - boxes[:, 1]).max()) if len(boxes) else 0
         w = int((boxes[:, 2] - boxes[:, 0]).max()) if len(boxes) else 0
         return ExamplePatches(
-            images=_stack(crops, (h, w, 3), torch.uint8),
-            maps=None if maps is None else _stack(crop_maps, (h, w), torch.float32),
+            images=stack_crops(crops, (h, w, 3), torch.uint8),
+            maps=None if maps is None else stack_crops(crop_maps, (h, w), torch.float32),
             boxes=boxes,
             indices=indices,
             scores=state.scores[channel][keep].clone(),
@@ -324,13 +206,13 @@ class TopExamples:
             size = (int(rgb.shape[1]), int(rgb.shape[2]))
             for c in (best.unsqueeze(1) == torch.tensor(part)).any(1).nonzero()[:, 0].tolist():
                 r, col = state.positions[c, 0].tolist()
-                x0, y0, x1, y1 = _crop_box(field, state.grid, (int(r), int(col)), size)
+                x0, y0, x1, y1 = crop_box(field, state.grid, (int(r), int(col)), size)
                 boxes[c] = torch.tensor([x0, y0, x1, y1])
                 crops[c] = rgb[row[int(best[c])], y0:y1, x0:x1]
         h = int((boxes[:, 3] - boxes[:, 1]).max())
         w = int((boxes[:, 2] - boxes[:, 0]).max())
         return ExamplePatches(
-            images=_stack([c for c in crops if c is not None], (h, w, 3), torch.uint8),
+            images=stack_crops([c for c in crops if c is not None], (h, w, 3), torch.uint8),
             maps=None,
             boxes=boxes,
             indices=best.clone(),
@@ -342,38 +224,11 @@ class TopExamples:
 
     def _items(self, indices: list[int], data: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Model input ``(k, C, H, W)`` and display RGB ``(k, H, W, 3)`` of dataset items."""
-        transform = Transform.from_description(self.meta["transform"])
         if data is None:
             data = self.data
         if data is None and self.meta["data"].get("root"):
             data = self.meta["data"]["root"]
-        if data is None:
-            raise ExamplesError(
-                "patches() needs the data the examples were computed from: pass it as "
-                "patches(layer, channel, data)."
-            )
-        if isinstance(data, (str, os.PathLike)):
-            data = ImageFiles(data, transform)
-        elif isinstance(data, DataLoader):
-            data = data.dataset
-        if len(data) != self.meta["data"]["length"]:
-            raise ExamplesMismatchError(
-                f"The data has {len(data)} items, but the examples were computed on "
-                f"{self.meta['data']['length']}. Pass the same data."
-            )
-        if isinstance(data, ImageFiles):
-            loaded = [data.load(i) for i in indices]
-            if not loaded:
-                return torch.zeros(0, 3, 1, 1), torch.zeros(0, 1, 1, 3, dtype=torch.uint8)
-            x = torch.cat([item.tensor for item in loaded])
-            rgb = torch.stack([torch.from_numpy(item.rgb) for item in loaded])
-            return x, rgb
-        convert = Collate(transform)
-        images = [convert.image_tensor(split_item(data[i], i)[0], i) for i in indices]
-        if not images:
-            return torch.zeros(0, 3, 1, 1), torch.zeros(0, 1, 1, 3, dtype=torch.uint8)
-        x = torch.stack(images)
-        return x, display_rgb(x, transform)
+        return read_items(self.meta, data, indices)
 
     # -- file ------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
@@ -410,77 +265,3 @@ class TopExamples:
         if model is not None:
             check_against_model(meta, model, os.fspath(path), check_weights=check_weights)
         return cls(states_from_arrays(meta["layers"], arrays), meta, model=model, data=data)
-
-
-def check_against_model(
-    meta: dict[str, Any], model: nn.Module, where: str, *, check_weights: bool = True
-) -> None:
-    """Raise :class:`ExamplesMismatchError` when ``model`` is not the one ``meta`` describes."""
-    want = meta["model"]
-    problems = []
-    if type(model).__name__ != want["class"]:
-        problems.append(f"it was computed with a {want['class']}, not a {type(model).__name__}")
-    modules = dict(model.named_modules())
-    for entry in meta["layers"]:
-        module = modules.get(entry["name"])
-        if module is None:
-            problems.append(f"this model has no layer {entry['name']!r}")
-            continue
-        channels = _out_channels(module)
-        if channels is not None and channels != entry["channels"]:
-            problems.append(
-                f"layer {entry['name']!r} has {channels} channels here, {entry['channels']} there"
-            )
-    if not problems and check_weights and model_hash(model) != want["weights_hash"]:
-        problems.append(
-            "the weights differ (same architecture, other values; pass check_weights=False to "
-            "use it anyway)"
-        )
-    if problems:
-        raise ExamplesMismatchError(
-            f"{where} does not belong to this model: " + "; ".join(problems) + ". Load it with "
-            "the model it was computed with, or compute the examples for this model."
-        )
-
-
-def _out_channels(module: nn.Module) -> int | None:
-    for attr in ("out_channels", "out_features", "num_features"):
-        value = getattr(module, attr, None)
-        if isinstance(value, int):
-            return value
-    return None
-
-
-def _crop_box(
-    field: ReceptiveField | None,
-    grid: tuple[int, int],
-    position: tuple[int, int],
-    image: tuple[int, int],
-) -> tuple[int, int, int, int]:
-    """``(x0, y0, x1, y1)`` of a unit's crop: its receptive field (or, unknown, its proportional
-    cell), clipped to the image's size and moved inside it."""
-    row, col = position
-    height, width = image
-    if field is not None:
-        box = field.box(row, col)
-        spans = (box[3] - box[1], box[2] - box[0])
-        centres = ((box[1] + box[3]) / 2, (box[0] + box[2]) / 2)
-    else:
-        cell = (height / grid[0], width / grid[1])
-        spans = cell
-        centres = ((row + 0.5) * cell[0], (col + 0.5) * cell[1])
-    out = []
-    for span, centre, limit in zip(spans, centres, (height, width), strict=True):
-        size = max(1, min(limit, math.ceil(span - 1e-9)))
-        start = min(max(round(centre - size / 2), 0), limit - size)
-        out.append((start, start + size))
-    (y0, y1), (x0, x1) = out
-    return x0, y0, x1, y1
-
-
-def _stack(items: list[torch.Tensor], shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """Stack crops of possibly different sizes, zero-padded at the bottom and right."""
-    out = torch.zeros((len(items), *shape), dtype=dtype)
-    for i, item in enumerate(items):
-        out[i, : item.shape[0], : item.shape[1]] = item
-    return out

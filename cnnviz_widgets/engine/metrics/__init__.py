@@ -11,16 +11,18 @@ better, reference), and the docs and tests read it from there.
 * robustness: :mod:`.robustness` (max-sensitivity)
 * randomisation: :mod:`.sanity` (model-parameter randomisation and random-logit tests) with the
   similarity scores of :mod:`.similarity`
-* over a dataset: :mod:`.evaluate` (per-image values, bootstrap confidence intervals), reading
-  data through :func:`.data.load_batches`
+* over a dataset: :mod:`.evaluate` (per-image values; :mod:`.evaluation`: the result, bootstrap
+  confidence intervals), reading data through the engine's data layer
+  (:mod:`cnnviz_widgets.engine.data`)
 """
 
 from __future__ import annotations
 
+from ..data import Batch, load_batches
 from ._common import BASELINES, gaussian_blur, make_baseline
 from .complexity import complexity, gini_index, sparseness
-from .data import Batch, load_batches
-from .evaluate import Evaluation, bootstrap_interval, evaluate
+from .evaluate import evaluate
+from .evaluation import Evaluation, bootstrap_interval
 from .explain import Explainer, Method, resolve_method
 from .faithfulness import (
     average_drop,

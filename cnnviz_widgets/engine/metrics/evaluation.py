@@ -1,0 +1,161 @@
+"""The result of :func:`~.evaluate.evaluate`: per-image values, their summary with bootstrap
+confidence intervals, and the merge of the pieces of a distributed evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .registry import METRICS
+
+
+def bootstrap_interval(
+    values: np.ndarray, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean of the non-NaN ``values`` and its percentile-bootstrap confidence interval.
+
+    ``n_boot`` resamples (with replacement, a seeded NumPy generator) of the values; the
+    interval is the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles of their
+    means. NaN for no value; a zero-width interval for one value.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = v[~np.isnan(v)]
+    if v.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    mean = float(v.mean())
+    if v.size == 1:
+        return mean, mean, mean
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return mean, float(low), float(high)
+
+
+@dataclass
+class Evaluation:
+    """Per-image metric values of several methods over a dataset, and their summary.
+
+    Attributes:
+        methods: method names, in the order given.
+        metrics: metric names, in the order given.
+        indices: ``(N,)`` positions of the images in the data.
+        targets: ``(N,)`` the explained classes.
+        labels: ``(N,)`` the data's labels, or ``None``.
+        values: ``{(method, metric): (N,) float64}``; NaN where a value is undefined.
+        summary: one record per method and metric: ``method``, ``metric``, ``group``,
+            ``higher_is_better``, ``n`` (non-NaN values), ``mean``, ``ci_low``, ``ci_high``.
+        seconds: ``{(method, metric): seconds}`` spent on each metric, and
+            ``{(method, "maps"): seconds}`` on the maps.
+        confidence: the confidence level of the intervals.
+    """
+
+    methods: tuple[str, ...]
+    metrics: tuple[str, ...]
+    indices: np.ndarray
+    targets: np.ndarray
+    labels: np.ndarray | None
+    values: dict[tuple[str, str], np.ndarray]
+    summary: list[dict[str, Any]] = field(default_factory=list)
+    seconds: dict[tuple[str, str], float] = field(default_factory=dict)
+    confidence: float = 0.95
+
+    def value(self, method: str, metric: str) -> np.ndarray:
+        """``(N,)`` values of one method and metric, in :attr:`indices` order."""
+        try:
+            return self.values[(method, metric)]
+        except KeyError:
+            raise KeyError(
+                f"No values for ({method!r}, {metric!r}); methods: {', '.join(self.methods)}; "
+                f"metrics: {', '.join(self.metrics)}."
+            ) from None
+
+    def records(self) -> list[dict[str, Any]]:
+        """One record per image, method and metric: ``index``, ``target``, ``label``,
+        ``method``, ``metric``, ``value``."""
+        rows = []
+        for (method, metric), vals in self.values.items():
+            for i, v in enumerate(vals):
+                rows.append(
+                    {
+                        "index": int(self.indices[i]),
+                        "target": int(self.targets[i]),
+                        "label": None if self.labels is None else int(self.labels[i]),
+                        "method": method,
+                        "metric": metric,
+                        "value": float(v),
+                    }
+                )
+        return rows
+
+    def to_pandas(self, per_image: bool = False) -> Any:
+        """:attr:`summary` (or :meth:`records` with ``per_image=True``) as a DataFrame.
+
+        Raises:
+            ImportError: pandas is not installed.
+        """
+        try:
+            import pandas as pd
+        except ImportError as err:  # pragma: no cover - depends on the environment
+            raise ImportError("to_pandas() needs pandas: pip install pandas") from err
+        return pd.DataFrame(self.records() if per_image else self.summary)
+
+    def worst(self, method: str, metric: str, k: int = 5) -> list[int]:
+        """Data positions of the ``k`` images where ``method`` scores worst on ``metric``
+        (lowest values for a higher-is-better metric), NaN values last."""
+        vals = self.value(method, metric)
+        bad = -vals if METRICS[metric].higher_is_better else vals
+        order = np.argsort(np.where(np.isnan(bad), -np.inf, bad), kind="stable")[::-1]
+        return [int(self.indices[i]) for i in order[:k]]
+
+
+def summarise(
+    values: dict[tuple[str, str], np.ndarray], n_boot: int, confidence: float, seed: int
+) -> list[dict[str, Any]]:
+    """One :attr:`Evaluation.summary` record per ``(method, metric)`` of ``values``: its mean
+    and percentile-bootstrap interval (:func:`bootstrap_interval` with ``seed``)."""
+    summary = []
+    for (method, metric), vals in values.items():
+        spec = METRICS[metric]
+        mean, low, high = bootstrap_interval(vals, n_boot, confidence, seed)
+        summary.append(
+            {
+                "method": method,
+                "metric": metric,
+                "group": spec.group,
+                "higher_is_better": spec.higher_is_better,
+                "n": int((~np.isnan(vals)).sum()),
+                "mean": mean,
+                "ci_low": low,
+                "ci_high": high,
+            }
+        )
+    return summary
+
+
+def merge_partial(pieces: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Merge the partial results of the processes of a distributed evaluation (each one's
+    images, targets, labels, values and seconds), in any order: the caller sorts by index."""
+    filled = [p for p in pieces if len(p["indices"])] or list(pieces[:1])
+    merged: dict[str, Any] = {
+        "indices": np.concatenate([p["indices"] for p in pieces]),
+        "targets": np.concatenate([p["targets"] for p in pieces]),
+        "labels": None
+        if any(p["labels"] is None for p in filled)
+        else np.concatenate([p["labels"] for p in filled]),
+        "metrics": next((p["metrics"] for p in pieces if p["metrics"]), []),
+        "values": {},
+        "seconds": {},
+    }
+    keys = list(dict.fromkeys(k for p in pieces for k in p["values"]))
+    for key in keys:
+        merged["values"][key] = np.concatenate(
+            [p["values"][key] for p in pieces if key in p["values"]]
+        )
+    for p in pieces:
+        for key, sec in p["seconds"].items():
+            merged["seconds"][key] = merged["seconds"].get(key, 0.0) + sec
+    return merged
