@@ -4,6 +4,8 @@ Every message is validated by the handler of its kind (:mod:`.requests`) and ans
 reply or an error, never an exception into the kernel. Computations run in the job runner
 (a worker thread inside a kernel, so the kernel keeps reading messages such as ``cancel``).
 
+Progress texts are :class:`~.i18n.Msg` objects, sent in the widget's language (``lang``).
+
 Delivery: the reply of a kind whose data is what its tab shows (``RequestKind.shown``) goes
 into the trait ``shown_<kind>`` with the request id, which is both the reply and what a saved
 notebook keeps; a reply larger than :data:`SHOWN_BYTES` is sent as a message instead, and the
@@ -19,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .cache import Reply, ReplyCache
+from .i18n import DEFAULT_LANG, Msg, render
 from .jobs import Cancelled, JobRunner
 from .requests import Job, MessageError, Params, RequestKind
 from .subject import Subject
@@ -37,6 +40,26 @@ QUIET_JOB = Job(progress=lambda *args: None, item=lambda meta, buffers: None)
 
 Send = Callable[[dict[str, Any], list[bytes]], None]
 Show = Callable[[str, dict[str, Any]], None]
+Lang = Callable[[], str]
+
+KIND_NAMES = {
+    "features": "kind.features",
+    "kernels": "kind.kernels",
+    "predictions": "kind.predictions",
+    "cam": "kind.cam",
+    "metrics": "kind.metrics",
+    "saliency": "kind.saliency",
+    "actmax": "kind.actmax",
+    "arithmetic": "kind.arithmetic",
+    "examples": "kind.examples",
+}
+"""The message keys of the request kinds' names (a kind without one is shown as it is)."""
+
+
+def kind_text(kind: str) -> Msg | str:
+    """What a request kind is called, in the language the text is sent in."""
+    key = KIND_NAMES.get(kind)
+    return kind if key is None else Msg(key)
 
 
 _deliveries = itertools.count(1)
@@ -64,17 +87,19 @@ class Heartbeat:
     :data:`HEARTBEAT_S` seconds while the job reports nothing (a long step without progress,
     such as one big batch), so that the front end can tell "busy" from "kernel gone"."""
 
-    def __init__(self, head: dict[str, Any], send: Send, start: bool):
-        self.head, self.send = head, send
+    def __init__(self, head: dict[str, Any], send: Send, start: bool,
+                 lang: Lang = lambda: DEFAULT_LANG):
+        self.head, self.send, self.lang = head, send, lang
         self.began = time.monotonic()
         self.last = 0.0  # the first progress report is always sent
-        self.state = (0, 0, f"{head['kind']}: computing")
+        self.state: tuple[int, int, Msg | str] = (
+            0, 0, Msg("progress.computing", kind=kind_text(head["kind"])))
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         if start:
             threading.Thread(target=self._beat, name="cnnviz-heartbeat", daemon=True).start()
 
-    def progress(self, done: int, total: int, text: str) -> None:
+    def progress(self, done: int, total: int, text: Msg | str) -> None:
         with self._lock:
             self.state = (done, total, text)
             now = time.monotonic()
@@ -95,22 +120,26 @@ class Heartbeat:
                 self.last = now
                 done, total, text = self.state
             elapsed = now - self.began
-            self._send(done, total, f"{text} (still computing, {elapsed:.0f} s)", heartbeat=True)
+            self._send(done, total, Msg("progress.still_computing", text=text, duration=Msg(
+                "progress.seconds", n=f"{elapsed:.0f}")), heartbeat=True)
 
-    def _send(self, done: int, total: int, text: str, heartbeat: bool) -> None:
+    def _send(self, done: int, total: int, text: Msg | str, heartbeat: bool) -> None:
         elapsed = time.monotonic() - self.began
         message = {**self.head, "type": "progress", "done": done, "total": total,
-                   "text": text, "heartbeat": heartbeat}
+                   "heartbeat": heartbeat}
         if 0 < done < total and elapsed > ESTIMATE_AFTER_S:
             left = elapsed * (total - done) / done
             message["left_s"] = round(left, 1)
-            message["text"] = f"{text} · about {_duration(left)} left"
+            text = Msg("progress.left", text=text, duration=_duration(left))
+        message["text"] = render(text, self.lang())
         self.send(message, [])
 
 
-def _duration(seconds: float) -> str:
+def _duration(seconds: float) -> Msg:
     """``"40 s"``, ``"3 min"``: a time estimate as a person reads it."""
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+    if seconds < 90:
+        return Msg("progress.seconds", n=f"{seconds:.0f}")
+    return Msg("progress.minutes", n=f"{seconds / 60:.0f}")
 
 
 class Dispatcher:
@@ -123,10 +152,12 @@ class Dispatcher:
         jobs: runs computations (background thread in a kernel, inline elsewhere).
         send: sends a custom message with buffers to the front end.
         show: sets ``shown_<kind>`` to a value of :func:`shown_value`.
+        lang: the widget's language now (progress texts are sent in it).
     """
 
     def __init__(self, subject: Subject, handlers: dict[str, RequestKind], cache: ReplyCache,
-                 jobs: JobRunner, send: Send, show: Show):
+                 jobs: JobRunner, send: Send, show: Show, lang: Lang = lambda: DEFAULT_LANG):
+        self.lang = lang
         self.subject = subject
         self.handlers = handlers
         self.cache = cache
@@ -160,11 +191,12 @@ class Dispatcher:
 
     def _run(self, handler: RequestKind, head: dict[str, Any], params: Params,
              check: Callable[[], None]) -> None:
-        pulse = Heartbeat(head, self.send, start=self.jobs.background)
+        pulse = Heartbeat(head, self.send, start=self.jobs.background, lang=self.lang)
 
-        def progress(done: int, total: int, text: str = "") -> None:
+        def progress(done: int, total: int, text: Msg | str = "") -> None:
             check()
-            pulse.progress(int(done), int(total), text or f"{head['kind']}: {done} / {total}")
+            pulse.progress(int(done), int(total), text or Msg(
+                "progress.steps", kind=kind_text(head["kind"]), done=done, total=total))
 
         def item(meta: dict[str, Any], buffers: list[bytes]) -> None:
             self.send({**meta, **head, "type": "item"}, buffers)

@@ -38,6 +38,7 @@ from .cache import ReplyCache
 from .dispatch import Dispatcher
 from .frontend import front_end
 from .html_export import write_explorer_html
+from .i18n import Msg, check_lang, resolve_lang, t, titled
 from .jobs import JobRunner, in_kernel
 from .picture import view_png
 from .progress import CellProgress
@@ -74,6 +75,10 @@ class LayerExplorer(anywidget.AnyWidget):
         cache_bytes: memory budget of the Python-side cache of computed results.
         background: run long jobs in a worker thread (default: when inside a kernel).
         views: the tabs to show (default all of :data:`VIEWS`).
+        lang: the language of every text the widget shows: ``"en"`` or ``"zh"`` (Simplified
+            Chinese); default: the ``CNNVIZ_LANG`` environment variable, else the system
+            locale (Chinese for ``zh*``), else English. Set ``explorer.lang`` to change it
+            later. Error messages stay English.
         examples: the "Dataset examples" view's data: a :class:`~cnnviz_widgets.engine.
             examples.TopExamples` (``top_examples(model, data)``) or the path of a file it saved;
             ``None``: for the demo model, examples over 1,024 generated shapes, computed when
@@ -90,6 +95,7 @@ class LayerExplorer(anywidget.AnyWidget):
 
     _esm = traitlets.Unicode().tag(sync=True)
     _view = traitlets.Unicode("explorer").tag(sync=True)
+    lang = traitlets.Unicode("en").tag(sync=True)
     views = traitlets.List(traitlets.Unicode(), default_value=list(VIEWS)).tag(sync=True)
     tab = traitlets.Unicode("features").tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
@@ -146,7 +152,9 @@ class LayerExplorer(anywidget.AnyWidget):
         background: bool | None = None,
         views: Sequence[str] | None = None,
         examples: Any = None,
+        lang: str | None = None,
     ):
+        chosen_lang = resolve_lang(lang)
         if self.only_view is not None:
             if views is not None:
                 raise TypeError(f"{type(self).__name__} shows one view; use LayerExplorer("
@@ -156,7 +164,7 @@ class LayerExplorer(anywidget.AnyWidget):
         unknown = [v for v in chosen_views if v not in VIEWS]
         if unknown:
             raise ValueError(f"Unknown view(s) {unknown}; choose from {list(VIEWS)}.")
-        note = ""
+        note: Msg | None = None
         demo_examples_of = None
         if model is None:
             demo = demo_model(allow_untrained=True)
@@ -167,20 +175,22 @@ class LayerExplorer(anywidget.AnyWidget):
             mean, std = mean or demo.mean, std or demo.std
             size = size or demo.size
             if not demo.trained:
-                note = " (untrained: the bundled weights file is missing)"
+                note = Msg("title.untrained")
         elif isinstance(model, str):
             built = build_model(model, "DEFAULT" if weights is None else weights)
             if built.note:
                 print(built.note)
             model, weights = built.model, built.weights
-            note = "" if built.weights is not None else " (random weights)"
+            note = None if built.weights is not None else Msg("title.random_weights")
         model = check_model(model)
         if device is not None:
             model = model.to(device)
         cams = list(available_cam_methods())
         saliency_methods = list(available_saliency_methods())
+        self._title_parts = (type(model).__name__, note)
         super().__init__(
             _esm=front_end(),
+            lang=chosen_lang,
             views=chosen_views,
             tab="features" if "features" in chosen_views else chosen_views[0],
             colormaps={name: colormap_bytes(name) for name in SEQUENTIAL + DIVERGING},
@@ -189,7 +199,7 @@ class LayerExplorer(anywidget.AnyWidget):
             cam_method=cams[0],
             saliency_methods=saliency_methods,
             saliency_method=saliency_methods[0],
-            title=f"{type(model).__name__}{note}",
+            title=titled(type(model).__name__, note, chosen_lang),
         )
         self.model: nn.Module | None = model
         self._weights = weights
@@ -203,6 +213,7 @@ class LayerExplorer(anywidget.AnyWidget):
             self._subject, self._handlers, self._cache, self._jobs,
             send=lambda content, buffers: self.send(content, buffers=buffers),
             show=lambda kind, value: setattr(self, f"shown_{kind}", value),
+            lang=lambda: self.lang,
         )
         self.on_msg(self._on_msg)
         self._set_image(sample_photo("chelsea") if image is None else image, in_cell=True)
@@ -327,6 +338,17 @@ class LayerExplorer(anywidget.AnyWidget):
 
     # ------------------------------------------------------------------ internals
 
+    @traitlets.validate("lang")
+    def _valid_lang(self, proposal: dict[str, Any]) -> str:
+        return check_lang(proposal["value"])
+
+    @traitlets.observe("lang")
+    def _relabel(self, change: dict[str, Any]) -> None:
+        """A new language: the title's note in it (the front end relabels the rest)."""
+        parts: tuple[str, Msg | None] | None = getattr(self, "_title_parts", None)
+        if parts is not None:
+            self.title = titled(parts[0], parts[1], change["new"])
+
     def _examples_source(self, examples: Any, demo: Any) -> ExamplesSource | None:
         """The source of the dataset examples view (see ``examples`` in the class docstring)."""
         if examples is False:
@@ -355,7 +377,7 @@ class LayerExplorer(anywidget.AnyWidget):
         subject = self._subject
         with subject.lock, self.hold_sync():
             shown = in_cell and in_kernel()
-            with CellProgress("cnnviz: first pass over the layers", shown) as bar:
+            with CellProgress(t("progress.first_pass", self.lang), shown) as bar:
                 first = subject.set_image(loaded, bar)
             self._cache.drop([f"{k}|" for k, h in self._handlers.items() if h.per_image])
             budget = self._cache.budget

@@ -26,6 +26,7 @@ from ..engine.features import whole_pass
 from ..engine.inputs import LoadedImage
 from ..engine.predictions import class_name, class_probabilities, probabilities_of
 from ..engine.receptive import ReceptiveField, receptive_fields
+from .i18n import Msg
 
 Progress = Callable[..., None]
 
@@ -235,7 +236,8 @@ class Subject:
             if layer not in found:
 
                 def report(done: int, total: int) -> None:
-                    progress(done, total, f"{method} at {layer}: {done} / {total}")
+                    progress(done, total, Msg("progress.cam", method=method, layer=layer,
+                                              done=done, total=total))
 
                 single = cam_engine.cam(self.model, self.x, layer, method=method, target=target,
                              progress=report)

@@ -8,6 +8,7 @@ import numpy as np
 
 from ...engine import actmax
 from ..cache import Reply
+from ..i18n import Msg
 from ..subject import Subject
 from .base import Job, MessageError, Params, RequestKind, check_layer
 
@@ -59,8 +60,8 @@ class ActivationMax(RequestKind):
             def report(step: int, total: int, batch: list[int] = batch,
                        before: int = done) -> None:
                 job.progress(before * total + step * len(batch), len(channels) * total,
-                             f"channels {batch[0]}-{batch[-1]}: step {step} / {total} "
-                             f"({before + len(batch)} of {len(channels)} images)")
+                             Msg("progress.actmax", first=batch[0], last=batch[-1], step=step,
+                                 steps=total, done=before + len(batch), count=len(channels)))
 
             with subject.lock:
                 images = actmax.activation_max(subject.model, p["layer"], batch, size=size,

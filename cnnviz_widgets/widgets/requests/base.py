@@ -29,6 +29,8 @@ class Job:
 
     Attributes:
         progress: ``progress(done, total, text="")``; raises ``Cancelled`` after a cancel.
+            ``text``: an :class:`~cnnviz_widgets.widgets.i18n.Msg`, sent in the widget's
+            language (a plain string is sent as it is).
         item: ``item(meta, buffers)`` sends one finished part of a many-part reply.
     """
 

@@ -23,6 +23,7 @@ from torch import nn
 
 from ...engine.examples import ExamplePatches, ExamplesError, TopExamples
 from ..cache import Reply
+from ..i18n import Msg
 from ..serialize import stack_message
 from ..subject import Subject
 from .base import Job, MessageError, Params, RequestKind
@@ -146,7 +147,7 @@ class Examples(RequestKind):
         assert source is not None
         with subject.lock:  # the examples' model is the explorer's: one user at a time
             if not source.ready:
-                job.progress(0, 1, "collecting dataset examples…")
+                job.progress(0, 1, Msg("progress.collecting_examples"))
             examples = source.get(lambda done, total: job.progress(done, total))
             try:
                 if p["channel"] == OVERVIEW:

@@ -6,6 +6,7 @@ import numpy as np
 
 from ...engine.metrics import average_drop, deletion_auc, insertion_auc
 from ..cache import Reply
+from ..i18n import Msg
 from ..subject import Subject
 from .base import Job, Params
 from .cam import Cam
@@ -28,11 +29,11 @@ class Metrics(Cam):
         x, t = subject.x, p["target"]
         figures: dict[str, float] = {}
         with subject.lock:
-            job.progress(0, 3, "faithfulness: deletion")
+            job.progress(0, 3, Msg("progress.deletion"))
             figures["deletion_auc"] = float(deletion_auc(subject.model, x, heat, t)[0])
-            job.progress(1, 3, "faithfulness: insertion")
+            job.progress(1, 3, Msg("progress.insertion"))
             figures["insertion_auc"] = float(insertion_auc(subject.model, x, heat, t)[0])
-            job.progress(2, 3, "faithfulness: average drop")
+            job.progress(2, 3, Msg("progress.average_drop"))
             figures["average_drop"] = float(
                 np.asarray(average_drop(subject.model, x, heat, t)).reshape(-1)[0])
         return Reply({"figures": figures, "better": BETTER}, [])

@@ -8,6 +8,7 @@ import numpy as np
 
 from ...engine.saliency import saliency, saliency_map
 from ..cache import Reply
+from ..i18n import Msg
 from ..serialize import stack_message
 from ..subject import Subject
 from .base import Job, Params, RequestKind, canonical, check_target, check_version
@@ -32,7 +33,8 @@ class Saliency(RequestKind):
         with subject.lock:
             attr = saliency(subject.model, subject.x, target=p["target"], method=p["method"],
                             progress=lambda done, total: job.progress(
-                                done, total, f"{p['method']}: {done} / {total} passes"))
+                                done, total, Msg("progress.saliency", method=p["method"],
+                                                 done=done, total=total)))
         sal = np.asarray(saliency_map(attr), np.float32)[0]
         meta, buffers = stack_message(sal[None], range_dtype="float32")
         return Reply({"stack": meta, "method": p["method"],
