@@ -47,6 +47,9 @@ const options = {
   minify: !dev,
   sourcemap: dev ? "inline" : false,
   legalComments: "none",
+  // The message table's Chinese as UTF-8, not \uXXXX escapes (half the bytes; the bundle travels
+  // in every saved notebook). Module scripts are always read as UTF-8.
+  charset: "utf8",
   logLevel: "warning",
   metafile: true,
   plugins: dev ? [] : [minifyCss],

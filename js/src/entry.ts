@@ -7,6 +7,7 @@
  */
 
 import { type MapStack, type RgbStack, decodeMapStack, decodeRgbStack } from "./decode";
+import { type Translate, t as defaultT } from "./i18n";
 import { type PartialInfo, type Reply, type RequestKind, bufferBytes, rgbPayload, stackPayload } from "./messages";
 import type { ChannelOrder } from "./order";
 
@@ -39,8 +40,8 @@ export function mayReplace(old: { partial: PartialInfo | null } | undefined, nex
 }
 
 /** The note drawn beside a partial snapshot. */
-export function partialNote(p: PartialInfo): string {
-  return `${p.channels} of ${p.of} maps saved with the notebook; run the cell to see all`;
+export function partialNote(p: PartialInfo, t: Translate = defaultT): string {
+  return t("entry.partial", { channels: p.channels, of: p.of });
 }
 
 /** The map stack of an entry (decoded once). */

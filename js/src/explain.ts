@@ -9,7 +9,8 @@
  */
 
 import { formatValue } from "./format";
-import type { Better, Explained, Prediction } from "./messages";
+import { type MessageKey, type Translate, t as defaultT } from "./i18n";
+import type { Better, Explained, Prediction, RequestKind } from "./messages";
 
 /** A probability as "87.3%" (at least one decimal; "<0.1%" for tiny ones). */
 export function formatProb(p: number): string {
@@ -21,6 +22,10 @@ export function formatProb(p: number): string {
 /** Class names and probabilities seen so far (a class is named before its map arrives). */
 export class ClassNames {
   private readonly names = new Map<number, string>();
+
+  /** `t`: the language of "class N" for classes not named yet. */
+  constructor(private readonly t: Translate = defaultT) {}
+
   /** `${version}|${index}` -> probability of that class for that image. */
   private readonly probs = new Map<string, number>();
 
@@ -39,7 +44,7 @@ export class ClassNames {
 
   /** The class's name, or "class N" when no reply has named it yet. */
   name(index: number): string {
-    return this.names.get(index) ?? `class ${index}`;
+    return this.names.get(index) ?? this.t("explain.class_n", { index });
   }
 
   /** The probability of class `index` for image `version`, when a reply said it. */
@@ -49,38 +54,70 @@ export class ClassNames {
 }
 
 /** "circle 87.3%", "circle", or "class-agnostic" (target null). */
-export function classText(e: Readonly<Explained>): string {
-  if (e.target === null) return "class-agnostic";
-  const name = e.class_name ?? `class ${e.target}`;
+export function classText(e: Readonly<Explained>, t: Translate = defaultT): string {
+  if (e.target === null) return t("explain.class_agnostic");
+  const name = e.class_name ?? t("explain.class_n", { index: e.target });
   return e.prob === null ? name : `${name} ${formatProb(e.prob)}`;
 }
 
 /** The label of a map: "GradCAM · circle 87.3% · layer features.11" (layer: CAM only). */
-export function explainedText(method: string, e: Readonly<Explained>, layer?: string): string {
-  return [method, classText(e), layer ? `layer ${layer}` : ""].filter(Boolean).join(" · ");
+export function explainedText(method: string, e: Readonly<Explained>, layer?: string, t: Translate = defaultT): string {
+  return [method, classText(e, t), layer ? t("explain.layer", { layer }) : ""].filter(Boolean).join(" · ");
 }
 
 /** "computing GradCAM++ for circle at features.11…" (className null: class-agnostic). */
-export function computingText(method: string, className: string | null, layer?: string): string {
-  const what = className === null ? " (class-agnostic)" : ` for ${className}`;
-  return `computing ${method}${what}${layer ? ` at ${layer}` : ""}…`;
+export function computingText(method: string, className: string | null, layer?: string, t: Translate = defaultT): string {
+  if (className === null) {
+    return layer ? t("explain.computing_agnostic_at", { method, layer }) : t("explain.computing_agnostic", { method });
+  }
+  return layer
+    ? t("explain.computing_for_at", { method, class: className, layer })
+    : t("explain.computing_for", { method, class: className });
 }
 
+/** The figures' names in the message table. */
+const FIGURES: Readonly<Record<string, MessageKey>> = {
+  deletion_auc: "figure.deletion_auc",
+  insertion_auc: "figure.insertion_auc",
+  average_drop: "figure.average_drop",
+};
+
 /** A figure's name as people write it: "deletion AUC", "average drop". */
-function figureName(key: string): string {
-  return key.replace(/_/g, " ").replace(/\bauc\b/i, "AUC");
+function figureName(key: string, t: Translate): string {
+  const known = Object.prototype.hasOwnProperty.call(FIGURES, key) ? FIGURES[key] : undefined;
+  return known ? t(known) : key.replace(/_/g, " ").replace(/\bauc\b/i, "AUC");
+}
+
+/** The request kinds' names in the message table (a kind without one is shown as it is). */
+const KINDS: Readonly<Partial<Record<RequestKind, MessageKey>>> = {
+  features: "kind.features",
+  kernels: "kind.kernels",
+  predictions: "kind.predictions",
+  cam: "kind.cam",
+  metrics: "kind.metrics",
+  saliency: "kind.saliency",
+  actmax: "kind.actmax",
+  arithmetic: "kind.arithmetic",
+};
+
+/** What a request kind is called, in the language of `t` ("features"). */
+export function kindName(kind: string, t: Translate = defaultT): string {
+  const key = Object.prototype.hasOwnProperty.call(KINDS, kind) ? KINDS[kind as RequestKind] : undefined;
+  return key ? t(key) : kind;
 }
 
 /** "deletion AUC 0.1234 (lower is better) · insertion AUC 0.5 (higher is better) · …" */
 export function figuresText(
   figures: Readonly<Record<string, number | string | null>>,
   better: Readonly<Record<string, Better>> = {},
+  t: Translate = defaultT,
 ): string {
   return Object.entries(figures)
     .map(([k, v]) => {
-      const value = typeof v === "number" ? formatValue(v) : (v ?? "n/a");
+      const value = typeof v === "number" ? formatValue(v) : (v ?? t("explain.na"));
       const dir = better[k];
-      return `${figureName(k)} ${value}${dir ? ` (${dir} is better)` : ""}`;
+      const note = dir === "lower" ? t("explain.lower_better") : dir === "higher" ? t("explain.higher_better") : "";
+      return `${figureName(k, t)} ${value}${note ? ` ${note}` : ""}`;
     })
     .join(" · ");
 }
@@ -102,7 +139,7 @@ export function exportName(parts: readonly (string | null | undefined)[]): strin
  * CAM layers (a container such as `features`, the whole Sequential) says
  * that it is the whole block's output.
  */
-export function camLayerText(name: string, all: readonly string[]): string {
+export function camLayerText(name: string, all: readonly string[], t: Translate = defaultT): string {
   const container = all.some((o) => o !== name && o.startsWith(`${name}.`));
-  return container ? `${name} (whole block output)` : name;
+  return container ? t("explain.whole_block", { name }) : name;
 }

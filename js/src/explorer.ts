@@ -10,11 +10,18 @@
  * the session hears to the tabs and trait changes to the tab on screen. Data comes by custom message or by
  * the `shown_<kind>` traits (session.ts); colouring is the tabs' own, so
  * colormap, colour scale and order changes never ask Python for anything.
+ *
+ * Every text is in the language of the `lang` trait (i18n.ts). A change of
+ * `lang` builds the shell and its tabs again in the new language; the
+ * session (its cache and the requests in flight) and every trait (tab,
+ * layer, method, class, colours) stay, so nothing is asked of Python again.
  */
 
 import { button, el } from "./dom";
+import { kindName } from "./explain";
+import { langOf, translator } from "./i18n";
 import { type RequestKind, SHOWN_KINDS, type ShownKind } from "./messages";
-import { type Clock, Session } from "./session";
+import { type Clock, Session, type SessionEvents } from "./session";
 import { RUN_AGAIN_HINT, type SessionState, statusLine } from "./status";
 import { guardKeys } from "./keys_guard";
 import { ensureStyles } from "./styles";
@@ -40,8 +47,78 @@ function windowClock(view: Window | null): Clock {
 
 /** Render the explorer into `host`; returns the cleanup function. */
 export function renderExplorer(model: ExplorerModel, host: HTMLElement): () => void {
+  const view = host.ownerDocument.defaultView;
+  /** The shell on screen: it takes what the session hears. */
+  const hub: { events: SessionEvents | null } = { events: null };
+  const session = new Session({
+    send: (msg, buffers) => {
+      try {
+        model.send(msg, undefined, buffers);
+      } catch {
+        // No kernel to send to (a saved page): the request stays unanswered, the status says so.
+      }
+    },
+    clock: windowClock(view),
+    firstId: 1 + Math.floor(Math.random() * 2 ** 40),
+    events: {
+      reply: (kind, key) => hub.events?.reply(kind, key),
+      error: (kind, key, message) => hub.events?.error(kind, key, message),
+      item: (item) => hub.events?.item(item),
+      progress: (p) => hub.events?.progress?.(p),
+      changed: (s) => hub.events?.changed(s),
+      invalid: (message) => hub.events?.invalid(message),
+    },
+  });
+  const seen = new Map<ShownKind, unknown>();
+  /**
+   * Hand the session the `shown_<kind>` traits that changed. Called before any
+   * drawing a trait change causes: traits set together in Python arrive
+   * together, and the data for a new layer or image may be among them.
+   */
+  const syncShown = (seed = false): void => {
+    for (const kind of SHOWN_KINDS) {
+      const value = model.get(`shown_${kind}`);
+      if (seen.get(kind) === value) continue;
+      seen.set(kind, value);
+      session.shown(kind, value, seed);
+    }
+  };
+  // What is on screen lives in the widget state: the first paint needs no request.
+  syncShown(true);
+  const onCustom = (msg: unknown, buffers: unknown): void => session.receive(msg, buffers);
+  const onShown = (): void => syncShown();
+  model.on("msg:custom", onCustom);
+  for (const kind of SHOWN_KINDS) model.on(`change:shown_${kind}`, onShown);
+
+  let teardown = renderShell(model, host, session, hub, syncShown);
+  const onLang = (): void => {
+    teardown();
+    teardown = renderShell(model, host, session, hub, syncShown);
+  };
+  model.on("change:lang", onLang);
+  return () => {
+    model.off("change:lang", onLang);
+    model.off("msg:custom", onCustom);
+    for (const kind of SHOWN_KINDS) model.off(`change:shown_${kind}`, onShown);
+    teardown();
+    session.destroy();
+  };
+}
+
+/**
+ * The shell and its tabs, in the language of the `lang` trait, over a
+ * session that outlives it; returns the cleanup function.
+ */
+function renderShell(
+  model: ExplorerModel,
+  host: HTMLElement,
+  session: Session,
+  hub: { events: SessionEvents | null },
+  syncShown: () => void,
+): () => void {
   const doc = host.ownerDocument;
   const view = doc.defaultView;
+  const t = translator(get(model, "lang"));
   ensureStyles(host);
   const cleanups: (() => void)[] = [];
   const listen = (name: string, cb: () => void): void => {
@@ -56,6 +133,7 @@ export function renderExplorer(model: ExplorerModel, host: HTMLElement): () => v
     });
 
   const root = el(doc, "div", "cnnviz-root cnnviz-explorer");
+  root.lang = langOf(get(model, "lang")) === "zh" ? "zh-Hans" : "en";
   root.dataset.requests = "0";
   // Keys typed in the widget (arrow keys on a slider, digits in a field) are the widget's,
   // not JupyterLab's notebook shortcuts.
@@ -72,8 +150,8 @@ export function renderExplorer(model: ExplorerModel, host: HTMLElement): () => v
   status.hidden = true;
   const statusText = el(doc, "span", "cnnviz-status-text");
   const progress = el(doc, "progress", "cnnviz-progress");
-  progress.setAttribute("aria-label", "Progress");
-  const cancel = button(doc, "Cancel", "Cancel the running computation", () => session.cancel());
+  progress.setAttribute("aria-label", t("explorer.progress"));
+  const cancel = button(doc, t("explorer.cancel"), t("explorer.cancel_title"), () => session.cancel());
   cancel.disabled = true;
   status.append(statusText, progress, cancel);
   guardKeys(doc);
@@ -94,7 +172,7 @@ export function renderExplorer(model: ExplorerModel, host: HTMLElement): () => v
     else delete root.dataset.kernelSilent;
     cancel.disabled = !s.cancellable;
     showHint(s.silent);
-    const line = statusLine(s);
+    const line = statusLine(s, t);
     status.hidden = line === null;
     if (!line) {
       statusText.textContent = "";
@@ -115,16 +193,16 @@ export function renderExplorer(model: ExplorerModel, host: HTMLElement): () => v
   let silent = false;
   function showHint(now: boolean): void {
     silent = now;
-    for (const t of tabs) {
-      const grid = t.tab.el.querySelector<HTMLCanvasElement>("canvas.cnnviz-grid");
+    for (const o of tabs) {
+      const grid = o.tab.el.querySelector<HTMLCanvasElement>("canvas.cnnviz-grid");
       const empty = !grid || grid.hidden;
-      const waiting = t.kinds.some((k) => session.waitingFor(k));
-      const show = silent && t.kinds.length > 0 && (empty || waiting);
-      let hint = t.tab.el.querySelector<HTMLElement>(".cnnviz-silent-hint");
+      const waiting = o.kinds.some((k) => session.waitingFor(k));
+      const show = silent && o.kinds.length > 0 && (empty || waiting);
+      let hint = o.tab.el.querySelector<HTMLElement>(".cnnviz-silent-hint");
       if (!hint && show) {
-        hint = el(doc, "div", "cnnviz-silent-hint", RUN_AGAIN_HINT);
+        hint = el(doc, "div", "cnnviz-silent-hint", t(RUN_AGAIN_HINT));
         hint.setAttribute("role", "status");
-        t.tab.el.prepend(hint);
+        o.tab.el.prepend(hint);
       }
       if (hint) hint.hidden = !show;
     }
@@ -134,75 +212,51 @@ export function renderExplorer(model: ExplorerModel, host: HTMLElement): () => v
   showError(get(model, "error"));
 
   // ---------- session and tabs ----------
-  const tabs: { name: string; tab: Tab; button: HTMLButtonElement; kinds: readonly RequestKind[] }[] = [];
-  const owners = (kind: RequestKind): Tab[] => tabs.map((t) => t.tab).filter((t) => t.kinds.includes(kind));
+  const tabs: { name: string; title: string; tab: Tab; button: HTMLButtonElement; kinds: readonly RequestKind[] }[] = [];
+  const owners = (kind: RequestKind): Tab[] => tabs.map((o) => o.tab).filter((o) => o.kinds.includes(kind));
   /** Run a tab's drawing; a payload it cannot show goes to the error box. */
   const safely = (what: string, draw: () => void): void => {
     try {
       draw();
     } catch (err) {
-      showError(`Cannot show ${what}: ${err instanceof Error ? err.message : String(err)}`);
+      showError(t("explorer.cannot_show", { what, error: err instanceof Error ? err.message : String(err) }));
     }
   };
-  const session = new Session({
-    send: (msg, buffers) => {
-      try {
-        model.send(msg, undefined, buffers);
-      } catch {
-        // No kernel to send to (a saved page): the request stays unanswered, the status says so.
-      }
+  const events: SessionEvents = {
+    reply: (kind, key) => safely(kindName(kind, t), () => owners(kind).forEach((o) => o.reply(kind, key))),
+    error: (kind, key, message) => {
+      const found = owners(kind);
+      if (found.length === 0) showError(message);
+      for (const o of found) o.error(kind, key, message);
     },
-    clock: windowClock(view),
-    firstId: 1 + Math.floor(Math.random() * 2 ** 40),
-    events: {
-      reply: (kind, key) => safely(kind, () => owners(kind).forEach((t) => t.reply(kind, key))),
-      error: (kind, key, message) => {
-        const found = owners(kind);
-        if (found.length === 0) showError(message);
-        for (const t of found) t.error(kind, key, message);
-      },
-      item: (item) => safely("an optimised image", () => tabs.forEach((t) => t.tab.item?.(item))),
-      progress: (p) => owners(p.kind).forEach((t) => t.progress?.(p)),
-      changed: showState,
-      invalid: showError,
-    },
+    item: (item) => safely(t("explorer.an_optimised_image"), () => tabs.forEach((o) => o.tab.item?.(item))),
+    progress: (p) => owners(p.kind).forEach((o) => o.progress?.(p)),
+    changed: showState,
+    invalid: showError,
+  };
+  hub.events = events;
+  cleanups.push(() => {
+    if (hub.events === events) hub.events = null;
   });
-  cleanups.push(() => session.destroy());
-  const seen = new Map<ShownKind, unknown>();
-  /**
-   * Hand the session the `shown_<kind>` traits that changed. Called before any
-   * drawing a trait change causes: traits set together in Python arrive
-   * together, and the data for a new layer or image may be among them.
-   */
-  const syncShown = (seed = false): void => {
-    for (const kind of SHOWN_KINDS) {
-      const value = model.get(`shown_${kind}`);
-      if (seen.get(kind) === value) continue;
-      seen.set(kind, value);
-      session.shown(kind, value, seed);
-    }
-  };
-  // What is on screen lives in the widget state: the first paint needs no request.
-  syncShown(true);
 
-  const zoom = new ZoomBox(root);
+  const zoom = new ZoomBox(root, t);
   cleanups.push(() => zoom.destroy());
-  const detail = new Detail(doc);
-  const ctx = new ExplorerContext(model, root, host, session, zoom, detail, showError);
+  const detail = new Detail(doc, t);
+  const ctx = new ExplorerContext(model, root, host, session, zoom, detail, showError, t);
   ctx.readImage();
 
   let current: Tab | null = null;
   const refresh = (tab: Tab | null): void => {
-    if (tab) safely(`the ${tabs.find((t) => t.tab === tab)?.name ?? ""} view`, () => tab.refresh());
+    if (tab) safely(t("explorer.the_view", { name: tabs.find((o) => o.tab === tab)?.title ?? "" }), () => tab.refresh());
   };
   function selectTab(name: string, save: boolean): void {
-    const chosen = tabs.find((t) => t.name === name) ?? tabs[0];
+    const chosen = tabs.find((o) => o.name === name) ?? tabs[0];
     current = chosen?.tab ?? null;
-    for (const t of tabs) {
-      const on = t === chosen;
-      t.tab.el.hidden = !on;
-      t.button.setAttribute("aria-selected", String(on));
-      t.button.classList.toggle("cnnviz-tab-active", on);
+    for (const o of tabs) {
+      const on = o === chosen;
+      o.tab.el.hidden = !on;
+      o.button.setAttribute("aria-selected", String(on));
+      o.button.classList.toggle("cnnviz-tab-active", on);
     }
     tabBar.hidden = tabs.length <= 1;
     zoom.hide();
@@ -213,25 +267,20 @@ export function renderExplorer(model: ExplorerModel, host: HTMLElement): () => v
   }
   for (const spec of tabsFor(get(model, "views"))) {
     const tab = spec.create(ctx);
-    const b = el(doc, "button", "cnnviz-tab", spec.title);
+    const b = el(doc, "button", "cnnviz-tab", t(spec.title));
     b.type = "button";
     b.setAttribute("role", "tab");
     b.dataset.tab = spec.name;
     b.addEventListener("click", () => selectTab(spec.name, true));
     tabBar.appendChild(b);
     root.appendChild(tab.el);
-    tabs.push({ name: spec.name, tab, button: b, kinds: tab.kinds });
+    tabs.push({ name: spec.name, title: t(spec.title), tab, button: b, kinds: tab.kinds });
     cleanups.push(() => tab.destroy());
   }
   root.appendChild(detail.el); // below the panels
 
-  // ---------- messages and trait changes ----------
-  const onCustom = (msg: unknown, buffers: unknown): void => session.receive(msg, buffers);
-  model.on("msg:custom", onCustom);
-  cleanups.push(() => model.off("msg:custom", onCustom));
-  for (const kind of SHOWN_KINDS) listen(`change:shown_${kind}`, () => syncShown());
-
-  const drawnFrom = new Set<TraitName>(tabs.flatMap((t) => t.tab.traits));
+  // ---------- trait changes ----------
+  const drawnFrom = new Set<TraitName>(tabs.flatMap((o) => o.tab.traits));
   for (const name of drawnFrom) {
     onTrait(name, () => {
       if (current?.traits.includes(name)) refresh(current);
@@ -245,7 +294,7 @@ export function renderExplorer(model: ExplorerModel, host: HTMLElement): () => v
   listen("change:error", () => showError(get(model, "error")));
   onTrait("tab", () => {
     const name = get(model, "tab");
-    if (tabs.find((t) => t.tab === current)?.name !== name) selectTab(name, false);
+    if (tabs.find((o) => o.tab === current)?.name !== name) selectTab(name, false);
   });
   onTrait("image_version", () => {
     ctx.readImage();
@@ -263,7 +312,7 @@ export function renderExplorer(model: ExplorerModel, host: HTMLElement): () => v
     if (frame || !view) return;
     frame = view.requestAnimationFrame(() => {
       frame = 0;
-      for (const t of tabs) t.tab.resize();
+      for (const o of tabs) o.tab.resize();
     });
   };
   const observer = view && "ResizeObserver" in view ? new view.ResizeObserver(onResize) : null;
@@ -275,6 +324,7 @@ export function renderExplorer(model: ExplorerModel, host: HTMLElement): () => v
 
   showLayerNames();
   selectTab(get(model, "tab"), false);
+  showState(session.state); // a shell built again (new language) shows what is still on its way
 
   return () => {
     for (const c of cleanups.reverse()) c();

@@ -4,6 +4,7 @@
  */
 
 import { blit, nearestIndex } from "./blit";
+import { type Translate, t as defaultT } from "./i18n";
 import { alignedColumns } from "./kernel_pages";
 import { sizeCanvas } from "./canvas_util";
 import {
@@ -67,6 +68,8 @@ export interface GridViewOptions {
   onClick?: (hover: GridHover) => void;
   /** Accessible name of the grid (e.g. "feature maps"). */
   label?: string;
+  /** The language of the grid's accessible description (default: i18n's `t`). */
+  t?: Translate;
 }
 
 /** Frame the hovered tile with `highlight` (hidden when nothing is hovered). */
@@ -241,9 +244,10 @@ export class GridView {
       gap: layout.gap,
       first: indices[0] ?? 0,
     });
+    const t = this.options.t ?? defaultT;
     this.canvas.setAttribute(
       "aria-label",
-      `${this.options.label ?? "grid"}: ${count} tiles of ${source.height} by ${source.width}`,
+      t("grid.label", { label: this.options.label ?? t("grid.default_label"), count, height: source.height, width: source.width }),
     );
   }
 

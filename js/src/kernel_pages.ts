@@ -7,6 +7,7 @@
  * Pure module: no DOM access.
  */
 
+import { type Translate, t as defaultT } from "./i18n";
 import type { PageInfo } from "./tiling";
 
 /** A typed filter index as the field must show it: an integer in 0 .. count-1 (0 when count is 0). */
@@ -37,10 +38,11 @@ export function alignedColumns(inputs: number, fit: number): number {
 }
 
 /** The pager's text for a page of whole filters: "filters 8–15 of 64 · 16 kernels each". */
-export function filterPageText(page: PageInfo, inputs: number, filters: number): string {
+export function filterPageText(page: PageInfo, inputs: number, filters: number, t: Translate = defaultT): string {
   const per = Math.max(1, inputs);
   const first = Math.floor(page.start / per);
   const last = Math.max(first, Math.ceil(page.end / per) - 1);
-  const which = first === last ? `filter ${first}` : `filters ${first}–${last}`;
-  return `page ${page.pageIndex + 1} / ${page.pageCount} · ${which} of ${filters} · ${inputs} kernel${inputs === 1 ? "" : "s"} each`;
+  const which = first === last ? t("kernels.filter_n", { index: first }) : t("kernels.filters_range", { first, last });
+  const each = inputs === 1 ? t("kernels.each_one") : t("kernels.each_many", { count: inputs });
+  return t("kernels.page", { page: page.pageIndex + 1, pages: page.pageCount, which, filters, each });
 }

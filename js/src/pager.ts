@@ -1,5 +1,6 @@
 /** Page controls for long stacks: first, previous, next, last, and a page number to go to. */
 
+import { type Translate, t as defaultT } from "./i18n";
 import { guardKeys } from "./keys_guard";
 import type { PageInfo } from "./tiling";
 
@@ -13,14 +14,20 @@ export class Pager {
   private readonly field: HTMLInputElement;
   private readonly onPage: (pageIndex: number) => void;
   private page: PageInfo | null = null;
+  private readonly noun: string;
 
-  /** `noun`: what the tiles are ("maps", "kernels"), in the buttons' names and the text. */
+  /**
+   * `noun`: what the tiles are ("maps", "kernels"; in the language of `t`),
+   * in the buttons' names and the text.
+   */
   constructor(
     parent: HTMLElement,
     onPage: (pageIndex: number) => void,
-    private readonly noun = "maps",
+    noun?: string,
+    private readonly t: Translate = defaultT,
   ) {
     const doc = parent.ownerDocument;
+    this.noun = noun ?? t("pager.maps");
     this.onPage = onPage;
     this.el = doc.createElement("div");
     this.el.className = "cnnviz-pager";
@@ -37,20 +44,21 @@ export class Pager {
     };
     const at = (): number => this.page?.pageIndex ?? 0;
     const count = (): number => this.page?.pageCount ?? 1;
-    this.first = make("«", `First page of ${noun}`, () => 0);
-    this.prev = make("‹ Prev", `Previous page of ${noun}`, () => at() - 1);
-    this.next = make("Next ›", `Next page of ${noun}`, () => at() + 1);
-    this.last = make("»", `Last page of ${noun}`, () => count() - 1);
+    const n = { noun: this.noun };
+    this.first = make("«", t("pager.first", n), () => 0);
+    this.prev = make(t("pager.prev_text"), t("pager.prev", n), () => at() - 1);
+    this.next = make(t("pager.next_text"), t("pager.next", n), () => at() + 1);
+    this.last = make("»", t("pager.last", n), () => count() - 1);
     this.label = doc.createElement("span");
     this.label.setAttribute("aria-live", "polite");
     const goTo = doc.createElement("label");
     goTo.className = "cnnviz-control";
-    goTo.append("go to page ");
+    goTo.append(`${t("pager.go_to")} `);
     this.field = doc.createElement("input");
     this.field.type = "number";
     this.field.className = "cnnviz-number cnnviz-page-field";
     this.field.min = "1";
-    this.field.setAttribute("aria-label", `Go to page of ${noun}`);
+    this.field.setAttribute("aria-label", t("pager.go_to_label", n));
     this.field.addEventListener("change", () => this.go(Math.floor(Number(this.field.value)) - 1));
     goTo.append(this.field);
     guardKeys(doc);
@@ -71,8 +79,14 @@ export class Pager {
     this.field.value = String(page.pageIndex + 1);
     this.label.textContent =
       text ??
-      `page ${page.pageIndex + 1} / ${page.pageCount} · ` +
-        `${this.noun} ${page.start}–${Math.max(page.start, page.end - 1)} of ${total}`;
+      this.t("pager.text", {
+        page: page.pageIndex + 1,
+        pages: page.pageCount,
+        noun: this.noun,
+        first: page.start,
+        last: Math.max(page.start, page.end - 1),
+        total,
+      });
   }
 
   private go(index: number): void {

@@ -9,6 +9,9 @@
  * Pure module: no DOM access (uses only atob, present in browsers and node).
  */
 
+import { kindName } from "./explain";
+import { translator } from "./i18n";
+
 type Callback = (...args: unknown[]) => void;
 
 /** The two host functions this module needs (browsers and node have both). */
@@ -94,6 +97,7 @@ export class StaticModel {
     if (msg.type !== "request") return;
     const key = String(msg.key);
     const saved = this.replies[key];
+    const t = translator(this.state.lang);
     const reply = saved
       ? { content: { ...saved.content, type: "reply", id: msg.id, key, kind: msg.kind }, buffers: saved.buffers }
       : {
@@ -102,7 +106,7 @@ export class StaticModel {
             id: msg.id,
             key,
             kind: msg.kind,
-            message: `Not in this saved page (${String(msg.kind)} for this choice was not precomputed); run the notebook to compute it.`,
+            message: t("static.not_saved", { kind: kindName(String(msg.kind), t) }),
           },
           buffers: [],
         };

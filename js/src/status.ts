@@ -6,15 +6,16 @@
  * Pure module: no DOM access.
  */
 
+import { type Translate, t as defaultT } from "./i18n";
 import type { RequestKind } from "./messages";
 
 /** No message from Python this long while a request waits: say the kernel may be gone (ms). */
 export const KERNEL_SILENCE_MS = 10_000;
-export const WAITING_TEXT =
-  "Waiting for Python… If the kernel was restarted or this notebook was reopened, run the cell again.";
+/** The status line while the kernel is silent (a key of the message table). */
+export const WAITING_TEXT = "status.waiting";
 /** Shown in a tab that has nothing drawn while the kernel is silent. */
-export const RUN_AGAIN_HINT = "No answer from Python: run the cell again to load this view.";
-export const CANCELLING_TEXT = "cancelling…";
+export const RUN_AGAIN_HINT = "status.run_again_hint";
+export const CANCELLING_TEXT = "status.cancelling";
 /** The error message Python answers a cancelled request with. */
 export const CANCELLED = "cancelled";
 
@@ -55,10 +56,10 @@ export interface StatusLine {
   bar: boolean;
 }
 
-/** The status line for a state: null when there is nothing to say. */
-export function statusLine(s: Readonly<SessionState>): StatusLine | null {
-  if (s.silent) return { text: WAITING_TEXT, done: 0, total: null, bar: false };
-  if (s.cancelling) return { text: CANCELLING_TEXT, done: 0, total: null, bar: true };
+/** The status line for a state, in the language of `t`: null when there is nothing to say. */
+export function statusLine(s: Readonly<SessionState>, t: Translate = defaultT): StatusLine | null {
+  if (s.silent) return { text: t(WAITING_TEXT), done: 0, total: null, bar: false };
+  if (s.cancelling) return { text: t(CANCELLING_TEXT), done: 0, total: null, bar: true };
   const p = s.progress;
   if (!p) return null;
   // Nothing counted yet (a heartbeat of a job that reports no steps): an indeterminate bar,

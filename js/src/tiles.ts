@@ -8,6 +8,7 @@
 
 import { type Colorizer, rgbItemToRgba } from "./colormap";
 import { type MapStack, type RgbStack, mapLevels, valueAt } from "./decode";
+import { type Translate, t as defaultT } from "./i18n";
 
 export interface TileSource {
   readonly count: number;
@@ -23,8 +24,8 @@ export interface TileSource {
   levels?(i: number): { levels: Uint8Array; lut: Uint32Array };
 }
 
-/** Maps of a stack coloured by `colorizer`; labels from the stack or `prefix index`. */
-export function mapSource(stack: MapStack, colorizer: Colorizer, prefix = "channel"): TileSource {
+/** Maps of a stack coloured by `colorizer`; labels "channel i", with the stack's label when it has one. */
+export function mapSource(stack: MapStack, colorizer: Colorizer, t: Translate = defaultT): TileSource {
   return {
     count: stack.channels,
     height: stack.height,
@@ -35,14 +36,14 @@ export function mapSource(stack: MapStack, colorizer: Colorizer, prefix = "chann
     value: (i, row, col) => valueAt(stack, i, row, col),
     label: (i) => {
       const l = stack.labels?.[i];
-      return l ? `${prefix} ${i} · ${l}` : `${prefix} ${i}`;
+      return l ? t("tiles.channel_label", { index: i, label: l }) : t("tiles.channel", { index: i });
     },
     levels: (i) => ({ levels: mapLevels(stack, i), lut: colorizer.lut(i) }),
   };
 }
 
 /** Items of an RGB stack (e.g. first-layer filters, optimised images). */
-export function rgbSource(rgb: RgbStack, labelOf: (i: number) => string = (i) => `image ${i}`): TileSource {
+export function rgbSource(rgb: RgbStack, labelOf: (i: number) => string = (i) => defaultT("tiles.image", { index: i })): TileSource {
   return {
     count: rgb.count,
     height: rgb.height,

@@ -24,6 +24,8 @@ export interface GenericTraits {
   symmetric?: boolean | null;
   /** Optional: [lo, hi] display range for color_scale "global". */
   value_range?: readonly [number, number] | null;
+  /** Optional: the language of the texts ("en" default, "zh"). */
+  lang?: string | null;
 }
 
 /** Traits whose change redraws the grid. */
@@ -52,6 +54,8 @@ export interface ShownValue {
 
 export type ExplorerTraits = {
   _view: string;
+  /** The language of every text ("en", "zh"; see i18n.ts). */
+  lang: string;
   /** Tabs to show (empty: all). */
   views: readonly string[];
   tab: string;
@@ -96,6 +100,7 @@ export type TraitName = keyof ExplorerTraits;
 /** Each trait's value when the model lacks it or holds a value of another type. */
 export const DEFAULTS: Readonly<ExplorerTraits> = Object.freeze({
   _view: "explorer",
+  lang: "en",
   views: [],
   tab: "",
   title: "",

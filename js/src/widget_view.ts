@@ -9,6 +9,7 @@ import { COLOR_SCALES, type ColorScale, Colorizer, grayColorTable, stackRange } 
 import { type MapStack, decodeColorTable, decodeMapStack, isEmptyStack } from "./decode";
 import { formatRange, formatShape } from "./format";
 import { GridView, placeHighlight } from "./grid_view";
+import { translator } from "./i18n";
 import { Pager } from "./pager";
 import { ensureStyles } from "./styles";
 import { pageRange } from "./tiling";
@@ -20,7 +21,8 @@ import { ZoomBox } from "./zoom_box";
 export const PAGE_SIZE = 256;
 /** Width used before the element has been laid out. */
 const FALLBACK_WIDTH = 640;
-export const NO_DATA_TEXT = "No data yet";
+/** Shown before any maps arrive (a key of the message table). */
+export const NO_DATA_TEXT = "generic.no_data";
 
 type Model = AnyModel<GenericTraits>;
 
@@ -43,6 +45,7 @@ function colorScaleOf(value: unknown): ColorScale {
 /** Render the generic view into `el`; returns the cleanup function. */
 export function renderGenericView(model: Model, el: HTMLElement): () => void {
   const doc = el.ownerDocument;
+  const t = translator(model.get("lang"));
   ensureStyles(el);
 
   const root = element(doc, "div", "cnnviz-root");
@@ -61,8 +64,9 @@ export function renderGenericView(model: Model, el: HTMLElement): () => void {
   let colorizer: Colorizer | null = null;
   let pageIndex = 0;
 
-  const zoom = new ZoomBox(root);
+  const zoom = new ZoomBox(root, t);
   const grid = new GridView(stage, {
+    t,
     onHover(hover) {
       const shown = hover && stack && colorizer ? hover : null;
       placeHighlight(highlight, grid.canvas, shown);
@@ -71,10 +75,15 @@ export function renderGenericView(model: Model, el: HTMLElement): () => void {
     },
   });
   stage.appendChild(highlight);
-  const pager = new Pager(root, (page) => {
-    pageIndex = page;
-    showPage();
-  });
+  const pager = new Pager(
+    root,
+    (page) => {
+      pageIndex = page;
+      showPage();
+    },
+    undefined,
+    t,
+  );
   root.append(message, stage);
 
   const containerWidth = (): number => {
@@ -98,7 +107,7 @@ export function renderGenericView(model: Model, el: HTMLElement): () => void {
     pageIndex = page.pageIndex;
     pager.update(page, stack.channels);
     const indices = Array.from({ length: page.end - page.start }, (_, i) => page.start + i);
-    grid.setContent({ source: mapSource(stack, colorizer), indices }, containerWidth());
+    grid.setContent({ source: mapSource(stack, colorizer, t), indices }, containerWidth());
   }
 
   function updateTitle(): void {
@@ -117,7 +126,7 @@ export function renderGenericView(model: Model, el: HTMLElement): () => void {
       const payload = model.get("maps");
       const decoded = payload == null ? null : decodeMapStack(payload);
       if (!decoded || isEmptyStack(decoded)) {
-        showMessage(NO_DATA_TEXT);
+        showMessage(t(NO_DATA_TEXT));
       } else {
         const table = model.get("colormap");
         const colorTable = table == null ? grayColorTable() : decodeColorTable(table);
@@ -133,12 +142,15 @@ export function renderGenericView(model: Model, el: HTMLElement): () => void {
         const all = stackRange(decoded);
         meta.textContent =
           `${formatShape([decoded.channels, decoded.height, decoded.width])} · ` +
-          `values ${formatRange(all.lo, all.hi)}`;
+          t("generic.values", { range: formatRange(all.lo, all.hi) });
       }
     } catch (err) {
       stack = null;
       colorizer = null;
-      showMessage(`Cannot show these maps: ${err instanceof Error ? err.message : String(err)}`, true);
+      showMessage(
+        t("explorer.cannot_show", { what: t("generic.these_maps"), error: err instanceof Error ? err.message : String(err) }),
+        true,
+      );
     }
     showPage();
   }

@@ -7,6 +7,7 @@
 import { ImageTile, sizeCanvas } from "./canvas_util";
 import { formatValue } from "./format";
 import type { GridHover } from "./grid_view";
+import { type Translate, t as defaultT } from "./i18n";
 import type { TileSource } from "./tiles";
 import { zoomGeometry } from "./zoom";
 
@@ -27,7 +28,11 @@ export class ZoomBox {
   /** Which map the offscreen tile holds. */
   private cached: { source: TileSource; channel: number } | null = null;
 
-  constructor(parent: HTMLElement) {
+  /** `t`: the language of the box's texts. */
+  constructor(
+    parent: HTMLElement,
+    private readonly t: Translate = defaultT,
+  ) {
     const doc = parent.ownerDocument;
     this.el = doc.createElement("div");
     this.el.className = "cnnviz-zoom";
@@ -39,7 +44,7 @@ export class ZoomBox {
     this.channelLine = doc.createElement("div");
     this.pixelLine = doc.createElement("div");
     const valueRow = doc.createElement("div");
-    valueRow.append("value ");
+    valueRow.append(`${t("zoom.value")} `);
     this.valueLine = doc.createElement("span");
     this.valueLine.className = "cnnviz-zoom-value";
     valueRow.appendChild(this.valueLine);
@@ -87,8 +92,8 @@ export class ZoomBox {
     ctx.strokeRect(mx - 1.5, my - 1.5, m + 3, m + 3);
 
     this.channelLine.textContent = source.label(channel);
-    this.pixelLine.textContent = `row ${row}, col ${col}`;
-    this.valueLine.textContent = hover.value === null ? "(RGB image)" : formatValue(hover.value);
+    this.pixelLine.textContent = this.t("zoom.position", { row, col });
+    this.valueLine.textContent = hover.value === null ? this.t("zoom.rgb") : formatValue(hover.value);
     this.el.hidden = false;
 
     this.place(hover.clientX, hover.clientY);

@@ -19,6 +19,7 @@ import {
 } from "../src/explain";
 import { alignedColumns, clampFilter, filterPageText, filtersPerPage } from "../src/kernel_pages";
 import { widgetKey } from "../src/keys_guard";
+import { t } from "../src/i18n";
 import { CANCELLING_TEXT, type Progress, type SessionState, WAITING_TEXT, statusLine } from "../src/status";
 import { layerSliderWidth, pageRange } from "../src/tiling";
 import { indexTable, quantize, reds } from "./helpers";
@@ -55,8 +56,9 @@ describe("status line", () => {
   });
   it("cancelling… until answered; a silent kernel wins, with no bar", () => {
     const cancelling = { ...idle, cancelling: true, progress: progress(3, 10) };
-    assert.equal(statusLine(cancelling)?.text, CANCELLING_TEXT);
-    assert.deepEqual(statusLine({ ...cancelling, silent: true }), { text: WAITING_TEXT, done: 0, total: null, bar: false });
+    assert.equal(statusLine(cancelling)?.text, t(CANCELLING_TEXT));
+    assert.equal(statusLine(cancelling)?.text, "cancelling…");
+    assert.deepEqual(statusLine({ ...cancelling, silent: true }), { text: t(WAITING_TEXT), done: 0, total: null, bar: false });
   });
 });
 

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Outgoing } from "../src/messages";
 import { type Clock, Session } from "../src/session";
+import { t } from "../src/i18n";
 import { CANCELLED, KERNEL_SILENCE_MS, type SessionState, WAITING_TEXT, statusLine } from "../src/status";
 import { bytesAt, float32Bytes } from "./helpers";
 
@@ -260,7 +261,7 @@ describe("session: progress, cancel and a silent kernel", () => {
     h.session.cancel();
     assert.equal(statusLine(h.state())?.text, "cancelling…");
     h.clock.advance(KERNEL_SILENCE_MS);
-    assert.deepEqual(statusLine(h.state()), { text: WAITING_TEXT, done: 0, total: null, bar: false });
+    assert.deepEqual(statusLine(h.state()), { text: t(WAITING_TEXT), done: 0, total: null, bar: false });
   });
   it("says the kernel may be gone when requests go unanswered, and recovers when it speaks", () => {
     const h = harness();
@@ -271,7 +272,7 @@ describe("session: progress, cancel and a silent kernel", () => {
     assert.equal(h.state().silent, false);
     h.clock.advance(1);
     assert.equal(h.state().silent, true);
-    assert.deepEqual(statusLine(h.state()), { text: WAITING_TEXT, done: 0, total: null, bar: false });
+    assert.deepEqual(statusLine(h.state()), { text: t(WAITING_TEXT), done: 0, total: null, bar: false });
     h.shown(1, "a");
     assert.equal(h.state().silent, false);
     assert.equal(statusLine(h.state()), null);

@@ -10,50 +10,51 @@ import { type RgbStack, decodeRgbStack } from "../decode";
 import { button, el, MessageLine, select, syncSelect } from "../dom";
 import { requestKey } from "../keys";
 import type { ActmaxItem, RequestParams } from "../messages";
+import type { MessageKey } from "../i18n";
 import { CANCELLED, type Progress } from "../status";
 import { type TileSource, rgbSource } from "../tiles";
 import { GridSection } from "./grid_section";
 import { currentLayer } from "./layer_bar";
 import { type Tab, type TabContext, sectionTab } from "./tab";
 
-export const ACTMAX_HELP =
-  "Activation maximisation: for each channel, an image is optimised from noise to excite that channel as much as " +
-  "possible, a picture of what it responds to. Pick a layer and channels (e.g. 0-7 or 1,5,9), then Run; the images " +
-  "appear as they finish. Regularised (Lucid-style: jitter, scaling, blur) images look more natural; plain gradient " +
-  "ascent (FlashTorch) is faster and noisier. On a large model each image can take a minute.";
+/** The tab's explanation (a key of the message table). */
+export const ACTMAX_HELP = "actmax.help";
 
-const MODES: [string, string][] = [
-  ["regularized", "regularised (Lucid-style)"],
-  ["plain", "plain (FlashTorch)"],
+const MODES: [string, MessageKey][] = [
+  ["regularized", "actmax.mode_regularized"],
+  ["plain", "actmax.mode_plain"],
 ];
 
 export function createActmaxTab(ctx: TabContext): Tab {
   const doc = ctx.doc;
+  const t = ctx.t;
   const panel = ctx.panel("actmax");
   const controls = el(doc, "div", "cnnviz-controls");
   const layerOptions = (): [string, string][] => ctx.get("layers").filter((l) => l.shape).map((l) => [l.name, l.name]);
-  const layer = select(doc, "Layer", layerOptions(), currentLayer(ctx)?.name ?? "", () => undefined);
+  const layer = select(doc, t("common.layer"), layerOptions(), currentLayer(ctx)?.name ?? "", () => undefined);
   const chWrap = el(doc, "label", "cnnviz-control");
   const channels = el(doc, "input", "cnnviz-text");
   channels.type = "text";
   channels.value = "0-7";
-  channels.setAttribute("aria-label", "Channels to optimise, e.g. 0-7 or 1,5,9");
-  chWrap.append(el(doc, "span", "cnnviz-control-label", "Channels"), channels);
-  const mode = select(doc, "Mode", MODES, "regularized", () => undefined);
-  const run = button(doc, "Run", "Optimise images that excite these channels", () => start());
+  channels.setAttribute("aria-label", t("actmax.channels_label"));
+  chWrap.append(el(doc, "span", "cnnviz-control-label", t("actmax.channels")), channels);
+  const mode = select(doc, t("actmax.mode"), MODES.map(([v, k]) => [v, t(k)] as const), "regularized", () => undefined);
+  const run = button(doc, t("actmax.run"), t("actmax.run_title"), () => start());
   controls.append(layer.wrap, chWrap, mode.wrap, run);
-  const help = el(doc, "div", "cnnviz-meta cnnviz-actmax-help", ACTMAX_HELP);
+  const help = el(doc, "div", "cnnviz-meta cnnviz-actmax-help", t(ACTMAX_HELP));
   const message = new MessageLine(doc);
   panel.append(controls, help, message.el);
-  const section = new GridSection(ctx, panel, { label: "optimised images", noun: "images", onPage: () => draw() });
+  const section = new GridSection(ctx, panel, { label: t("actmax.grid"), noun: t("actmax.noun"), onPage: () => draw() });
   /** Images that arrived, by request key, then channel; what each key asked for. */
   const items = new Map<string, Map<number, RgbStack>>();
   const asked = new Map<string, RequestParams["actmax"]>();
   let shownKey = "";
 
-  const modeText = (p: RequestParams["actmax"]): string => (p.regularize ? "regularised" : "plain");
+  const modeText = (p: RequestParams["actmax"]): string => (p.regularize ? t("actmax.regularised") : t("actmax.plain"));
   const what = (p: RequestParams["actmax"]): string =>
-    `${p.channels.length} image${p.channels.length === 1 ? "" : "s"} for ${p.layer} (${modeText(p)})`;
+    p.channels.length === 1
+      ? t("actmax.what_one", { layer: p.layer, mode: modeText(p) })
+      : t("actmax.what_many", { count: p.channels.length, layer: p.layer, mode: modeText(p) });
 
   function start(): void {
     const name = layer.input.value;
@@ -68,8 +69,8 @@ export function createActmaxTab(ctx: TabContext): Tab {
       asked.set(shownKey, params);
       if (!items.has(shownKey)) items.set(shownKey, new Map());
       ctx.session.retry("actmax"); // Run again after a cancel
-      if (ctx.session.request("actmax", params)) message.show(`${what(params)}: done.`);
-      else message.show(`optimising ${what(params)}…`);
+      if (ctx.session.request("actmax", params)) message.show(t("actmax.done", { what: what(params) }));
+      else message.show(t("actmax.optimising", { what: what(params) }));
       draw();
     } catch (err) {
       message.show(err instanceof Error ? err.message : String(err));
@@ -97,7 +98,7 @@ export function createActmaxTab(ctx: TabContext): Tab {
         else out.fill(0);
       },
       value: () => null,
-      label: (c) => (found.has(c) ? `channel ${c}` : `channel ${c} (optimising…)`),
+      label: (c) => (found.has(c) ? t("tiles.channel", { index: c }) : t("actmax.tile_waiting", { index: c })),
     };
     section.show(source, params.channels, { key: shownKey });
     section.grid.canvas.dataset.done = String(found.size);
@@ -111,7 +112,7 @@ export function createActmaxTab(ctx: TabContext): Tab {
     },
     reply: (_kind, key) => {
       const params = asked.get(key);
-      if (key === shownKey && params) message.show(`${what(params)}: done.`);
+      if (key === shownKey && params) message.show(t("actmax.done", { what: what(params) }));
       draw();
     },
     error: (_kind, key, text) => {
@@ -122,11 +123,11 @@ export function createActmaxTab(ctx: TabContext): Tab {
         return;
       }
       const done = items.get(key)?.size ?? 0;
-      message.show(`Cancelled: ${done} of ${what(params)} done.`, { label: "Run again", run: start });
+      message.show(t("actmax.cancelled", { done, what: what(params) }), { label: t("actmax.run_again"), run: start });
     },
     progress: (p: Readonly<Progress>) => {
       const params = asked.get(p.key);
-      if (p.key === shownKey && params) message.show(`optimising ${what(params)} · ${p.text}`);
+      if (p.key === shownKey && params) message.show(t("actmax.optimising_progress", { what: what(params), progress: p.text }));
     },
     item: (item: ActmaxItem) => {
       let found = items.get(item.key);

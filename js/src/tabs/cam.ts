@@ -19,23 +19,24 @@ import { type Tab, type TabContext, cancelledNote, sectionTab, showPending } fro
 
 export function createCamTab(ctx: TabContext): Tab {
   const doc = ctx.doc;
+  const t = ctx.t;
   const panel = ctx.panel("cam");
   const controls = el(doc, "div", "cnnviz-controls");
-  const method = select(doc, "Method", methodOptions(ctx.get("cam_methods")), ctx.get("cam_method"), (v) => ctx.save("cam_method", v));
-  const depth = slider(doc, "CAM layer", 0, 0, 1, 0, (i) => {
+  const method = select(doc, t("common.method"), methodOptions(ctx.get("cam_methods")), ctx.get("cam_method"), (v) => ctx.save("cam_method", v));
+  const depth = slider(doc, t("cam.layer"), 0, 0, 1, 0, (i) => {
     const names = ctx.get("cam_layers");
     if (names[i]) ctx.save("cam_layer", names[i]);
   });
   const depthName = el(doc, "span", "cnnviz-layer-name");
   const opacity = opacitySlider(ctx);
-  const cmap = select(doc, "Colormap", ctx.colormapOptions(), ctx.get("cam_cmap"), (v) => ctx.local("cam_cmap", v));
-  const faithButton = button(doc, "Faithfulness", "Compute deletion / insertion AUC and average drop of this map", () => askMetrics());
-  const png = button(doc, "PNG", "Save the overlay as PNG", () => view.download("cam"));
+  const cmap = select(doc, t("common.colormap"), ctx.colormapOptions(), ctx.get("cam_cmap"), (v) => ctx.local("cam_cmap", v));
+  const faithButton = button(doc, t("cam.faithfulness"), t("cam.faithfulness_title"), () => askMetrics());
+  const png = button(doc, t("common.png"), t("cam.png_title"), () => view.download("cam"));
   controls.append(method.wrap, depth.wrap, depthName, opacity.wrap, cmap.wrap, faithButton, png);
   panel.append(controls);
   const note = new MessageLine(doc, "cnnviz-meta cnnviz-cam-note");
   const faith = new MessageLine(doc, "cnnviz-meta cnnviz-faith");
-  const view = new OverlayView(ctx, panel, "class activation map", () => refresh(), [note.el, faith.el]);
+  const view = new OverlayView(ctx, panel, t("cam.view_label"), () => refresh(), [note.el, faith.el]);
   /** The metrics key asked for by the button, and the error it got. */
   let asked: string | null = null;
   let metricsError: { key: string; message: string } | null = null;
@@ -60,9 +61,9 @@ export function createCamTab(ctx: TabContext): Tab {
     const key = p ? requestKey("metrics", p) : null;
     const entry = key ? ctx.session.entry("metrics", key) : null;
     faith.el.dataset.key = key ?? "";
-    if (entry) faith.show(`faithfulness: ${figuresText(entry.content.figures, entry.content.better)}`);
+    if (entry) faith.show(t("cam.figures", { figures: figuresText(entry.content.figures, entry.content.better, t) }));
     else if (key !== null && metricsError?.key === key) faith.error(metricsError.message);
-    else if (key !== null && key === asked) showPending(ctx, faith, "metrics", key, "computing faithfulness…", askMetrics);
+    else if (key !== null && key === asked) showPending(ctx, faith, "metrics", key, t("cam.computing_faithfulness"), askMetrics);
     else faith.show("");
   }
 
@@ -82,7 +83,7 @@ export function createCamTab(ctx: TabContext): Tab {
     const explained = { ...c, target, class_name: c.class_name ?? (target === null ? null : ctx.classes.name(target)) };
     const at = c.layer ?? p.layer;
     view.draw(entry, {
-      caption: explainedText(c.method, explained, at),
+      caption: explainedText(c.method, explained, at, t),
       file: [c.method, explained.class_name ?? "class-agnostic", at],
     });
   }
@@ -93,16 +94,16 @@ export function createCamTab(ctx: TabContext): Tab {
     syncSelect(cmap, ctx.colormapOptions(), ctx.get("cam_cmap"));
     depth.input.max = String(Math.max(0, names.length - 1));
     depth.input.value = String(Math.max(0, names.indexOf(layer())));
-    depth.input.setAttribute("aria-valuetext", camLayerText(layer(), names));
-    depthName.textContent = camLayerText(layer(), names);
+    depth.input.setAttribute("aria-valuetext", camLayerText(layer(), names, t));
+    depthName.textContent = camLayerText(layer(), names, t);
     opacity.sync();
     predictions = view.classes.load();
     const p = params();
     const m = ctx.get("cam_method");
-    note.show(p && p.target === null ? `${m} is class-agnostic: its map is the same for every class.` : "");
+    note.show(p && p.target === null ? t("cam.agnostic_note", { method: m }) : "");
     showMetrics(p);
     if (!p) {
-      view.pending("waiting for the predictions…");
+      view.pending(t("common.waiting_predictions"));
       return;
     }
     const entry = ctx.session.request("cam", p);
@@ -110,7 +111,7 @@ export function createCamTab(ctx: TabContext): Tab {
       draw(entry, p);
       return;
     }
-    const text = computingText(m, p.target === null ? null : ctx.classes.name(p.target), p.layer);
+    const text = computingText(m, p.target === null ? null : ctx.classes.name(p.target), p.layer, t);
     view.pending(text, cancelledNote(ctx, "cam", requestKey("cam", p), text, refresh) ?? undefined);
   }
 

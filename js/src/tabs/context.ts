@@ -6,6 +6,7 @@ import { type RgbStack, decodeColorTable, decodeRgbStack } from "../decode";
 import { el } from "../dom";
 import { ClassNames } from "../explain";
 import type { GridHover } from "../grid_view";
+import type { Translate } from "../i18n";
 import type { Session } from "../session";
 import { type ExplorerTraits, type TraitName, get } from "../traits";
 import type { ZoomBox } from "../zoom_box";
@@ -19,7 +20,7 @@ const FALLBACK_WIDTH = 640;
 
 export class ExplorerContext implements TabContext {
   readonly doc: Document;
-  readonly classes = new ClassNames();
+  readonly classes: ClassNames;
   private input: RgbStack | null = null;
   private scrubStart = 0;
 
@@ -31,8 +32,10 @@ export class ExplorerContext implements TabContext {
     readonly zoom: ZoomBox,
     private readonly detail: Detail,
     readonly showError: (text: string) => void,
+    readonly t: Translate,
   ) {
     this.doc = host.ownerDocument;
+    this.classes = new ClassNames(t);
   }
 
   get<K extends TraitName>(name: K): ExplorerTraits[K] {
@@ -62,7 +65,7 @@ export class ExplorerContext implements TabContext {
       this.input = p ? decodeRgbStack(p) : null;
     } catch (err) {
       this.input = null;
-      this.showError(`Cannot show the input image: ${String(err)}`);
+      this.showError(this.t("explorer.cannot_show", { what: this.t("explorer.input_image"), error: String(err) }));
     }
   }
 

@@ -4,17 +4,18 @@
  */
 
 import { MessageLine, button, el, select, slider } from "../dom";
+import type { MessageKey } from "../i18n";
 import { rgbSource } from "../tiles";
 import { ClassButtons } from "./predictions";
 import type { Tab, TabContext } from "./tab";
 
-const PEN_COLOURS: [string, string][] = [
-  ["#ffffff", "white"],
-  ["#000000", "black"],
-  ["#ff0000", "red"],
-  ["#00c000", "green"],
-  ["#0000ff", "blue"],
-  ["#ffff00", "yellow"],
+const PEN_COLOURS: [string, MessageKey][] = [
+  ["#ffffff", "draw.white"],
+  ["#000000", "draw.black"],
+  ["#ff0000", "draw.red"],
+  ["#00c000", "draw.green"],
+  ["#0000ff", "draw.blue"],
+  ["#ffff00", "draw.yellow"],
 ];
 /** Size of the pad without an input image, and its longest side on screen (CSS pixels). */
 const BLANK_SIZE = 64;
@@ -22,15 +23,17 @@ const PAD_SIZE = 256;
 
 export function createDrawTab(ctx: TabContext): Tab {
   const doc = ctx.doc;
+  const t = ctx.t;
   const panel = ctx.panel("draw");
   const pad = el(doc, "canvas", "cnnviz-pad");
-  pad.setAttribute("aria-label", "Drawing pad: draw with the mouse or a pen");
+  pad.setAttribute("aria-label", t("draw.pad_label"));
   pad.setAttribute("role", "img");
   const pen = { size: 4, color: "#ffffff" };
-  const size = slider(doc, "Pen size", 1, 16, 1, pen.size, (v) => (pen.size = v));
-  const colour = select(doc, "Pen colour", PEN_COLOURS, pen.color, (v) => (pen.color = v));
-  const clear = button(doc, "Clear", "Clear the drawing pad (black)", () => reset(false));
-  const fromImage = button(doc, "From input", "Start from the current input image", () => reset(true));
+  const size = slider(doc, t("draw.pen_size"), 1, 16, 1, pen.size, (v) => (pen.size = v));
+  const colours = PEN_COLOURS.map(([v, k]) => [v, t(k)] as const);
+  const colour = select(doc, t("draw.pen_colour"), colours, pen.color, (v) => (pen.color = v));
+  const clear = button(doc, t("draw.clear"), t("draw.clear_title"), () => reset(false));
+  const fromImage = button(doc, t("draw.from_input"), t("draw.from_input_title"), () => reset(true));
   const status = new MessageLine(doc);
   let sentVersion = -1;
   const send = (): void => {
@@ -38,24 +41,22 @@ export function createDrawTab(ctx: TabContext): Tab {
     if (!data) return;
     ctx.session.setImage(pad.height, pad.width, data.data.buffer);
     sentVersion = ctx.get("image_version");
-    status.show("sent: the model now sees your drawing; its predictions follow…");
+    status.show(t("draw.sent"));
   };
-  const use = button(doc, "Use as input", "Use the drawing as the model's input", send);
+  const use = button(doc, t("draw.use"), t("draw.use_title"), send);
   const liveWrap = el(doc, "label", "cnnviz-control");
   const live = el(doc, "input");
   live.type = "checkbox";
   live.checked = true;
-  live.setAttribute("aria-label", "Use the drawing as the input after every stroke");
-  liveWrap.append(live, el(doc, "span", "cnnviz-control-label", "after every stroke"));
+  live.setAttribute("aria-label", t("draw.live_label"));
+  liveWrap.append(live, el(doc, "span", "cnnviz-control-label", t("draw.live")));
   const controls = el(doc, "div", "cnnviz-controls");
   controls.append(size.wrap, colour.wrap, clear, fromImage, use, liveWrap);
-  const hint = el(doc, "div", "cnnviz-meta cnnviz-pad-hint",
-    "Draw with the mouse or a pen (white on black, like the demo's shapes). The drawing becomes " +
-      "the model's input after every stroke (or with Use as input); every tab then shows it.");
+  const hint = el(doc, "div", "cnnviz-meta cnnviz-pad-hint", t("draw.hint"));
   const classes = new ClassButtons(ctx);
-  classes.el.setAttribute("aria-label", "Top predictions for the drawing");
+  classes.el.setAttribute("aria-label", t("draw.predictions_label"));
   const side = el(doc, "div", "cnnviz-pad-side");
-  side.append(el(doc, "div", "cnnviz-meta", "the model's top predictions"), classes.el, status.el);
+  side.append(el(doc, "div", "cnnviz-meta", t("draw.top")), classes.el, status.el);
   const body = el(doc, "div", "cnnviz-body");
   body.append(pad, side);
   panel.append(controls, hint, body);
@@ -127,7 +128,7 @@ export function createDrawTab(ctx: TabContext): Tab {
   const showPredictions = (): void => {
     const top = classes.load();
     if (top && ctx.get("image_version") > sentVersion && sentVersion >= 0) {
-      status.show(`the model sees your drawing (input version ${ctx.get("image_version")})`);
+      status.show(t("draw.sees", { version: ctx.get("image_version") }));
     }
   };
 

@@ -27,17 +27,19 @@ const INPUT_SIZE = 128;
 
 export function createFeaturesTab(ctx: TabContext): Tab {
   const doc = ctx.doc;
+  const t = ctx.t;
   const panel = ctx.panel("features");
   const bar = new LayerBar(ctx);
   const controls = el(doc, "div", "cnnviz-controls");
-  const orderSel = select(doc, "Order", [["index", "channel index"], ["mean", "mean activation"]], ctx.get("order"), (v) =>
+  const orderSel = select(doc, t("features.order"), [["index", t("features.order_index")], ["mean", t("features.order_mean")]], ctx.get("order"), (v) =>
     ctx.local("order", v),
   );
-  const scaleSel = select(doc, "Colour scale", [["map", "per map"], ["layer", "per layer"], ["global", "global"]], ctx.get("color_scale"), (v) =>
+  const scaleText = { map: t("scale.map"), layer: t("scale.layer"), global: t("scale.global") };
+  const scaleSel = select(doc, t("features.color_scale"), COLOR_SCALES.map((s) => [s, scaleText[s]] as const), ctx.get("color_scale"), (v) =>
     ctx.local("color_scale", v),
   );
-  const cmap = select(doc, "Colormap", ctx.colormapOptions(), ctx.get("cmap"), (v) => ctx.local("cmap", v));
-  const png = button(doc, "PNG", "Save the feature-map grid as PNG", () =>
+  const cmap = select(doc, t("common.colormap"), ctx.colormapOptions(), ctx.get("cmap"), (v) => ctx.local("cmap", v));
+  const png = button(doc, t("common.png"), t("features.png_title"), () =>
     downloadCanvas(section.grid.canvas, exportName(["features", currentLayer(ctx)?.name]), caption),
   );
   controls.append(orderSel.wrap, scaleSel.wrap, cmap.wrap, png);
@@ -46,14 +48,14 @@ export function createFeaturesTab(ctx: TabContext): Tab {
   const inputBox = el(doc, "div", "cnnviz-input");
   const input = el(doc, "canvas", "cnnviz-input-canvas");
   input.setAttribute("role", "img");
-  input.setAttribute("aria-label", "input image");
+  input.setAttribute("aria-label", t("features.input_label"));
   const outline = el(doc, "div", "cnnviz-outline");
   outline.hidden = true;
-  const colorBar = new ColorBar(doc, "colour bar of the feature maps");
-  inputBox.append(el(doc, "div", "cnnviz-meta", "input"), input, outline, colorBar.el);
+  const colorBar = new ColorBar(doc, t("features.colorbar"));
+  inputBox.append(el(doc, "div", "cnnviz-meta", t("features.input")), input, outline, colorBar.el);
   body.append(inputBox);
   panel.append(bar.el, controls, message.el, body);
-  const section = new GridSection(ctx, body, { label: "feature maps", onHover: hovered, onPage: () => refresh() });
+  const section = new GridSection(ctx, body, { label: t("features.grid"), onHover: hovered, onPage: () => refresh() });
   /** What the page index belongs to: a new layer or order starts at page 1. */
   let paged = "";
   /** The colouring drawn, for the colour bar of a hovered map. */
@@ -71,12 +73,12 @@ export function createFeaturesTab(ctx: TabContext): Tab {
       colorBar.hide();
       return;
     }
-    const centred = colors.symmetric ? ", centred on 0" : "";
+    const centred = (scale: string): string => (colors?.symmetric ? t("features.centred", { scale }) : scale);
     if (colors.sharedRange) {
-      colorBar.update(colors.colorTable, colors.sharedRange, `${colors.scale === "layer" ? "per layer" : "global"}${centred}`);
+      colorBar.update(colors.colorTable, colors.sharedRange, centred(scaleText[colors.scale === "layer" ? "layer" : "global"]));
     } else if (channel === null) {
-      colorBar.update(colors.colorTable, null, `per map${centred}: hover a map for its range`);
-    } else colorBar.update(colors.colorTable, colors.rangeOf(channel), `map ${channel}${centred}`);
+      colorBar.update(colors.colorTable, null, t("features.hover_for_range", { scale: centred(scaleText.map) }));
+    } else colorBar.update(colors.colorTable, colors.rangeOf(channel), centred(t("features.map_n", { index: channel })));
   }
 
   function outlineInput(h: GridHover | null): void {
@@ -97,8 +99,8 @@ export function createFeaturesTab(ctx: TabContext): Tab {
     outline.setAttribute(
       "aria-label",
       o.kind === "receptive-field"
-        ? `receptive field of row ${h.row}, column ${h.col}: ${Math.round(x1 - x0)} by ${Math.round(y1 - y0)} pixels of the input`
-        : `position of row ${h.row}, column ${h.col} in the input`,
+        ? t("features.receptive_field", { row: h.row, col: h.col, width: Math.round(x1 - x0), height: Math.round(y1 - y0) })
+        : t("features.position", { row: h.row, col: h.col }),
     );
     outline.hidden = false;
     outline.style.left = `${input.offsetLeft + x0 * s}px`;
@@ -128,7 +130,7 @@ export function createFeaturesTab(ctx: TabContext): Tab {
     const params = { version: ctx.get("image_version"), layer: info.name };
     const entry = ctx.session.request("features", params);
     if (entry) draw(entry);
-    else showPending(ctx, message, "features", requestKey("features", params), `loading ${info.name}…`, refresh);
+    else showPending(ctx, message, "features", requestKey("features", params), t("features.loading", { name: info.name }), refresh);
   }
 
   function draw(entry: Entry<"features">): void {
@@ -153,12 +155,18 @@ export function createFeaturesTab(ctx: TabContext): Tab {
       order = channelOrder(stack, orderName);
       orders.set(orderName, order);
     }
-    message.show(entry.partial ? partialNote(entry.partial) : "");
+    message.show(entry.partial ? partialNote(entry.partial, t) : "");
     const content = entry.partial ? `partial ${entry.partial.channels}` : "complete";
     const identity = [entry.key, content, cmapName, colorizer.scale, JSON.stringify(range), orderName].join("|");
-    const scaleText = { map: "per map", layer: "per layer", global: "global" }[colorizer.scale];
-    caption = `feature maps of ${currentLayer(ctx)?.name ?? ""} (${formatShape([stack.channels, stack.height, stack.width])}) · ${cmapName}, ${scaleText}${colorizer.symmetric ? ", 0 = centre" : ""} · ${orderName === "mean" ? "by mean activation" : "by channel"}`;
-    section.show(mapSource(stack, colorizer), order, { identity, key: entry.key });
+    const scaleWords = scaleText[colorizer.scale];
+    caption = t("features.caption", {
+      layer: currentLayer(ctx)?.name ?? "",
+      shape: formatShape([stack.channels, stack.height, stack.width]),
+      cmap: cmapName,
+      scale: colorizer.symmetric ? t("features.zero_centre", { scale: scaleWords }) : scaleWords,
+      order: orderName === "mean" ? t("features.by_mean") : t("features.by_channel"),
+    });
+    section.show(mapSource(stack, colorizer, t), order, { identity, key: entry.key });
     ctx.markPaint("features", t0);
   }
 

@@ -16,7 +16,7 @@ export interface GridSectionOptions {
   onHover?: (hover: GridHover | null) => void;
   /** The page changed: draw again. */
   onPage: () => void;
-  /** What the tiles are, for the pager ("maps" when omitted). */
+  /** What the tiles are, for the pager, in the widget's language ("maps" when omitted). */
   noun?: string;
 }
 
@@ -55,6 +55,7 @@ export class GridSection {
     highlight.hidden = true;
     this.grid = new GridView(stage, {
       label: options.label,
+      t: ctx.t,
       ...(options.maxTile ? { maxTileSize: options.maxTile } : {}),
       onHover: (h) => {
         placeHighlight(highlight, this.grid.canvas, h);
@@ -71,6 +72,7 @@ export class GridSection {
         options.onPage();
       },
       options.noun,
+      ctx.t,
     );
     stage.appendChild(highlight);
     this.box.append(stage);

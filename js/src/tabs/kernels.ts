@@ -22,6 +22,7 @@ export const range = (n: number): number[] => Array.from({ length: Math.max(0, n
 
 export function createKernelsTab(ctx: TabContext): Tab {
   const doc = ctx.doc;
+  const t = ctx.t;
   const panel = ctx.panel("kernels");
   const bar = new LayerBar(ctx);
   const state = { filter: 0, all: false, layer: "", filters: 0 };
@@ -31,7 +32,7 @@ export function createKernelsTab(ctx: TabContext): Tab {
   filter.type = "number";
   filter.min = "0";
   filter.value = "0";
-  filter.setAttribute("aria-label", "Output filter");
+  filter.setAttribute("aria-label", t("kernels.output_filter"));
   const filterCount = el(doc, "span", "cnnviz-meta cnnviz-filter-count");
   /** Clamp the typed filter to the layer's filters; the field shows the filter drawn. */
   const setFilter = (value: number): void => {
@@ -47,25 +48,25 @@ export function createKernelsTab(ctx: TabContext): Tab {
     if (filter.value !== "") typed(); // empty: being typed
   });
   filter.addEventListener("change", typed);
-  filterWrap.append(el(doc, "span", "cnnviz-control-label", "Output filter"), filter, filterCount);
+  filterWrap.append(el(doc, "span", "cnnviz-control-label", t("kernels.output_filter")), filter, filterCount);
   const allWrap = el(doc, "label", "cnnviz-control");
   const all = el(doc, "input");
   all.type = "checkbox";
-  all.setAttribute("aria-label", "Show the kernels of all filters");
+  all.setAttribute("aria-label", t("kernels.all_label"));
   all.addEventListener("change", () => {
     state.all = all.checked;
     section.page = 0;
     refresh();
   });
-  allWrap.append(all, el(doc, "span", "cnnviz-control-label", "all filters"));
-  const cmap = select(doc, "Colormap", ctx.colormapOptions(), ctx.get("kernel_cmap"), (v) => ctx.local("kernel_cmap", v));
-  const rgbNote = el(doc, "span", "cnnviz-meta cnnviz-rgb-note", "RGB: each filter drawn in colour (its 3 input channels as red, green, blue)");
+  allWrap.append(all, el(doc, "span", "cnnviz-control-label", t("kernels.all")));
+  const cmap = select(doc, t("common.colormap"), ctx.colormapOptions(), ctx.get("kernel_cmap"), (v) => ctx.local("kernel_cmap", v));
+  const rgbNote = el(doc, "span", "cnnviz-meta cnnviz-rgb-note", t("kernels.rgb_note"));
   rgbNote.hidden = true;
-  const png = button(doc, "PNG", "Save the kernel grid as PNG", () => download());
+  const png = button(doc, t("common.png"), t("kernels.png_title"), () => download());
   controls.append(filterWrap, allWrap, cmap.wrap, rgbNote, png);
   const message = new MessageLine(doc);
   panel.append(bar.el, controls, message.el);
-  const section = new GridSection(ctx, panel, { label: "kernels", noun: "kernels", onPage: () => refresh() });
+  const section = new GridSection(ctx, panel, { label: t("kernels.grid"), noun: t("kernels.grid"), onPage: () => refresh() });
   let caption = "";
 
   function download(): void {
@@ -82,24 +83,24 @@ export function createKernelsTab(ctx: TabContext): Tab {
     state.layer = info.name;
     state.filters = info.kernel_shape?.[0] ?? 0;
     filter.max = String(Math.max(0, state.filters - 1));
-    filterCount.textContent = state.filters ? `of ${state.filters} (0–${state.filters - 1})` : "";
+    filterCount.textContent = state.filters ? t("kernels.filter_count", { count: state.filters, last: state.filters - 1 }) : "";
     setFilter(state.filter); // a new layer may have fewer filters
     if (!info.kernel_shape) {
-      message.show(`${info.name} is a ${info.type}: it has no convolution kernels. Pick a Conv2d layer.`);
+      message.show(t("kernels.no_kernels", { name: info.name, type: info.type }));
       section.clear();
       return;
     }
     const params = { layer: info.name };
     const entry = ctx.session.request("kernels", params);
     if (entry) draw(entry);
-    else showPending(ctx, message, "kernels", requestKey("kernels", params), `loading the kernels of ${info.name}…`, refresh);
+    else showPending(ctx, message, "kernels", requestKey("kernels", params), t("kernels.loading", { name: info.name }), refresh);
   }
 
   function draw(entry: Entry<"kernels">): void {
     const t0 = performance.now();
     const stack = stackOf(entry);
     const [o = 1, i = 1] = entry.content.kernel_shape;
-    message.show(entry.partial ? partialNote(entry.partial) : "");
+    message.show(entry.partial ? partialNote(entry.partial, t) : "");
     state.filters = o;
     setFilter(state.filter);
     const rgb = rgbOf(entry);
@@ -110,8 +111,8 @@ export function createKernelsTab(ctx: TabContext): Tab {
     rgbNote.hidden = !showRgb;
     const shape = formatShape(entry.content.kernel_shape);
     if (rgb && showRgb) {
-      caption = `kernels of ${state.layer} (${shape}) · RGB filters`;
-      section.show(rgbSource(rgb, (n) => `filter ${n} (RGB)`), range(rgb.count), { key: entry.key });
+      caption = t("kernels.caption_rgb", { layer: state.layer, shape });
+      section.show(rgbSource(rgb, (n) => t("kernels.rgb_tile", { index: n })), range(rgb.count), { key: entry.key });
       ctx.markPaint("kernels", t0);
       return;
     }
@@ -127,16 +128,21 @@ export function createKernelsTab(ctx: TabContext): Tab {
       range: [-absmax, absmax],
     });
     const label = state.all
-      ? (n: number) => `filter ${Math.floor(n / i)} · input channel ${n % i}`
-      : (n: number) => `filter ${f} · input channel ${n}`;
+      ? (n: number) => t("kernels.tile", { filter: Math.floor(n / i), channel: n % i })
+      : (n: number) => t("kernels.tile", { filter: f, channel: n });
     const source: TileSource = { ...mapSource(sub, colorizer), label };
-    caption = `kernels of ${state.layer} (${shape}) · ${state.all ? "all filters" : `filter ${f}`} · ${ctx.get("kernel_cmap")}, 0 = centre`;
+    caption = t("kernels.caption", {
+      layer: state.layer,
+      shape,
+      which: state.all ? t("kernels.all") : t("kernels.filter_n", { index: f }),
+      cmap: ctx.get("kernel_cmap"),
+    });
     if (state.all) {
       section.show(source, range(sub.channels), {
         key: entry.key,
         pageSize: filtersPerPage(i, PAGE_SIZE) * i,
         rowLength: i,
-        pageText: (page) => filterPageText(page, i, o),
+        pageText: (page) => filterPageText(page, i, o, t),
       });
     } else section.show(source, range(sub.channels), { key: entry.key, rowLength: i });
     ctx.markPaint("kernels", t0);

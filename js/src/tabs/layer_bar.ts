@@ -31,11 +31,12 @@ export class LayerBar {
       ctx.scrubbed();
       ctx.save("layer_name", info.name);
     };
-    const s = slider(doc, "Layer", 0, 0, 1, 0, (i) => pick(ctx.get("layers")[i]));
+    const t = ctx.t;
+    const s = slider(doc, t("common.layer"), 0, 0, 1, 0, (i) => pick(ctx.get("layers")[i]));
     this.slider = s.input;
     const input = el(doc, "select", "cnnviz-select cnnviz-layer-list");
-    input.setAttribute("aria-label", "Layer by name");
-    input.title = "Pick a layer by name";
+    input.setAttribute("aria-label", t("layer_bar.by_name"));
+    input.title = t("layer_bar.pick_title");
     input.addEventListener("change", () => pick(ctx.get("layers").find((l) => l.name === input.value)));
     const setOptions = (opts: readonly (readonly [string, string])[], v: string): void => {
       input.replaceChildren(
@@ -63,10 +64,11 @@ export class LayerBar {
     this.slider.style.width = `${layerSliderWidth(all.length)}px`;
     this.slider.setAttribute("aria-valuetext", info ? info.name : "");
     syncSelect(this.list, all.map((l) => [l.name, `${l.name} (${l.type})`] as const), info?.name ?? "");
-    this.name.textContent = info ? `${info.name} (${info.type})` : "no layers";
+    const t = this.ctx.t;
+    this.name.textContent = info ? `${info.name} (${info.type})` : t("layer_bar.none");
     const parts: string[] = [];
-    if (info?.shape) parts.push(`output ${formatShape(info.shape)}`);
-    if (info?.kernel_shape) parts.push(`kernels ${formatShape(info.kernel_shape)}`);
+    if (info?.shape) parts.push(t("layer_bar.output", { shape: formatShape(info.shape) }));
+    if (info?.kernel_shape) parts.push(t("layer_bar.kernels", { shape: formatShape(info.kernel_shape) }));
     this.shape.textContent = `${idx + 1} / ${all.length}${parts.length ? " · " + parts.join(" · ") : ""}`;
     return info;
   }

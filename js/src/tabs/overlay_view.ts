@@ -33,7 +33,7 @@ export function opacitySlider(ctx: TabContext): { wrap: HTMLElement; sync: () =>
   const show = (v: number): void => {
     value.textContent = `${Math.round(v * 100)}%`;
   };
-  const s = slider(ctx.doc, "Opacity", 0, 1, 0.05, ctx.get("opacity"), (v) => {
+  const s = slider(ctx.doc, ctx.t("overlay.opacity"), 0, 1, 0.05, ctx.get("opacity"), (v) => {
     show(v);
     ctx.local("opacity", v);
   });
@@ -73,7 +73,7 @@ export class OverlayView {
     this.message = new MessageLine(ctx.doc);
     this.caption = el(ctx.doc, "div", "cnnviz-explained");
     this.caption.hidden = true;
-    this.colorBar = new ColorBar(ctx.doc, `colour bar of the ${label}`);
+    this.colorBar = new ColorBar(ctx.doc, ctx.t("overlay.colorbar", { label }));
     panel.append(this.classes.el, this.message.el, ...extras, this.caption);
     this.section = new GridSection(ctx, panel, { label, maxTile: OVERLAY_TILE, onPage });
     this.section.box.append(this.colorBar.el);
@@ -87,7 +87,7 @@ export class OverlayView {
     const stack = stackOf(entry);
     const image = this.ctx.image();
     if (!image || image.height !== stack.height || image.width !== stack.width) {
-      this.message.show("The map does not match the image size.");
+      this.message.show(this.ctx.t("overlay.mismatch"));
       return;
     }
     const cmap = this.ctx.get("cam_cmap");
@@ -95,7 +95,8 @@ export class OverlayView {
     const colorizer = new Colorizer(stack, table, { scale: "map", symmetric: isDiverging(cmap, this.ctx.get("diverging_colormaps")) });
     const opacity = this.ctx.get("opacity");
     const rgb = image.data.subarray(0, image.height * image.width * 3);
-    const names = [`overlay · ${label.caption}`, `map · ${label.caption}`];
+    const t = this.ctx.t;
+    const names = [t("overlay.overlay_tile", { caption: label.caption }), t("overlay.map_tile", { caption: label.caption })];
     const source: TileSource = {
       count: 2,
       height: stack.height,
@@ -108,10 +109,10 @@ export class OverlayView {
       value: (_i, row, col) => valueAt(stack, 0, row, col),
       label: (i) => names[i] ?? "",
     };
-    this.message.show(entry.partial ? partialNote(entry.partial) : "");
+    this.message.show(entry.partial ? partialNote(entry.partial, t) : "");
     this.drawn = { key: entry.key, label };
     this.setCaption(label.caption, false);
-    this.colorBar.update(table, colorizer.rangeOf(0), "values of the map");
+    this.colorBar.update(table, colorizer.rangeOf(0), t("overlay.values"));
     this.section.show(source, [0, 1], { key: entry.key });
     this.ctx.markPaint(entry.kind, t0);
   }
@@ -128,7 +129,7 @@ export class OverlayView {
       if (!note) this.message.show(text);
       return;
     }
-    this.setCaption(`${text} (dimmed: the previous map, ${this.drawn.label.caption})`, true);
+    this.setCaption(this.ctx.t("overlay.dimmed", { text, caption: this.drawn.label.caption }), true);
   }
 
   /** Save the map on screen as PNG, named and captioned with what it explains. */

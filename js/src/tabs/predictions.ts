@@ -22,7 +22,7 @@ export class ClassButtons {
 
   constructor(private readonly ctx: TabContext) {
     this.el = el(ctx.doc, "div", "cnnviz-classes");
-    this.el.setAttribute("aria-label", "Top predicted classes");
+    this.el.setAttribute("aria-label", ctx.t("classes.label"));
   }
 
   /** Ask for the predictions of the current image; null while they are on their way. */
@@ -52,13 +52,13 @@ export class ClassButtons {
       const prob = this.ctx.classes.prob(this.ctx.get("image_version"), target);
       const b = this.add(target, this.ctx.classes.name(target), prob, true);
       b.classList.add("cnnviz-class-extra");
-      b.title = `${this.ctx.classes.name(target)}: the chosen class (not among the top 5 predictions)`;
+      b.title = this.ctx.t("classes.extra_title", { name: this.ctx.classes.name(target) });
     }
   }
 
   private add(index: number, name: string, prob: number | null, active: boolean): HTMLButtonElement {
     const doc = this.ctx.doc;
-    const b = button(doc, "", `Explain class ${name}`, () => this.ctx.save("target_class", index));
+    const b = button(doc, "", this.ctx.t("classes.explain", { name }), () => this.ctx.save("target_class", index));
     b.classList.add("cnnviz-class");
     b.classList.toggle("cnnviz-class-active", active);
     b.setAttribute("aria-pressed", String(active));

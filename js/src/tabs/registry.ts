@@ -8,23 +8,25 @@ import { createCamTab } from "./cam";
 import { createDrawTab } from "./draw";
 import { createFeaturesTab } from "./features";
 import { createKernelsTab } from "./kernels";
+import type { MessageKey } from "../i18n";
 import { createSaliencyTab } from "./saliency";
 import type { TabFactory } from "./tab";
 
 export interface TabSpec {
   /** The name in the `views` and `tab` traits (and `.cnnviz-panel-<name>`). */
   name: string;
-  title: string;
+  /** The tab's title: a key of the message table. */
+  title: MessageKey;
   create: TabFactory;
 }
 
 export const TABS: readonly TabSpec[] = [
-  { name: "kernels", title: "Kernels", create: createKernelsTab },
-  { name: "features", title: "Feature maps", create: createFeaturesTab },
-  { name: "cam", title: "Class activation", create: createCamTab },
-  { name: "saliency", title: "Saliency", create: createSaliencyTab },
-  { name: "actmax", title: "Activation max.", create: createActmaxTab },
-  { name: "draw", title: "Draw input", create: createDrawTab },
+  { name: "kernels", title: "tabs.kernels", create: createKernelsTab },
+  { name: "features", title: "tabs.features", create: createFeaturesTab },
+  { name: "cam", title: "tabs.cam", create: createCamTab },
+  { name: "saliency", title: "tabs.saliency", create: createSaliencyTab },
+  { name: "actmax", title: "tabs.actmax", create: createActmaxTab },
+  { name: "draw", title: "tabs.draw", create: createDrawTab },
 ];
 
 /** The tabs for a `views` trait (empty: all), in table order. */

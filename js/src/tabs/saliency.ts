@@ -9,23 +9,24 @@ import { type Tab, type TabContext, cancelledNote, sectionTab } from "./tab";
 
 export function createSaliencyTab(ctx: TabContext): Tab {
   const doc = ctx.doc;
+  const t = ctx.t;
   const panel = ctx.panel("saliency");
   const controls = el(doc, "div", "cnnviz-controls");
-  const method = select(doc, "Method", methodOptions(ctx.get("saliency_methods")), ctx.get("saliency_method"), (v) =>
+  const method = select(doc, t("common.method"), methodOptions(ctx.get("saliency_methods")), ctx.get("saliency_method"), (v) =>
     ctx.save("saliency_method", v),
   );
   const opacity = opacitySlider(ctx);
-  const png = button(doc, "PNG", "Save the saliency map as PNG", () => view.download("saliency"));
+  const png = button(doc, t("common.png"), t("saliency.png_title"), () => view.download("saliency"));
   controls.append(method.wrap, opacity.wrap, png);
   panel.append(controls);
-  const view = new OverlayView(ctx, panel, "saliency", () => refresh());
+  const view = new OverlayView(ctx, panel, t("saliency.view_label"), () => refresh());
 
   function refresh(): void {
     syncSelect(method, methodOptions(ctx.get("saliency_methods")), ctx.get("saliency_method"));
     opacity.sync();
     const target = chosenClass(ctx.get("target_class"), view.classes.load());
     if (target === null) {
-      view.pending("waiting for the predictions…");
+      view.pending(t("common.waiting_predictions"));
       return;
     }
     const m = ctx.get("saliency_method");
@@ -34,10 +35,10 @@ export function createSaliencyTab(ctx: TabContext): Tab {
     if (entry) {
       const c = entry.content;
       const explained = { ...c, target: c.target ?? target, class_name: c.class_name ?? ctx.classes.name(c.target ?? target) };
-      view.draw(entry, { caption: explainedText(c.method, explained), file: [c.method, explained.class_name] });
+      view.draw(entry, { caption: explainedText(c.method, explained, undefined, t), file: [c.method, explained.class_name] });
       return;
     }
-    const text = computingText(`${m} saliency`, ctx.classes.name(target));
+    const text = computingText(t("saliency.method_name", { method: m }), ctx.classes.name(target), undefined, t);
     view.pending(text, cancelledNote(ctx, "saliency", requestKey("saliency", p), text, refresh) ?? undefined);
   }
 

@@ -9,6 +9,7 @@ import type { GridHover } from "../grid_view";
 import type { RgbStack } from "../decode";
 import type { ActmaxItem, RequestKind } from "../messages";
 import type { ClassNames } from "../explain";
+import type { Translate } from "../i18n";
 import type { Session } from "../session";
 import { CANCELLED, type Progress } from "../status";
 import type { ExplorerTraits, TraitName } from "../traits";
@@ -38,6 +39,8 @@ export interface Tab {
 
 export interface TabContext {
   readonly doc: Document;
+  /** Every text a tab shows comes from here: the message table in the widget's language. */
+  readonly t: Translate;
   readonly session: Session;
   readonly zoom: ZoomBox;
   /** Class names and probabilities learnt from the replies. */
@@ -84,7 +87,10 @@ export function cancelledNote(
     ctx.session.retry(kind);
     again();
   };
-  return { text: `Cancelled (${text.replace(/…$/, "")}).`, action: { label: "Compute again", run } };
+  return {
+    text: ctx.t("tab.cancelled", { what: text.replace(/…$/, "") }),
+    action: { label: ctx.t("tab.compute_again"), run },
+  };
 }
 
 /** Say that the data of `key` is on its way (`text`), or that its request was cancelled. */
