@@ -7,6 +7,8 @@ what comes from one place:
   name and repository in ``pyproject.toml`` (the one source the README and tests use too);
 * solution cells (``# %% tags=["solution"]``) hidden until opened: a ``#@title`` line and
   ``cellView: form`` for Colab, ``jupyter.source_hidden`` for JupyterLab;
+* an exercise's starting cell (``tags=["exercise"]``) and its check cell (``tags=["check"]``)
+  keep their tag, so tests can find them;
 * stable cell ids ``<NN>-<index>``, the kernelspec, no outputs;
 * the Chinese notebooks (``notebooks/zh/``): the Markdown cells of ``src/zh/<name>.py`` (the
   same number, in the same order) between the English source's code cells, so the code is the
@@ -33,6 +35,8 @@ LANGUAGES = {"en": ("", ""), "zh": ("zh", "zh/")}
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 SOLUTION_TITLE = "#@title Solution (double-click to show the code)\n"
+KEPT_TAGS = ("exercise", "check")
+"""Tags of code cells that the notebooks keep: an exercise's starting cell and its check."""
 
 
 def project() -> dict:
@@ -99,7 +103,11 @@ def notebook(source: Path, language: str = "en") -> nbformat.NotebookNode:
                                "tags": ["solution"]}
             out.append(new)
         else:
-            out.append(nbformat.v4.new_code_cell(cell.source))
+            new = nbformat.v4.new_code_cell(cell.source)
+            tags = [t for t in cell.metadata.get("tags", []) if t in KEPT_TAGS]
+            if tags:
+                new["metadata"] = {"tags": tags}
+            out.append(new)
     for i, cell in enumerate(out):
         cell["id"] = f"{name[:2]}-{i:03d}"
     nb = nbformat.v4.new_notebook()
