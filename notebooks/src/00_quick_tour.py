@@ -198,11 +198,51 @@ page = explorer.save_html("quick_tour_explorer.html")
 print(page.name, page.stat().st_size // 1024, "KiB")
 
 # %% [markdown]
-# ### Exercise 1
+# ## Exercises
 #
-# In the first explorer, open **Class activation**, press the button of the class with
-# the *second* highest probability, then the top one again. Does the map move? What
-# does that tell you about the evidence the network uses for each class?
+# Each exercise has a cell to start from (replace the `None`s with your code), a check
+# cell that tests your answer (it only prints a hint while the answer is still `None`),
+# and a hidden solution (double-click it to see the code). Where it says *predict
+# first*, write your guess down before you run anything: a wrong guess that you notice
+# teaches more than a right answer you only read.
+
+# %% [markdown]
+# ### Exercise 1: the runner-up class
+#
+# The first explorer shows the star. Predict first: when the class activation map
+# explains the class with the *second* highest probability instead of the top one, will
+# it stay on the star, move to a part of it, or spread out? Write it in `my_prediction`.
+#
+# Then find that runner-up class from code: `demo.model(explorer.input_tensor)` gives
+# the class scores of the explorer's input, `.softmax(dim=1)` turns them into
+# probabilities, and `demo.classes` names them. Open **Class activation** in the first
+# explorer, press the runner-up's button, then the top class's button again, and
+# compare with your prediction. What does it tell you about the evidence the network
+# uses for each class?
+
+# %% tags=["exercise"]
+my_prediction = ""  # does the map stay, move or spread out for the runner-up?
+runner_up = None    # your code here: the name of the class with the second highest probability
+
+# %% tags=["check"]
+if runner_up is None:
+    print("Hint: probabilities.topk(2) gives the two largest probabilities and their "
+          "indices; demo.classes[i] is the name of class i.")
+else:
+    with torch.no_grad():
+        probabilities = demo.model(explorer.input_tensor).softmax(dim=1)[0]
+    top_two = [demo.classes[i] for i in probabilities.topk(2).indices.tolist()]
+    assert runner_up != top_two[0], f"{runner_up!r} is the top class, not the runner-up."
+    assert runner_up == top_two[1], (
+        f"{runner_up!r} is not the class with the second highest probability.")
+    print(f"Correct: {runner_up}. Your prediction: {my_prediction or '(none)'}")
+
+# %% tags=["solution"]
+with torch.no_grad():
+    probabilities = demo.model(explorer.input_tensor).softmax(dim=1)[0]
+runner_up = demo.classes[int(probabilities.topk(2).indices[1])]
+explorer.target = runner_up     # the same as pressing its button (the tab is already "cam")
+print("runner-up:", runner_up, f"({probabilities.topk(2).values[1]:.2%})")
 
 # %% [markdown]
 # <details><summary>Solution</summary>
@@ -216,11 +256,34 @@ print(page.name, page.stat().st_size // 1024, "KiB")
 # </details>
 
 # %% [markdown]
-# ### Exercise 2
+# ### Exercise 2: drive the explorer from code
 #
 # From code, make the first explorer show the crescent sample (`demo.samples[7]`), the
 # feature maps of the last convolution layer (`features.11`), sorted with the most
-# active channels first, on the feature-map tab.
+# active channels first, on the feature-map tab. The check reads the explorer's
+# `image`, `layer`, `order` and `tab` back.
+
+# %% tags=["exercise"]
+# Your code here: four assignments, to explorer.image, explorer.layer, explorer.order
+# and explorer.tab (the tab names are in explorer.views).
+
+# %% tags=["check"]
+_, crescent = load_image(demo.samples[7], size=64, mean=demo.mean, std=demo.std)
+answered = {"image": bool((explorer.image == crescent).all()),
+            "layer": explorer.layer == "features.11",
+            "order": explorer.order == "mean",
+            "tab": explorer.tab == "features"}
+if not any(answered.values()):
+    print("Hint: assign demo.samples[7] to explorer.image, then set explorer.layer, "
+          "explorer.order (see the FeatureMapsView cell) and explorer.tab.")
+else:
+    assert answered["image"], "explorer.image is not the crescent, demo.samples[7]."
+    assert answered["layer"], f"explorer.layer is {explorer.layer!r}, not the last conv layer."
+    assert answered["order"], (
+        f"explorer.order is {explorer.order!r}; the order that puts the most active "
+        "channels first is 'mean'.")
+    assert answered["tab"], f"explorer.tab is {explorer.tab!r}, not the feature-map tab."
+    print("Correct: the first explorer now shows the crescent's features.11, by mean.")
 
 # %% tags=["solution"]
 explorer.image = demo.samples[7]
@@ -228,6 +291,7 @@ explorer.layer = "features.11"
 explorer.order = "mean"
 explorer.tab = "features"
 print(explorer.layer, explorer.order, explorer.tab)
+
 
 # %% [markdown]
 # ## Where next

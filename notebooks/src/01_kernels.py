@@ -204,28 +204,95 @@ plot_kernels(demo.model, "features.0")
 KernelsView()
 
 # %% [markdown]
-# ### Exercise 1
+# ## Exercises
+#
+# Each exercise has a cell to start from (replace the `None`s with your code), a check
+# cell that tests your answer (it only prints a hint while the answer is still `None`),
+# and a hidden solution (double-click it to see the code). Where it says *predict
+# first*, write your guess down before you run anything: a wrong guess that you notice
+# teaches more than a right answer you only read.
+
+# %% [markdown]
+# ### Exercise 1: how many kernels, how many parameters?
 #
 # How many kernels and how many parameters (weights and biases) does VGG11's
-# `features.3` have? Check your answer with `conv.weight.numel()`.
+# `features.3` have? Predict first: work both numbers out from the weight's shape,
+# `(128, 64, 3, 3)`, and write them in the cell before you count anything with
+# `numel()`.
+
+# %% tags=["exercise"]
+my_prediction = ""   # your guess, worked out from the shape
+n_kernels = None     # your code here: the number of 3 x 3 kernels of conv = layers["3"]
+n_parameters = None  # your code here: weights plus biases
+
+# %% tags=["check"]
+if n_kernels is None or n_parameters is None:
+    print("Hint: a kernel is one (output channel, input channel) pair of conv.weight; "
+          "the parameters are the weights plus one bias per output channel.")
+else:
+    out_channels, in_channels = conv.weight.shape[:2]
+    assert n_kernels != out_channels, (
+        f"{n_kernels} is the number of filters (output channels); each filter has one "
+        "kernel per input channel.")
+    assert n_kernels == out_channels * in_channels, f"n_kernels = {n_kernels} is not right."
+    assert n_parameters != conv.weight.numel(), "n_parameters: the biases are missing."
+    assert n_parameters == conv.weight.numel() + conv.bias.numel(), (
+        f"n_parameters = {n_parameters} is not right.")
+    print(f"Correct: {n_kernels} kernels, {n_parameters} parameters. "
+          f"Your prediction: {my_prediction or '(none)'}")
 
 # %% tags=["solution"]
 out_channels, in_channels, kh, kw = conv.weight.shape
-print("kernels:", out_channels * in_channels)                       # 128 * 64 = 8192
+n_kernels = out_channels * in_channels
+n_parameters = sum(p.numel() for p in conv.parameters())
+print("kernels:", n_kernels)                                        # 128 * 64 = 8192
 print("weights:", out_channels * in_channels * kh * kw)             # 8192 * 9 = 73728
 print("biases: ", conv.bias.numel())                                # 128
-print("total:  ", sum(p.numel() for p in conv.parameters()))        # 73856
+print("total:  ", n_parameters)                                     # 73856
 
 # %% [markdown]
 # ### Exercise 2: which first-layer filters detect edges?
 #
 # An edge detector answers to a *change* in brightness, not to brightness itself, so its
 # weights add up to about zero (like the Sobel kernel). For each of the demo model's 16
-# first-layer filters, compute
-# `abs(sum of weights) / sum of abs(weights)` (0: a pure change detector, 1: an
-# averaging blob), and the orientation of the colour-averaged kernel by correlating it
-# with `sobel_x` (vertical edges) and its transpose (horizontal edges). Then find those
-# filters in the kernels view above.
+# first-layer filters `w[f]` (the starting cell loads them), compute
+#
+# * `balance`: `abs(sum of weights) / sum of abs(weights)` (0: a pure change detector,
+#   1: an averaging blob);
+# * `vertical` and `horizontal`: the orientation of the colour-averaged kernel
+#   `w[f].mean(dim=0)`, as its elementwise product with `sobel_x` (vertical edges),
+#   and with `sobel_x.T` (horizontal edges), summed.
+#
+# Each is a tensor of 16 values. Then find the filters with the smallest balance in the
+# kernels view above.
+
+# %% tags=["exercise"]
+w = kernels(demo.model, "features.0")   # (16 filters, 3 colours, 3, 3)
+balance = None      # your code here: (16,)
+vertical = None     # your code here: (16,)
+horizontal = None   # your code here: (16,)
+
+# %% tags=["check"]
+if balance is None or vertical is None or horizontal is None:
+    print("Hint: w.sum(dim=(1, 2, 3)) sums each filter's 27 weights; "
+          "w.mean(dim=1) averages the colours.")
+else:
+    for name, value in (("balance", balance), ("vertical", vertical),
+                        ("horizontal", horizontal)):
+        assert tuple(value.shape) == (16,), (
+            f"{name} has shape {tuple(value.shape)}: one value per filter, (16,).")
+    assert ((balance >= 0) & (balance <= 1)).all(), (
+        "balance must lie in [0, 1]: take the absolute value of the sum.")
+    assert torch.allclose(balance, w.sum(dim=(1, 2, 3)).abs() / w.abs().sum(dim=(1, 2, 3)),
+                          atol=1e-6), "balance: not abs(sum of weights) / sum of abs(weights)."
+    grey_kernels = w.mean(dim=1)
+    assert not torch.allclose(vertical, horizontal), (
+        "vertical and horizontal are equal: use sobel_x for one and sobel_x.T for the other.")
+    assert torch.allclose(vertical, (grey_kernels * sobel_x).sum(dim=(1, 2)), atol=1e-6), (
+        "vertical: multiply the colour-averaged kernels by sobel_x and sum over 3 x 3.")
+    assert torch.allclose(horizontal, (grey_kernels * sobel_x.T).sum(dim=(1, 2)),
+                          atol=1e-6), "horizontal: the same with sobel_x.T."
+    print("Correct. Filters by balance, most edge-like first:", balance.argsort().tolist())
 
 # %% tags=["solution"]
 w = kernels(demo.model, "features.0")                   # (16, 3, 3, 3)
@@ -244,10 +311,38 @@ for f in balance.argsort().tolist():
 # ### Exercise 3: which colours?
 #
 # Split each first-layer filter into its grey part (the mean over the three colour
-# channels, repeated) and its colour part (the rest). Which filters are mostly colour?
-# Do the RGB pictures agree?
+# channels, repeated in each) and its colour part (the rest), and compute
+# `colour_share`: the norm of the colour part divided by the norm of the whole filter,
+# one value per filter. Which filters are mostly colour? Do the RGB pictures agree?
+#
+# Predict first: filter weights drawn at random, independently, give a colour share
+# of about 0.82. Will the trained filters be mostly above that, mostly below, or spread
+# out on both sides?
+
+# %% tags=["exercise"]
+w = kernels(demo.model, "features.0")   # (16 filters, 3 colours, 3, 3)
+my_prediction = ""   # above, below or both sides of 0.82?
+colour_share = None  # your code here: (16,)
+
+# %% tags=["check"]
+if colour_share is None:
+    print("Hint: w.mean(dim=1, keepdim=True) is the grey part; "
+          "x.flatten(1).norm(dim=1) is the norm of each filter.")
+else:
+    assert tuple(colour_share.shape) == (16,), (
+        f"colour_share has shape {tuple(colour_share.shape)}: one value per filter, (16,).")
+    assert ((colour_share >= 0) & (colour_share <= 1 + 1e-6)).all(), (
+        "colour_share is a part's norm over the whole's norm: between 0 and 1.")
+    colour_part = w - w.mean(dim=1, keepdim=True)
+    assert torch.allclose(colour_share,
+                          colour_part.flatten(1).norm(dim=1) / w.flatten(1).norm(dim=1),
+                          atol=1e-6), (
+        "colour_share: the norm of (w minus its mean over the colours), over the norm of w.")
+    print(f"Correct. Range {colour_share.min():.2f} to {colour_share.max():.2f}; "
+          f"your prediction: {my_prediction or '(none)'}")
 
 # %% tags=["solution"]
+w = kernels(demo.model, "features.0")                   # (16, 3, 3, 3)
 grey_part = w.mean(dim=1, keepdim=True).expand_as(w)
 colour_share = (w - grey_part).flatten(1).norm(dim=1) / w.flatten(1).norm(dim=1)
 order = colour_share.argsort(descending=True).tolist()
@@ -264,9 +359,35 @@ print("least colour-selective filters:", [(f, round(colour_share[f].item(), 2))
 # %% [markdown]
 # ### Exercise 4: VGG11
 #
-# Repeat exercises 2 and 3 on VGG11's `features.0`. With ImageNet weights (on Colab,
-# for example) you find oriented edge detectors, some grey and some colour-opponent, and
-# a few colour blobs. What do you find with the random weights?
+# Compute the balance and the colour share (exercises 2 and 3) of the 64 filters of
+# VGG11's `features.0`, and their medians. With ImageNet weights (on Colab, for example)
+# you find oriented edge detectors, some grey and some colour-opponent, and a few colour
+# blobs.
+#
+# Predict first: which median colour share do you expect with random weights? (Hint:
+# in a random filter the three colour values at a position are independent; how much of
+# their variation is left after subtracting their mean?)
+
+# %% tags=["exercise"]
+wv = kernels(vgg, "features.0")   # (64 filters, 3 colours, 3, 3)
+my_prediction = ""  # the median colour share with random weights
+balance_v = None    # your code here: (64,)
+colour_v = None     # your code here: (64,)
+
+# %% tags=["check"]
+if balance_v is None or colour_v is None:
+    print("Hint: the same two formulas as in exercises 2 and 3, on wv instead of w.")
+else:
+    assert tuple(balance_v.shape) == (64,) and tuple(colour_v.shape) == (64,), (
+        "one value per VGG11 filter: (64,) each.")
+    assert torch.allclose(balance_v,
+                          wv.sum(dim=(1, 2, 3)).abs() / wv.abs().sum(dim=(1, 2, 3)),
+                          atol=1e-6), "balance_v: not abs(sum of weights) / sum of abs(weights)."
+    assert torch.allclose(colour_v, (wv - wv.mean(dim=1, keepdim=True)).flatten(1).norm(dim=1)
+                          / wv.flatten(1).norm(dim=1), atol=1e-6), (
+        "colour_v: the norm of (wv minus its mean over the colours), over the norm of wv.")
+    print(f"Correct. Median balance {balance_v.median():.2f}, median colour share "
+          f"{colour_v.median():.2f}; your prediction: {my_prediction or '(none)'}")
 
 # %% tags=["solution"]
 wv = kernels(vgg, "features.0")                          # (64, 3, 3, 3)
@@ -277,6 +398,7 @@ print("ImageNet weights" if pretrained else "random weights")
 print("median balance:", round(balance_v.median().item(), 2),
       " median colour share:", round(colour_v.median().item(), 2))
 # With random weights both numbers are just what independent random weights give
-# (colour share near sqrt(2/3) = 0.82): no structure. With ImageNet weights many filters
-# have a balance near 0 (edge detectors) and the colour share varies widely between
-# grey edge filters and colour blobs.
+# (colour share near sqrt(2/3) = 0.82: subtracting the mean of three independent values
+# removes one third of their variance). With ImageNet weights many filters have a
+# balance near 0 (edge detectors) and the colour share varies widely between grey edge
+# filters and colour blobs.
