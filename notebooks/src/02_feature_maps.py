@@ -220,17 +220,48 @@ FeatureMapsView(model, demo.samples[3], size=64, mean=demo.mean, std=demo.std)
 FeatureMapsView(vgg, sample_photo("chelsea"), size=128)
 
 # %% [markdown]
+# ## Exercises
+#
+# Each exercise has a cell to start from (replace the `None`s with your code), a check
+# cell that tests your answer (it only prints a hint while the answer is still `None`),
+# and a hidden solution (double-click it to see the code). Where it says *predict
+# first*, write your guess down before you run anything.
+
+# %% [markdown]
 # ### Exercise 1: shallow and deep layers
 #
-# For each convolution layer of the demo model, print the number of channels, the map
-# size, and the fraction of positions that are positive (the fraction that survives the
-# following ReLU). How do resolution and number of channels change with depth? Why?
+# For each convolution layer of the demo model (`names`, above), find the number of
+# channels, the map size, and the fraction of positions that are positive (the part
+# that survives the following ReLU), for the star `x`. How do resolution and number of
+# channels change with depth? Why?
+#
+# Predict first: from `features.0` to `features.11`, does the map get larger or smaller,
+# do the channels get more or fewer, and is more or less of each map positive?
+
+# %% tags=["exercise"]
+my_prediction = ""
+summary = None  # your code here: {layer name: (channels, height, width, positive fraction)}
+
+# %% tags=["check"]
+if summary is None:
+    print("Hint: feature_maps(model, x, names) gives every conv layer's output, "
+          "(1, channels, height, width); (m > 0).float().mean() is the positive fraction.")
+else:
+    assert list(summary) == names, f"summary's keys {list(summary)} are not {names}."
+    for name, m in feature_maps(model, x, names).items():
+        channels, height, width, positive = summary[name]
+        assert (channels, height, width) == tuple(m.shape[1:]), (
+            f"{name}: ({channels}, {height}, {width}) is not its (channels, height, width).")
+        assert abs(positive - (m > 0).float().mean().item()) < 1e-6, (
+            f"{name}: {positive} is not the fraction of its values that are > 0.")
+    print(f"Correct. Your prediction: {my_prediction or '(none)'}")
 
 # %% tags=["solution"]
+summary = {}
 for name, m in feature_maps(model, x, names).items():
     c, h, w = m.shape[1:]
-    print(f"{name:12s} {c:4d} channels of {h:2d} x {w:2d}   "
-          f"positive: {(m > 0).float().mean().item():.0%}")
+    summary[name] = (c, h, w, (m > 0).float().mean().item())
+    print(f"{name:12s} {c:4d} channels of {h:2d} x {w:2d}   positive: {summary[name][3]:.0%}")
 # Each 2 x 2 max-pool halves the resolution while the layers get more channels: deep
 # layers trade "where" for "what". A deep unit sees a large part of the input (its
 # receptive field grows with every 3 x 3 conv and every pool), so its map is coarse
@@ -241,8 +272,33 @@ for name, m in feature_maps(model, x, names).items():
 # ### Exercise 2: which channels know the star?
 #
 # Find the three channels of `features.11` with the highest mean activation for the
-# star, and the three for the circle (`demo.samples[0]`). Are they the same? Look them
-# up in the feature-map view above (order by mean, or hover).
+# star (`demo.samples[3]`), and the three for the circle (`demo.samples[0]`), each list
+# with the most active channel first. Look them up in the feature-map view above (order
+# by mean, or hover).
+#
+# Predict first: will the two lists share channels?
+
+# %% tags=["exercise"]
+my_prediction = ""
+star_top = None    # your code here: three channel indices, most active first
+circle_top = None  # your code here
+
+# %% tags=["check"]
+if star_top is None or circle_top is None:
+    print("Hint: load each image with load_image (as x was), take feature_maps at "
+          "'features.11', average over height and width, then .topk(3).indices.")
+else:
+    for image, answer, label in ((demo.samples[3], star_top, "star"),
+                                 (demo.samples[0], circle_top, "circle")):
+        xi, _ = load_image(image, size=64, mean=demo.mean, std=demo.std)
+        means = feature_maps(model, xi, ["features.11"])["features.11"][0].mean(dim=(1, 2))
+        answer = [int(c) for c in answer]
+        assert len(answer) == 3, f"{label}: three channels, not {len(answer)}."
+        assert answer == means.topk(3).indices.tolist(), (
+            f"{label}: {answer} are not the three channels with the highest mean activation, "
+            "most active first.")
+    print(f"Correct. Shared channels: {sorted(set(star_top) & set(circle_top))}; "
+          f"your prediction: {my_prediction or '(none)'}")
 
 # %% tags=["solution"]
 def top_channels(image, k=3):
@@ -251,8 +307,10 @@ def top_channels(image, k=3):
     return m.mean(dim=(1, 2)).topk(k).indices.tolist()
 
 
-print("star:  ", top_channels(demo.samples[3]))
-print("circle:", top_channels(demo.samples[0]))
+star_top = top_channels(demo.samples[3])
+circle_top = top_channels(demo.samples[0])
+print("star:  ", star_top)
+print("circle:", circle_top)
 # Deep channels are shape-selective, so the strongest channels differ between the two
 # images; early channels (try "features.0") respond to colours and edges that every
 # image has.
@@ -261,7 +319,26 @@ print("circle:", top_channels(demo.samples[0]))
 # ### Exercise 3: every ReLU at once
 #
 # With one `Recorder` per ReLU, record the output of every `nn.ReLU` of the demo model
-# in one forward pass, print their shapes, and make sure no hook is left afterwards.
+# in one forward pass, keep the shape of each, and make sure no hook is left
+# afterwards, even if the forward pass fails.
+
+# %% tags=["exercise"]
+relu_names = [name for name, m in model.named_modules() if isinstance(m, torch.nn.ReLU)]
+shapes = None  # your code here: {ReLU name: shape of its output}, from one forward pass
+
+# %% tags=["check"]
+if shapes is None:
+    print("Hint: register one Recorder per ReLU, keep the handles, run model(x) in a try "
+          "block and remove every handle in its finally block.")
+else:
+    assert list(shapes) == relu_names, f"shapes' keys {list(shapes)} are not {relu_names}."
+    expected = feature_maps(model, x, relu_names)
+    for name, shape in shapes.items():
+        assert tuple(shape) == tuple(expected[name].shape), (
+            f"{name}: {tuple(shape)} is not the shape of its output.")
+    left = sum(len(m._forward_hooks) for m in model.modules())
+    assert left == 0, f"{left} forward hook(s) are still on the model: remove every handle."
+    print(f"Correct: {len(shapes)} ReLUs recorded, no hook left.")
 
 # %% tags=["solution"]
 relus = {name: m for name, m in model.named_modules() if isinstance(m, torch.nn.ReLU)}
@@ -273,6 +350,7 @@ try:
 finally:
     for h in handles:
         h.remove()
-for name, rec in recorders.items():
-    print(name, tuple(rec.outputs[0].shape))
+shapes = {name: tuple(rec.outputs[0].shape) for name, rec in recorders.items()}
+for name, shape in shapes.items():
+    print(name, shape)
 print("hooks left:", sum(len(m._forward_hooks) for m in relus.values()))
