@@ -346,18 +346,51 @@ if vgg is not None:
     names = weights.meta["categories"]
     print([(names[i], f"{p:.1%}") for p, i in zip(top.values.tolist(),
                                                     top.indices.tolist(), strict=True)])
+    # features.19: the ReLU after the last convolution, a 14 x 14 grid (exercise 5)
     show_cam(cat_rgb, {f"{m}: {names[int(top.indices[0])]}":
-                       cam(vgg, cat_x, "features", m, target=int(top.indices[0]))
+                       cam(vgg, cat_x, "features.19", m, target=int(top.indices[0]))
                        for m in ("GradCAM", "GradCAMPlusPlus", "EigenCAM")})
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise has a cell to start from (replace the `None`s with your code), a check
+# cell that tests your answer (it only prints a hint while the answer is still `None`),
+# and a hidden solution (double-click it to see the code). Where it says *predict
+# first*, write your guess down before you run anything.
 
 # %% [markdown]
 # ### Exercise 1: one image, every class
 #
-# Draw the Grad-CAM map of the crescent sample (`demo.samples[7]`) for each of the eight
-# classes. For which classes is the map on the shape, and what part of it?
+# Compute the Grad-CAM map of the crescent sample (`demo.samples[7]`, loaded as `x7` in
+# the starting cell) at `features.12` for each of the eight classes, and the largest
+# value of each *raw* map (`raw=True`: before the scaling to [0, 1]). Then draw the
+# eight maps with `show_cam`. For which classes is the map on the shape, and on what
+# part of it?
+#
+# Predict first: which class will have the strongest raw map, and for which classes
+# will the map wander off the shape?
+
+# %% tags=["exercise"]
+x7, rgb7 = load_image(demo.samples[7], size=64, mean=demo.mean, std=demo.std)
+my_prediction = ""
+strength = None  # your code here: {class name: largest value of its raw Grad-CAM map}
+
+# %% tags=["check"]
+if strength is None:
+    print("Hint: cam(model, x7, 'features.12', 'GradCAM', target=k, raw=True) is class k's "
+          "raw map; classes[k] is its name.")
+else:
+    assert list(strength) == list(classes), f"strength's keys are not the classes {classes}."
+    for k, name in enumerate(classes):
+        raw = cam(model, x7, "features.12", "GradCAM", target=k, raw=True)
+        assert abs(strength[name] - float(raw.max())) < 1e-6, (
+            f"{name}: {strength[name]} is not the largest value of its raw map "
+            f"(raw=True; the scaled map's largest value is always 1).")
+    print(f"Correct. Strongest: {max(strength, key=strength.get)}; "
+          f"your prediction: {my_prediction or '(none)'}")
 
 # %% tags=["solution"]
-x7, rgb7 = load_image(demo.samples[7], size=64, mean=demo.mean, std=demo.std)
 strength = {name: float(cam(model, x7, "features.12", "GradCAM", target=k,
                             raw=True).max()) for k, name in enumerate(classes)}
 print("largest raw value per class:", {k: round(v, 3) for k, v in strength.items()})
@@ -372,14 +405,38 @@ show_cam(rgb7, {name: cam(model, x7, "features.12", "GradCAM", target=k)
 # %% [markdown]
 # ### Exercise 2: methods that ignore the class
 #
-# Show numerically that EigenCAM gives the same map whatever the target, while Grad-CAM
-# does not. Why can a class-agnostic method still score well in the faithfulness table?
+# Compute the maps of the star `x` at `features.12` for targets 0 and 3, with EigenCAM
+# and with Grad-CAM, and find out for each method whether the two maps are exactly
+# equal (`np.array_equal`). Why can a class-agnostic method still score well in the
+# faithfulness table?
+#
+# Predict first: which of the two methods gives the same map for both targets?
+
+# %% tags=["exercise"]
+my_prediction = ""
+same = None  # your code here: {"EigenCAM": True or False, "GradCAM": True or False}
+
+# %% tags=["check"]
+if same is None:
+    print("Hint: cam(model, x, 'features.12', method, target=0) and the same with "
+          "target=3; np.array_equal(a, b) compares them.")
+else:
+    assert sorted(same) == ["EigenCAM", "GradCAM"], f"same's keys {sorted(same)}."
+    for method, answer in same.items():
+        equal = np.array_equal(cam(model, x, "features.12", method, target=0),
+                               cam(model, x, "features.12", method, target=3))
+        assert answer == equal, (
+            f"{method}: the maps for targets 0 and 3 are {'' if equal else 'not '}equal, "
+            f"so same[{method!r}] is {equal}.")
+    print(f"Correct. Your prediction: {my_prediction or '(none)'}")
 
 # %% tags=["solution"]
+same = {}
 for method in ("EigenCAM", "GradCAM"):
     a = cam(model, x, "features.12", method, target=0)
     b = cam(model, x, "features.12", method, target=3)
-    print(f"{method:9s} targets 0 and 3 give the same map: {np.array_equal(a, b)}")
+    same[method] = bool(np.array_equal(a, b))
+    print(f"{method:9s} targets 0 and 3 give the same map: {same[method]}")
 # EigenCAM shows the dominant pattern of the layer's activations, which on an image
 # with one object is the object. The table explains each image for its true (and
 # predicted) class, where "the object" and "the evidence for the class" coincide;
@@ -388,17 +445,358 @@ for method in ("EigenCAM", "GradCAM"):
 # %% [markdown]
 # ### Exercise 3: Grad-CAM equals CAM for every class
 #
-# Check for all eight samples and all eight classes that Grad-CAM's raw map at
-# `features.12`, times 64, equals the CAM $\mathrm{relu}(\sum_c w_{k,c} A_c)$.
+# For all eight samples (`xs`) and all eight classes, compute the CAM
+# $\mathrm{relu}(\sum_c w_{k,c} A_c)$ from the activations of `features.12` and the
+# classifier's weights `w`, and Grad-CAM's raw map at `features.12` times 64. Both are
+# 8 × 8 maps; stack them as `(class, image, 8, 8)` arrays. Are they equal?
+
+# %% tags=["exercise"]
+cam_maps = None      # your code here: (8 classes, 8 images, 8, 8), relu(sum_c w[k, c] A_c)
+gradcam_maps = None  # your code here: (8 classes, 8 images, 8, 8), 64 x the raw Grad-CAM
+
+# %% tags=["check"]
+if cam_maps is None or gradcam_maps is None:
+    print("Hint: feature_maps(model, xs, ['features.12']) gives A for all images; "
+          "torch.einsum('c,nchw->nhw', w[k], A) sums over the channels.")
+else:
+    cam_maps, gradcam_maps = np.asarray(cam_maps), np.asarray(gradcam_maps)
+    assert cam_maps.shape == gradcam_maps.shape == (8, 8, 8, 8), (
+        f"shapes {cam_maps.shape} and {gradcam_maps.shape}, not (8, 8, 8, 8).")
+    activations = feature_maps(model, xs, ["features.12"])["features.12"]
+    for k in range(len(classes)):
+        expected = torch.relu(torch.einsum("c,nchw->nhw", w[k], activations)).numpy()
+        assert np.allclose(cam_maps[k], expected, atol=1e-5), (
+            f"cam_maps[{k}] is not relu(sum over c of w[{k}, c] * A_c) for each image.")
+        raw = cam(model, xs, "features.12", "GradCAM", target=k, raw=True)
+        assert np.allclose(gradcam_maps[k], 64 * raw, atol=1e-5), (
+            f"gradcam_maps[{k}] is not 64 times Grad-CAM's raw map (raw=True) for class {k}.")
+    worst = np.abs(cam_maps - gradcam_maps).max() / cam_maps.max()
+    print(f"Correct. Largest difference, relative to the largest value: {worst:.1e}")
 
 # %% tags=["solution"]
 all_acts = feature_maps(model, xs, ["features.12"])["features.12"]      # (8, 128, 8, 8)
-worst = 0.0
-for k in range(len(classes)):
-    by_cam = torch.relu(torch.einsum("c,nchw->nhw", w[k], all_acts)).numpy()
-    by_gradcam = 64 * cam(model, xs, "features.12", "GradCAM", target=k, raw=True)
-    worst = max(worst, float(np.abs(by_cam - by_gradcam).max() / by_cam.max()))
+cam_maps = np.stack([torch.relu(torch.einsum("c,nchw->nhw", w[k], all_acts)).numpy()
+                     for k in range(len(classes))])
+gradcam_maps = np.stack([64 * cam(model, xs, "features.12", "GradCAM", target=k, raw=True)
+                         for k in range(len(classes))])
+worst = float(np.abs(cam_maps - gradcam_maps).max() / cam_maps.max())
 print(f"largest relative difference: {worst:.1e}")
+
+# %% [markdown]
+# ### Exercise 4: the model-randomisation sanity check
+#
+# Adebayo et al. (2018, "Sanity checks for saliency maps") asked a simple question: if
+# the network's weights are replaced by random ones, does the explanation change? It
+# should, since a random network has learned nothing. A map that stays the same shows
+# the image, not the model.
+#
+# Do the test by hand on a copy of the model (`copy.deepcopy(model)`: never randomise
+# the model itself), in a *cascade* from the output to the input: re-initialise the
+# layers of `layers_from_the_output` one after the other, each with
+# `torch.manual_seed(1)` followed by the layer's `reset_parameters()`, and keep the
+# layers done before random. After each layer, compute the guided backpropagation map
+# (notebook 04; `guided_map` in the starting cell) and the Grad-CAM map at
+# `features.12` (`gradcam_map`) of the star on the copy, and their rank correlation
+# with the maps of the trained model (`rank_correlation`: Spearman's, of the absolute
+# values; 1 means the same order of importance, 0 none).
+#
+# `sanity_check(model, x, method)` in `cnnviz_widgets` does the same (with the same
+# seeds, so the numbers must agree) and also a random-class test; its
+# `mean_scores("spearman")` are the correlations per step.
+#
+# Predict first: which of the two maps will stay closer to the original while the
+# weights become random?
+
+# %% tags=["exercise"]
+import copy
+
+from cnnviz_widgets import saliency, saliency_map, sanity_check
+
+layers_from_the_output = ["classifier.0", "features.11", "features.9", "features.6",
+                          "features.3", "features.0"]
+untouched = copy.deepcopy(model.state_dict())  # the check compares the model with it
+
+
+def guided_map(net):
+    return saliency_map(saliency(net, x, target, "guided"))[0]
+
+
+def gradcam_map(net):
+    return cam(net, x, "features.12", "GradCAM", target=target)[0]
+
+
+def rank_correlation(a, b):
+    """Spearman's rank correlation of |a| and |b| (tied values share their mean rank)."""
+    def ranks(v):
+        v = np.abs(np.asarray(v, np.float64)).ravel()
+        r = np.empty(v.size)
+        r[v.argsort(kind="stable")] = np.arange(1, v.size + 1)
+        _, group, counts = np.unique(v, return_inverse=True, return_counts=True)
+        return (np.bincount(group, weights=r) / counts)[group]
+    return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
+
+
+my_prediction = ""
+guided_scores = None   # your code here: one rank correlation per layer, in that order
+gradcam_scores = None  # your code here
+
+# %% tags=["check"]
+if guided_scores is None or gradcam_scores is None:
+    print("Hint: twin = copy.deepcopy(model); modules = dict(twin.named_modules()); then "
+          "for each name: torch.manual_seed(1), modules[name].reset_parameters(), compare.")
+else:
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in untouched.items()), (
+        "the model's weights changed: randomise a copy (copy.deepcopy(model)), never the model.")
+    for method, scores in (("guided", guided_scores), ("GradCAM", gradcam_scores)):
+        assert len(scores) == len(layers_from_the_output), (
+            f"{method}: {len(scores)} scores for {len(layers_from_the_output)} layers.")
+        expected = sanity_check(model, x, method, target=target,
+                                layer="features.12").mean_scores("spearman")
+        for layer, got, want in zip(layers_from_the_output, scores, expected, strict=True):
+            assert abs(got - want) < 1e-6, (
+                f"{method}, randomised down to {layer}: {got:.3f}, but sanity_check gives "
+                f"{want:.3f}. Keep the layers done before random (a cascade), and call "
+                "torch.manual_seed(1) right before each reset_parameters().")
+    print(f"Correct. Mean correlation: guided {np.mean(guided_scores):.2f}, Grad-CAM "
+          f"{np.mean(gradcam_scores):.2f}; your prediction: {my_prediction or '(none)'}")
+
+# %% tags=["solution"]
+twin = copy.deepcopy(model)                 # the model itself is never touched
+modules = dict(twin.named_modules())
+originals = guided_map(model), gradcam_map(model)
+guided_scores, gradcam_scores, pictures = [], [], [originals]
+for name in layers_from_the_output:
+    torch.manual_seed(1)                    # the seed sanity_check(..., seed=0) uses
+    modules[name].reset_parameters()        # the layers done before stay random
+    g, c = guided_map(twin), gradcam_map(twin)
+    guided_scores.append(rank_correlation(originals[0], g))
+    gradcam_scores.append(rank_correlation(originals[1], c))
+    pictures.append((g, c))
+
+fig, axes = plt.subplots(2, 7, figsize=(13, 4.2))
+for j, (g, c) in enumerate(pictures):
+    axes[0, j].imshow(g, cmap="gray")
+    axes[1, j].imshow(rgb)
+    axes[1, j].imshow(c, cmap="jet", alpha=0.5, vmin=0, vmax=1)
+    axes[0, j].set_title("trained" if j == 0 else f"down to {layers_from_the_output[j - 1]}",
+                         fontsize=8)
+for ax in axes.flat:
+    ax.set_axis_off()
+plt.show()
+print(f"{'randomised down to':20s} {'guided':>7s} {'Grad-CAM':>9s}")
+for name, a, b in zip(layers_from_the_output, guided_scores, gradcam_scores, strict=True):
+    print(f"{name:20s} {a:7.2f} {b:9.2f}")
+for method in ("guided", "GradCAM"):
+    result = sanity_check(model, x, method, target=target, layer="features.12")
+    print(f"sanity_check {method:8s}", np.round(result.mean_scores("spearman"), 2),
+          "fails (mean above 0.5):", result.fails())
+# Grad-CAM's map falls apart as soon as the last convolution is random: it weighs the
+# channels by the gradient of the class score, which then comes through random weights
+# (its correlations after that step jump about by chance). Guided backpropagation keeps
+# drawing the star's outline until only the first layer is left trained, and the fully
+# random network still gives a star-shaped blob: the map shows mostly what the image's
+# edges do to the ReLUs, whatever the network learned. That is the paper's finding, here
+# on a network of five layers. (The 0.5 of fails() is a convention, not the paper's:
+# the paper reads the curves.)
+
+# %% [markdown]
+# ### Exercise 5: the chapter's pytorch-grad-cam recipe
+#
+# The course chapter explains a photograph with pytorch-grad-cam in a few lines: open a
+# PNG, resize it to 224 × 224, divide by 255, turn it into a tensor, take
+# `model.features[-1]` of VGG11 as the target layer, and call `GradCAM` with
+# `ClassifierOutputTarget(preds)`. The next cell follows those steps on the cat photo
+# saved as a PNG with an alpha (transparency) channel, as many PNG files are. VGG11 has
+# its ImageNet weights when they could be loaded above, random weights otherwise (the
+# maps then mean nothing, but every problem below is the same).
+
+# %%
+from PIL import Image
+
+from cnnviz_widgets import IMAGENET_MEAN, IMAGENET_STD
+
+if vgg is not None:
+    vgg11_net = vgg
+else:
+    torch.manual_seed(0)
+    vgg11_net = torchvision.models.vgg11(weights=None).eval()
+sample_photo("chelsea").convert("RGBA").save("cat.png")     # a PNG with transparency
+
+img = Image.open("cat.png").resize((224, 224))
+as_written = np.float32(img) / 255
+img_tensor = torch.from_numpy(as_written).permute(2, 0, 1).unsqueeze(0)
+print("image mode:", img.mode, " tensor:", tuple(img_tensor.shape))
+print("target layer, features[-1]:", vgg11_net.features[-1])
+try:
+    if pytorch_grad_cam is None:  # not installed: the model alone fails the same way
+        vgg11_net(img_tensor)
+    else:
+        with pytorch_grad_cam.GradCAM(model=vgg11_net,
+                                      target_layers=[vgg11_net.features[-1]]) as grad_cam:
+            grad_cam(input_tensor=img_tensor, targets=[ClassifierOutputTarget(200)])
+except RuntimeError as err:
+    print("RuntimeError:", str(err).splitlines()[0])
+
+# %% [markdown]
+# Four things are wrong with the recipe (a fifth, `batch_size`, is exercise 6):
+#
+# 1. **The image has four channels.** `Image.open` keeps a PNG's alpha channel (mode
+#    `RGBA`), so the tensor is `(1, 4, 224, 224)`, and VGG's first convolution, made for
+#    three channels, refuses it: the error above. `.convert("RGB")` drops the alpha.
+# 2. **No normalisation.** torchvision's ImageNet weights expect every colour channel
+#    standardised with the ImageNet mean and standard deviation (`IMAGENET_MEAN`,
+#    `IMAGENET_STD`). Values in [0, 1] are not what the network was trained on, and
+#    nothing warns you: the prediction and the map are simply those of another input.
+#    Give the model the normalised tensor; keep the [0, 1] image for drawing.
+# 3. **`features[-1]` is not the last convolution.** In VGG11 it is the last
+#    `MaxPool2d`. Grad-CAM runs there without complaint, but on a 7 × 7 grid, half the
+#    resolution of the last convolution's 14 × 14. Take the ReLU after the last
+#    convolution, `features[-2]`, not the convolution `features[-3]` itself: the
+#    in-place ReLU overwrites its output (see the pytorch-grad-cam section above).
+# 4. **`preds` is never defined.** The class to explain must be chosen; the usual
+#    choice is the predicted class, the index of the largest score.
+#
+# (The chapter's `vgg11(pretrained=True)` is torchvision's old spelling, deprecated
+# since version 0.13; `load_pretrained` above passes `weights=` instead.)
+#
+# Predict first: which of the four raise an error, and which give a wrong map without
+# any message?
+#
+# Fix all four, and compute the Grad-CAM map of the predicted class with
+# pytorch-grad-cam. (Without pytorch-grad-cam,
+# `cam(vgg11_net, input_tensor, layer, "GradCAM", target=pred)[0]` gives the same map.)
+
+# %% tags=["exercise"]
+my_prediction = ""    # which ones raise an error, which fail silently?
+rgb_img = None        # your code here: (224, 224, 3) float32 in [0, 1], from cat.png
+input_tensor = None   # your code here: (1, 3, 224, 224), normalised for ImageNet
+target_layers = None  # your code here: a list with the one layer to explain
+pred = None           # your code here: the predicted class (an int)
+grayscale_cam = None  # your code here: the Grad-CAM map, (224, 224)
+
+# %% tags=["check"]
+if any(v is None for v in (rgb_img, input_tensor, target_layers, pred, grayscale_cam)):
+    print("Hint: Image.open('cat.png').convert('RGB'); subtract IMAGENET_MEAN and divide "
+          "by IMAGENET_STD per colour; the last ReLU is vgg11_net.features[-2].")
+else:
+    assert np.shape(rgb_img) == (224, 224, 3), (
+        f"rgb_img has shape {np.shape(rgb_img)}: convert the image to RGB (3 channels).")
+    assert rgb_img.min() >= 0 and rgb_img.max() <= 1, "rgb_img must lie in [0, 1]."
+    assert tuple(input_tensor.shape) == (1, 3, 224, 224), (
+        f"input_tensor has shape {tuple(input_tensor.shape)}, not (1, 3, 224, 224).")
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    normalised = (torch.from_numpy(np.float32(rgb_img)).permute(2, 0, 1)[None] - mean) / std
+    assert torch.allclose(input_tensor, normalised, atol=1e-5), (
+        "input_tensor is not rgb_img normalised: (value - IMAGENET_MEAN) / IMAGENET_STD, "
+        "per colour channel.")
+    assert len(target_layers) == 1, "one target layer."
+    layer = target_layers[0]
+    assert not isinstance(layer, torch.nn.MaxPool2d), (
+        "that is a max-pool (features[-1]): its grid is 7 x 7. Take the last ReLU.")
+    assert layer is not vgg11_net.features[-3], (
+        "features[-3] is the last convolution, whose output the in-place ReLU after it "
+        "overwrites. Take that ReLU, features[-2].")
+    assert layer is vgg11_net.features[-2], "take the ReLU after the last convolution."
+    with torch.no_grad():
+        predicted = int(vgg11_net(input_tensor).argmax())
+    assert pred == predicted, f"pred = {pred}, but the predicted class is {predicted}."
+    expected = cam(vgg11_net, input_tensor, layer, "GradCAM", target=pred)[0]
+    assert np.shape(grayscale_cam) == (224, 224), (
+        f"grayscale_cam has shape {np.shape(grayscale_cam)}, not (224, 224).")
+    assert np.abs(grayscale_cam - expected).max() < 1e-4, (
+        "grayscale_cam is not the Grad-CAM map of input_tensor at that layer for pred.")
+    print(f"Correct: class {pred}. Your prediction: {my_prediction or '(none)'}")
+
+# %% tags=["solution"]
+img = Image.open("cat.png").convert("RGB").resize((224, 224))      # 1: three channels
+rgb_img = np.float32(img) / 255                                     # for drawing
+mean, std = np.float32(IMAGENET_MEAN), np.float32(IMAGENET_STD)
+input_tensor = torch.from_numpy((rgb_img - mean) / std).permute(2, 0, 1).unsqueeze(0)  # 2
+target_layers = [vgg11_net.features[-2]]                            # 3: the last ReLU
+with torch.no_grad():
+    pred = int(vgg11_net(input_tensor).argmax())                    # 4: the predicted class
+if pytorch_grad_cam is None:  # not installed: the same map from cnnviz_widgets
+    grayscale_cam = cam(vgg11_net, input_tensor, target_layers[0], "GradCAM", target=pred)[0]
+else:
+    with pytorch_grad_cam.GradCAM(model=vgg11_net, target_layers=target_layers) as grad_cam:
+        grayscale_cam = grad_cam(input_tensor=input_tensor,
+                                 targets=[ClassifierOutputTarget(pred)])[0]
+    vgg11_net.zero_grad(set_to_none=True)  # pytorch-grad-cam leaves gradients in .grad
+print("predicted class:", pred)
+# The chapter's layer beside the fixed one: the max-pool's map has 7 x 7 cells.
+show_cam(np.asarray(img), {
+    "features[-1], max-pool": cam(vgg11_net, input_tensor, "features.20", "GradCAM",
+                                  target=pred),
+    "features[-2], last ReLU": grayscale_cam})
+
+# %% [markdown]
+# ### Exercise 6: ScoreCAM's `batch_size`
+#
+# The chapter warns that ScoreCAM and AblationCAM need a `batch_size`. Both run the
+# network once more for every channel of the target layer: ScoreCAM scores the input
+# masked by each channel's map, AblationCAM the network with each channel switched off.
+# pytorch-grad-cam sends these images through the model `batch_size` at a time.
+# AblationCAM takes it as an argument
+# (`AblationCAM(model, target_layers, batch_size=32)`); ScoreCAM uses the attribute
+# `batch_size` if you set one on the object (`score_cam.batch_size = 32`) and 16
+# otherwise. A larger batch means fewer, larger forward passes: faster, until memory
+# runs out.
+#
+# Predict first: on the star, at `features.12` (128 channels), with `batch_size = 32`,
+# how many times will ScoreCAM call the demo model, and with how many images each time?
+#
+# Then count: put a forward hook on the model that records `len(inputs[0])` for each
+# call, run ScoreCAM (on `twin_for_scorecam`, a copy, since pytorch-grad-cam leaves
+# its hooks and gradients behind), and remove the hook. Last, without running it: how
+# many calls would ScoreCAM make on VGG11 at `features[-2]` (512 channels) with the
+# default batch size?
+
+# %% tags=["exercise"]
+twin_for_scorecam = copy.deepcopy(model)
+my_prediction = ""  # how many calls, and how many images in each?
+batch_sizes = None  # your code here: the number of images of each call, in order
+vgg11_calls = None  # your code here: calls on VGG11 at features[-2], default batch size
+
+# %% tags=["check"]
+if batch_sizes is None or vgg11_calls is None:
+    print("Hint: twin_for_scorecam.register_forward_hook(lambda module, inputs, output: "
+          "batch_sizes.append(len(inputs[0]))) with batch_sizes = [] first.")
+else:
+    assert not twin_for_scorecam._forward_hooks, "the hook is still on: remove it."
+    assert len(batch_sizes) > 0, "no call recorded: hook twin_for_scorecam and run ScoreCAM."
+    assert batch_sizes[0] == 1, (
+        "the first call is the image alone (it records the layer's activations).")
+    assert sum(batch_sizes[1:]) == 128, (
+        f"{sum(batch_sizes[1:])} masked images after the first call, not one per channel.")
+    assert batch_sizes[1:] == [32] * 4, (
+        f"{batch_sizes[1:]}: set score_cam.batch_size = 32 before calling it.")
+    assert vgg11_calls == 1 + 512 // 16, (
+        f"{vgg11_calls} calls: one for the image, then 512 masked images 16 at a time.")
+    print(f"Correct. Your prediction: {my_prediction or '(none)'}")
+
+# %% tags=["solution"]
+if pytorch_grad_cam is None:
+    print("pytorch-grad-cam is not installed (pip install grad-cam).")
+else:
+    batch_sizes = []
+    handle = twin_for_scorecam.register_forward_hook(
+        lambda module, inputs, output: batch_sizes.append(len(inputs[0])))
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), pytorch_grad_cam.ScoreCAM(
+                model=twin_for_scorecam,
+                target_layers=[twin_for_scorecam.features[-1]]) as score_cam:
+            score_cam.batch_size = 32
+            score_cam(input_tensor=x, targets=[ClassifierOutputTarget(target)])
+    finally:
+        handle.remove()
+    print("images per call:", batch_sizes)
+vgg11_calls = 1 + 512 // 16   # the image, then 512 masked images 16 at a time
+print("calls on VGG11 at features[-2]:", vgg11_calls)
+# 33 forward passes of 16 images of 224 x 224 through VGG11: about 528 images, which
+# on a CPU takes minutes, and 16 at a time needs about 16 times the memory of one.
+# (contextlib.redirect_stderr hides pytorch-grad-cam's progress bar.)
 
 # %% [markdown]
 # ## Your own network

@@ -97,19 +97,67 @@
 # 课程用 VGG11 解释了一张照片。如果可以下载权重（例如在 Colab 上），下一个单元格会对包内自带的猫的照片做同样的事；离线时它会给出提示，这时请以上面在演示网络上得到的图为学习对象。
 
 # %% [markdown]
+# ## 练习
+#
+# 每个练习都有一个起始单元格（把其中的 `None` 换成你的代码）、一个检查单元格（用来检验你的答案；答案仍是 `None` 时，它只打印一条提示），以及一个隐藏的答案单元格（双击即可查看代码）。凡是写着*先预测*的地方，请在运行任何代码之前先写下你的猜测。
+
+# %% [markdown]
 # ### 练习 1：一张图像，所有类别
 #
-# 针对八个类别中的每一个，画出月牙形样例（`demo.samples[7]`）的 Grad-CAM 图。对于哪些类别，图落在形状上？落在形状的哪一部分？
+# 针对八个类别中的每一个，计算月牙形样例（`demo.samples[7]`，起始单元格中已加载为 `x7`）在 `features.12` 上的 Grad-CAM 图，以及每张*原始图*（`raw=True`：缩放到 [0, 1] 之前）的最大值。然后用 `show_cam` 画出这八张图。对于哪些类别，图落在形状上？落在形状的哪一部分？
+#
+# 先预测：哪个类别的原始图最强？对于哪些类别，图会偏离形状？
 
 # %% [markdown]
 # ### 练习 2：忽略类别的方法
 #
-# 用数值说明：无论目标类别是什么，EigenCAM 给出的图都相同，而 Grad-CAM 则不然。为什么一个与类别无关的方法在忠实度表格中仍然可以得分不错？
+# 分别用 EigenCAM 和 Grad-CAM，计算星形 `x` 在 `features.12` 上针对目标类别 0 和 3 的图，并对每种方法判断这两张图是否完全相同（`np.array_equal`）。为什么一个与类别无关的方法在忠实度表格中仍然可以得分不错？
+#
+# 先预测：两种方法中，哪一种对两个目标类别给出相同的图？
 
 # %% [markdown]
 # ### 练习 3：对每个类别，Grad-CAM 都等于 CAM
 #
-# 对全部八个样例和全部八个类别，验证 Grad-CAM 在 `features.12` 上的原始图乘以 64 后，等于 CAM $\mathrm{relu}(\sum_c w_{k,c} A_c)$。
+# 对全部八个样例（`xs`）和全部八个类别，根据 `features.12` 的激活值和分类器的权重 `w` 计算 CAM $\mathrm{relu}(\sum_c w_{k,c} A_c)$，再计算 Grad-CAM 在 `features.12` 上的原始图乘以 64。两者都是 8 × 8 的图；把它们堆叠成形状为 `(class, image, 8, 8)` 的数组。它们相等吗？
+
+# %% [markdown]
+# ### 练习 4：模型随机化合理性检验
+#
+# Adebayo 等人（2018，"Sanity checks for saliency maps"）提出了一个简单的问题：如果把网络的权重换成随机权重，解释会改变吗？它应当改变，因为随机网络什么也没有学到。一张保持不变的图反映的是图像，而不是模型。
+#
+# 在模型的一个副本上（`copy.deepcopy(model)`：绝不要随机化模型本身）手动完成这项检验，按从输出到输入的*级联*方式进行：依次重新初始化 `layers_from_the_output` 中的各层，每一层都先调用 `torch.manual_seed(1)`，再调用该层的 `reset_parameters()`，并让之前已处理的层保持随机。每处理完一层，就在副本上计算星形的导向反向传播图（见 Notebook 04；起始单元格中的 `guided_map`）和 `features.12` 上的 Grad-CAM 图（`gradcam_map`），以及它们与训练好的模型所给出的图之间的秩相关系数（`rank_correlation`：对绝对值计算的 Spearman 秩相关；1 表示重要性排序相同，0 表示毫无关系）。
+#
+# `cnnviz_widgets` 中的 `sanity_check(model, x, method)` 做的是同一件事（使用相同的随机种子，因此数值必须一致），此外还做随机类别检验；它的 `mean_scores("spearman")` 就是每一步的相关系数。
+#
+# 先预测：随着权重变得随机，两种图中哪一种会更接近原来的图？
+
+# %% [markdown]
+# ### 练习 5：课程中的 pytorch-grad-cam 示例
+#
+# 课程用短短几行 pytorch-grad-cam 代码来解释一张照片：打开一个 PNG 文件，缩放到 224 × 224，除以 255，转成张量，取 VGG11 的 `model.features[-1]` 作为目标层，再用 `ClassifierOutputTarget(preds)` 调用 `GradCAM`。下一个单元格在猫的照片上按这些步骤操作；这张照片被保存为带 alpha（透明度）通道的 PNG，很多 PNG 文件都是这样。如果上面能够加载 ImageNet 权重，VGG11 使用这些权重，否则使用随机权重（这时图没有意义，但下面的每个问题都一样）。
+
+# %% [markdown]
+# 这个示例有四处错误（第五处 `batch_size` 见练习 6）：
+#
+# 1. **图像有四个通道。** `Image.open` 会保留 PNG 的 alpha 通道（模式为 `RGBA`），因此张量的形状是 `(1, 4, 224, 224)`，而 VGG 的第一个卷积层是为三个通道设计的，会拒绝这个输入：这就是上面的报错。`.convert("RGB")` 可以去掉 alpha 通道。
+# 2. **没有归一化。** torchvision 的 ImageNet 权重要求每个颜色通道都用 ImageNet 的均值和标准差做标准化（`IMAGENET_MEAN`、`IMAGENET_STD`）。取值在 [0, 1] 内的输入并不是网络训练时见到的数据，而且不会有任何警告：得到的预测和类激活图只不过是另一个输入的结果。把归一化后的张量交给模型；绘图时则保留 [0, 1] 范围的图像。
+# 3. **`features[-1]` 不是最后一个卷积层。** 在 VGG11 中，它是最后一个 `MaxPool2d`。Grad-CAM 在这一层上能照常运行，但网格只有 7 × 7，分辨率是最后一个卷积层 14 × 14 的一半。应当选择最后一个卷积层之后的 ReLU，即 `features[-2]`，而不是卷积层 `features[-3]` 本身：原地操作的 ReLU 会覆盖它的输出（见上面关于 pytorch-grad-cam 的一节）。
+# 4. **`preds` 从未定义。** 必须选定要解释的类别；通常选择预测的类别，即得分最大的那个索引。
+#
+# （课程中的 `vgg11(pretrained=True)` 是 torchvision 的旧写法，从 0.13 版起已被弃用；上面的 `load_pretrained` 使用的是 `weights=` 参数。）
+#
+# 先预测：这四个问题中，哪些会报错，哪些会在没有任何提示的情况下给出错误的图？
+#
+# 修正全部四处错误，并用 pytorch-grad-cam 计算预测类别的 Grad-CAM 图。（如果没有安装 pytorch-grad-cam，`cam(vgg11_net, input_tensor, layer, "GradCAM", target=pred)[0]` 会给出相同的图。）
+
+# %% [markdown]
+# ### 练习 6：ScoreCAM 的 `batch_size`
+#
+# 课程提醒说，ScoreCAM 和 AblationCAM 需要设置 `batch_size`。这两种方法都要为目标层的每个通道再运行一次网络：ScoreCAM 对被各通道的图遮罩后的输入打分，AblationCAM 则在关闭各个通道后运行网络。pytorch-grad-cam 每次把 `batch_size` 张这样的图像送入模型。AblationCAM 把它作为参数（`AblationCAM(model, target_layers, batch_size=32)`）；ScoreCAM 则在你给对象设置了 `batch_size` 属性时使用它（`score_cam.batch_size = 32`），否则使用 16。批量越大，前向传播的次数越少、每次越大：速度更快，直到内存耗尽为止。
+#
+# 先预测：在星形上、以 `features.12`（128 个通道）为目标层、设置 `batch_size = 32` 时，ScoreCAM 会调用演示模型多少次？每次调用有多少张图像？
+#
+# 然后数一数：在模型上挂一个前向钩子，每次调用时记录 `len(inputs[0])`；运行 ScoreCAM（在副本 `twin_for_scorecam` 上运行，因为 pytorch-grad-cam 会留下它的钩子和梯度），然后移除钩子。最后，不要运行，想一想：在 VGG11 的 `features[-2]`（512 个通道）上使用默认批量大小时，ScoreCAM 会调用多少次？
 
 # %% [markdown]
 # ## 你自己的网络
