@@ -116,8 +116,9 @@ export function figuresText(
     .map(([k, v]) => {
       const value = typeof v === "number" ? formatValue(v) : (v ?? t("explain.na"));
       const dir = better[k];
-      const note = dir === "lower" ? t("explain.lower_better") : dir === "higher" ? t("explain.higher_better") : "";
-      return `${figureName(k, t)} ${value}${note ? ` ${note}` : ""}`;
+      const figure = `${figureName(k, t)} ${value}`;
+      if (dir === "lower") return t("explain.lower_better", { figure });
+      return dir === "higher" ? t("explain.higher_better", { figure }) : figure;
     })
     .join(" · ");
 }

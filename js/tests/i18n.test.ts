@@ -181,7 +181,7 @@ describe("texts in the translator's language", () => {
     assert.equal(classText({ target: null, class_name: null, prob: null }, zh), "与类别无关");
     assert.equal(explainedText("GradCAM", { target: 2, class_name: null, prob: 0.5 }, "f", zh), "GradCAM · 类别 2 50.0% · f 层");
     assert.equal(new ClassNames(zh).name(7), "类别 7");
-    assert.equal(figuresText({ deletion_auc: 0.25, average_drop: null }, { deletion_auc: "lower" }, zh), "删除 AUC 0.25 （越低越好） · 平均下降 无");
+    assert.equal(figuresText({ deletion_auc: 0.25, average_drop: null }, { deletion_auc: "lower" }, zh), "删除 AUC 0.25（越低越好） · 平均下降 无");
     assert.equal(filterPageText(pageRange(48, 16, 1), 8, 6, zh), "第 2 / 3 页 · 滤波器 2–3（共 6 个）· 每个 8 个卷积核");
   });
 
