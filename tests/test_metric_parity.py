@@ -22,6 +22,7 @@ from cnnviz_widgets.engine.metrics import (
     complexity,
     evaluate,
     max_sensitivity,
+    model_randomisation,
     relevance_mass_accuracy,
     relevance_rank_accuracy,
     road,
@@ -298,3 +299,33 @@ def test_evaluate_sharded_over_processes_equals_one_process(fixture, monkeypatch
     for key, vals in single.values.items():
         np.testing.assert_array_equal(both.values[key], vals)  # bit for bit, ROAD noise too
     assert both.summary == single.summary
+
+
+def test_evaluate_randomises_the_model_once_with_its_seed(fixture, monkeypatch):
+    """model_randomisation over a dataset compares every batch with ONE randomised copy of the
+    model, made from the evaluation's seed (not one copy per batch, from the batch's seed)."""
+    module = importlib.import_module("cnnviz_widgets.engine.metrics.adapters")
+    model, x, labels, _, _, _ = fixture
+    made: list[int] = []
+    copy_model = module.randomised_copy
+
+    def counted(*args, **kwargs):
+        made.append(1)
+        return copy_model(*args, **kwargs)
+
+    monkeypatch.setattr(module, "randomised_copy", counted)
+    result = evaluate(
+        model, (x, labels), ["GradCAM"], ["model_randomisation"], layer="features.11",
+        target="label", batch_size=2, seed=5,
+    )
+    assert len(made) == 1
+    maps = cam(model, x, "features.11", "GradCAM", labels.tolist())
+    twin = copy_model(model, x, 5)
+    want = np.concatenate([
+        model_randomisation(
+            model, x[i : i + 2], "GradCAM", labels[i : i + 2], layer="features.11",
+            maps=maps[i : i + 2], randomised=twin,
+        )
+        for i in range(0, 6, 2)
+    ])
+    np.testing.assert_allclose(result.value("GradCAM", "model_randomisation"), want, atol=1e-12)

@@ -20,6 +20,8 @@ from cnnviz_widgets.engine.metrics import (
     insertion_auc,
     insertion_curve,
     make_baseline,
+    perturbation_auc,
+    perturbation_curve,
     pointing_game,
 )
 from cnnviz_widgets.engine.targets import TargetError
@@ -113,6 +115,13 @@ def test_auc_is_trapezoid_of_curve(small):
         np.testing.assert_allclose(auc, np.trapezoid(curve, dx=0.1, axis=1), rtol=1e-5)
         assert auc.shape == (2,) and ((auc >= 0) & (auc <= 1)).all()
     assert curve_auc(np.array([[1.0, 1.0, 0.0]]))[0] == pytest.approx(0.75)
+    # one curve in two directions: the named functions fix the direction and its baseline
+    for direction, named in (("deletion", deletion_auc), ("insertion", insertion_auc)):
+        both = perturbation_auc(small, x, maps, None, steps=10, direction=direction)
+        np.testing.assert_array_equal(both, named(small, x, maps, None, steps=10))
+    assert deletion_auc.__name__ == "deletion_auc" and "insertion" in insertion_curve.__doc__
+    with pytest.raises(ValueError, match="direction must be one of deletion, insertion"):
+        perturbation_curve(small, x, maps, direction="sideways")
 
 
 def test_target_none_batching_and_map_resizing(small):

@@ -1,7 +1,8 @@
 """Is an attribution map faithful to the model? Metrics per image and over a dataset.
 
 One module per group; :mod:`.registry` lists every metric once (name, group, whether higher is
-better, reference), and the docs and tests read it from there.
+better, reference, and its :mod:`.adapters` entry for :func:`.evaluate.evaluate`), and the docs
+and tests read it from there.
 
 * faithfulness: :mod:`.faithfulness` (deletion/insertion AUC, average drop), :mod:`.road`
   (ROAD with the noisy linear imputation of :mod:`.imputation`)
@@ -9,8 +10,8 @@ better, reference), and the docs and tests read it from there.
   intersection)
 * complexity: :mod:`.complexity` (sparseness, complexity, the Gini index)
 * robustness: :mod:`.robustness` (max-sensitivity)
-* randomisation: :mod:`.sanity` (model-parameter randomisation and random-logit tests) with the
-  similarity scores of :mod:`.similarity`
+* randomisation: :mod:`.sanity` (model-parameter randomisation and random-logit tests; the
+  result in :mod:`.sanity_result`) with the similarity scores of :mod:`.similarity`
 * over a dataset: :mod:`.evaluate` (per-image values; :mod:`.evaluation`: the result, bootstrap
   confidence intervals), reading data through the engine's data layer
   (:mod:`cnnviz_widgets.engine.data`)
@@ -31,6 +32,8 @@ from .faithfulness import (
     deletion_curve,
     insertion_auc,
     insertion_curve,
+    perturbation_auc,
+    perturbation_curve,
 )
 from .localisation import (
     box_masks,
@@ -84,6 +87,8 @@ __all__ = [
     "max_sensitivity",
     "metric_spec",
     "model_randomisation",
+    "perturbation_auc",
+    "perturbation_curve",
     "pointing_game",
     "random_logit",
     "randomisable_layers",

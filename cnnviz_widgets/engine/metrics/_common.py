@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..borrow import borrowed
 from ..targets import OutputSelector, Target, TargetError, resolve_targets, select_output
 
 Baseline = str | float | torch.Tensor
@@ -66,17 +67,24 @@ def positive_int(value: int, name: str) -> int:
     return value
 
 
-def as_maps(maps: MapsLike, device: torch.device | str | None = None) -> torch.Tensor:
-    """``(N, H, W)`` float32 tensor from ``(N, H, W)``, ``(N, 1, H, W)`` or ``(H, W)`` maps,
-    on ``device`` (default: where a tensor already is, the CPU for numpy)."""
-    m = maps.detach() if isinstance(maps, torch.Tensor) else torch.as_tensor(np.asarray(maps))
-    m = m.to(device=device if device is not None else m.device, dtype=torch.float32)
+def as_stack(values: MapsLike, name: str = "maps") -> torch.Tensor:
+    """``(N, H, W)`` tensor (detached, not copied) from ``(N, H, W)``, ``(N, 1, H, W)`` or one
+    ``(H, W)`` array or tensor; another shape is a ValueError naming ``name``."""
+    m = values.detach() if isinstance(values, torch.Tensor) else torch.as_tensor(np.asarray(values))
     if m.ndim == 4 and m.shape[1] == 1:
         m = m[:, 0]
     if m.ndim == 2:
         m = m[None]
     if m.ndim != 3:
-        raise ValueError(f"maps must be (N, H, W) or (N, 1, H, W); got shape {tuple(m.shape)}.")
+        raise ValueError(f"{name} must be (N, H, W) or (N, 1, H, W); got shape {tuple(m.shape)}.")
+    return m
+
+
+def as_maps(maps: MapsLike, device: torch.device | str | None = None) -> torch.Tensor:
+    """``(N, H, W)`` float32 tensor from ``(N, H, W)``, ``(N, 1, H, W)`` or ``(H, W)`` maps,
+    on ``device`` (default: where a tensor already is, the CPU for numpy)."""
+    m = as_stack(maps)
+    m = m.to(device=device if device is not None else m.device, dtype=torch.float32)
     if not bool(torch.isfinite(m).all()):
         raise ValueError("maps contain NaN or Inf values.")
     return m
@@ -98,10 +106,16 @@ def class_targets(
     model: nn.Module, x: torch.Tensor, target: Target, output: OutputSelector
 ) -> torch.Tensor:
     """``(N,)`` int64 class indices on ``x``'s device (predicted classes of ``x`` for
-    ``None``); callables are refused. Runs one forward pass of ``x`` (no grad)."""
-    with torch.no_grad():
-        scores = select_output(model(x), output)
-    return class_indices(scores, target)
+    ``None``); callables are refused. Runs one forward pass of ``x`` (no grad, on the borrowed
+    model in eval mode)."""
+    return class_indices(model_scores(model, x, output), target)
+
+
+def model_scores(model: nn.Module, x: torch.Tensor, output: OutputSelector) -> torch.Tensor:
+    """``(N, K)`` output scores of ``x``: one forward pass, no grad, the model borrowed in eval
+    mode (:func:`~cnnviz_widgets.engine.borrow.borrowed`)."""
+    with borrowed(model), torch.no_grad():
+        return select_output(model(x), output)
 
 
 def class_indices(scores: torch.Tensor, target: Target) -> torch.Tensor:

@@ -49,10 +49,11 @@ from ..inputs import prepare_input
 from ..layers import LayerRef
 from ..targets import OutputSelector
 from ._common import class_targets
+from .adapters import Context
 from .evaluation import Evaluation, merge_partial, summarise
 from .explain import Method, MethodLike, resolve_method
 from .localisation import box_masks
-from .registry import METRICS, Context, metric_spec
+from .registry import METRICS, metric_spec
 
 # the batch starting at dataset index p of an evaluation with seed s uses seed s * stride + p
 _SEED_STRIDE = 1_000_003
@@ -229,8 +230,8 @@ class _Scorer:
             self._clock((name, "maps"), start)
             ctx = Context(
                 self.model, x, maps, classes, m, masks=masks, boxes=boxes,
-                seed=self.seed * _SEED_STRIDE + int(batch.indices[0]), output=self.output,
-                cache=self.cache,
+                seed=self.seed * _SEED_STRIDE + int(batch.indices[0]), run_seed=self.seed,
+                output=self.output, cache=self.cache,
             )
             for metric in self.chosen:
                 spec = METRICS[metric]

@@ -14,7 +14,7 @@ over channels with :func:`~cnnviz_widgets.engine.saliency.saliency_map` (``reduc
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +26,10 @@ from ..cam import cam
 from ..cam.errors import CamMethodError
 from ..cam.registry import method_class
 from ..dryrun import default_layer
+from ..inputs import prepare_input
 from ..layers import LayerRef, resolve_layer
 from ..saliency import canonical_method, saliency, saliency_map
+from ._common import MapsLike, maps_for
 
 Explainer = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 """``explainer(model, x, classes)``: ``x`` ``(N, C, H, W)`` model-ready, ``classes`` ``(N,)``
@@ -52,6 +54,13 @@ class Method:
     kind: str
     explain: Explainer
     layer: str | None = None
+
+    def maps(
+        self, model: nn.Module, x: torch.Tensor, classes: torch.Tensor, given: MapsLike | None
+    ) -> torch.Tensor:
+        """``(N, H, W)`` maps of ``x`` for ``classes``: ``given`` (resized to ``x`` if needed)
+        when the caller computed them already, else explained now."""
+        return self.explain(model, x, classes) if given is None else maps_for(given, x)
 
 
 def _as_tensor(maps: np.ndarray | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -134,6 +143,22 @@ def resolve_method(
         return _as_tensor(saliency_map(attr, reduce), xb)
 
     return Method(sal_name, "saliency", explain_saliency, sal_layer)
+
+
+def prepare(
+    model: nn.Module,
+    x: torch.Tensor,
+    method: MethodLike,
+    layer: LayerRef | None,
+    options: Mapping[str, Any],
+    method_options: Mapping[str, Any] | None,
+) -> tuple[torch.Tensor, Method]:
+    """``x`` made ready for ``model`` (:func:`~cnnviz_widgets.engine.inputs.prepare_input`) and
+    ``method`` resolved (:func:`resolve_method`) with a metric's ``**options`` and, over them,
+    its ``method_options`` (for names that clash with the metric's own arguments)."""
+    x = prepare_input(model, x)
+    merged = {**options, **(method_options or {})}
+    return x, resolve_method(model, method, layer=layer, x=x, **merged)
 
 
 def _layer_name(model: nn.Module, layer: LayerRef | None, x: torch.Tensor | None) -> str:

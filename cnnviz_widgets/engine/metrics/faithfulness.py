@@ -1,11 +1,12 @@
 """Faithfulness by perturbation: deletion/insertion (RISE) and average drop (Grad-CAM++).
 
-* :func:`deletion_curve` / :func:`deletion_auc` (Petsiuk et al., RISE, 2018): pixels are
-  replaced by a baseline in order of decreasing map value; the softmax probability of the target
-  class should fall fast, so a LOWER area is better.
-* :func:`insertion_curve` / :func:`insertion_auc`: the reverse, starting from the baseline
-  (a blurred image by default) and putting the original pixels back in the same order; a HIGHER
-  area is better.
+* :func:`perturbation_curve` / :func:`perturbation_auc` (Petsiuk et al., RISE, 2018), one
+  curve in two directions: deletion (:func:`deletion_curve` / :func:`deletion_auc`) replaces
+  pixels by a baseline in order of decreasing map value, and the softmax probability of the
+  target class should fall fast, so a LOWER area is better; insertion
+  (:func:`insertion_curve` / :func:`insertion_auc`) is the reverse, starting from the baseline
+  (a blurred image by default) and putting the original pixels back in the same order; a
+  HIGHER area is better.
 * :func:`average_drop` (Chattopadhay et al., Grad-CAM++, 2018): how much the target class's
   probability drops when the model sees only the image multiplied by the map.
 
@@ -18,7 +19,8 @@ predicted class on the unmodified input).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,23 +39,28 @@ from ._common import (
     probabilities,
 )
 
+DIRECTIONS: tuple[str, ...] = ("deletion", "insertion")
+DEFAULT_BASELINES: dict[str, str] = {"deletion": "zero", "insertion": "blur"}
 
-def deletion_curve(
+
+def perturbation_curve(
     model: nn.Module,
     x: torch.Tensor,
     maps: MapsLike,
     target: int | Sequence[int] | None = None,
     steps: int = 100,
-    baseline: Baseline = "zero",
+    baseline: Baseline | None = None,
     batch_size: int = 64,
     *,
+    direction: str = "deletion",
     output: OutputSelector = None,
 ) -> np.ndarray:
-    """Target-class probability as the most important pixels are deleted.
+    """Target-class probability as the most important pixels are deleted or inserted.
 
-    Point ``k`` (``k = 0..steps``) replaces the ``floor(k * H * W / steps)`` pixels with the
-    highest map values (all channels of a pixel together) by the baseline; ties keep raster
-    order (row by row, first pixel first).
+    Point ``k`` (``k = 0..steps``) moves the ``floor(k * H * W / steps)`` pixels with the
+    highest map values (all channels of a pixel together; ties in raster order, row by row,
+    first pixel first): ``direction="deletion"`` replaces them in the image by the baseline,
+    ``"insertion"`` puts them from the image onto the baseline.
 
     Args:
         model: a classifier (left exactly as it was).
@@ -61,45 +68,59 @@ def deletion_curve(
         maps: ``(N, H, W)`` attribution maps (higher = more important).
         target: ``None`` (predicted class of each clean image), one class index, or one per
             image.
-        steps: number of deletion steps; the curve has ``steps + 1`` points.
-        baseline: what deleted pixels become, in the model's input space: ``"zero"`` (0; the
-            dataset mean for a mean/std-normalised input), ``"blur"`` (the image blurred with
-            RISE's 11 px, sigma 5 Gaussian, reflect padding), ``"mean"`` (each image's
-            per-channel mean), a number, or a tensor that broadcasts to ``x``.
+        steps: number of steps; the curve has ``steps + 1`` points.
+        baseline: the image pixels move from or to, in the model's input space: ``"zero"`` (0;
+            the dataset mean for a mean/std-normalised input), ``"blur"`` (the image blurred
+            with RISE's 11 px, sigma 5 Gaussian, reflect padding), ``"mean"`` (each image's
+            per-channel mean), a number, or a tensor that broadcasts to ``x``; ``None``:
+            ``"zero"`` for deletion, ``"blur"`` for insertion (:data:`DEFAULT_BASELINES`).
         batch_size: images per forward pass.
+        direction: ``"deletion"`` or ``"insertion"``.
         output: which part of the model's output holds the logits.
 
     Returns:
         ``(N, steps + 1)`` float32 softmax probabilities in [0, 1] of the target class, at
-        deleted fractions ``k / steps``.
+        moved fractions ``k / steps``.
     """
-    return _perturbation_curve(
-        model, x, maps, target, steps, baseline, batch_size, output, insert=False
-    )
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}.")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}.")
+    batch_size = positive_int(batch_size, "batch_size")
+    x = prepare_input(model, x)
+    n, _, h, w = x.shape
+    m = maps_for(maps, x)
+    base = make_baseline(x, DEFAULT_BASELINES[direction] if baseline is None else baseline)
+    start, end = (base, x) if direction == "insertion" else (x, base)
+    # rank[i, p]: position of pixel p in image i's order.
+    order = torch.argsort(-m.reshape(n, -1), dim=1, stable=True)
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(h * w, device=x.device).expand(n, -1))
+    counts = (torch.arange(steps + 1, device=x.device) * (h * w)) // steps
+    curve = torch.empty(n, steps + 1, dtype=torch.float32, device=x.device)
+    with borrowed(model), torch.no_grad():
+        classes = class_targets(model, x, target, output)
+        total = n * (steps + 1)
+        for first in range(0, total, batch_size):
+            flat = torch.arange(first, min(first + batch_size, total), device=x.device)
+            image, k = flat // (steps + 1), flat % (steps + 1)
+            moved = (rank[image] < counts[k].unsqueeze(1)).view(-1, 1, h, w).to(x.dtype)
+            batch = start[image] * (1 - moved) + end[image] * moved
+            curve[image, k] = probabilities(model, batch, classes[image], output)
+    return curve.cpu().numpy()
 
 
-def insertion_curve(
-    model: nn.Module,
-    x: torch.Tensor,
-    maps: MapsLike,
-    target: int | Sequence[int] | None = None,
-    steps: int = 100,
-    baseline: Baseline = "blur",
-    batch_size: int = 64,
-    *,
-    output: OutputSelector = None,
+def perturbation_auc(
+    model: nn.Module, x: torch.Tensor, maps: MapsLike, *args: Any, **kwargs: Any
 ) -> np.ndarray:
-    """Target-class probability as the most important pixels are put back onto a baseline.
-
-    Point ``k`` shows the baseline with the ``floor(k * H * W / steps)`` highest-map pixels
-    taken from the image; arguments as in :func:`deletion_curve` (default baseline: blur).
+    """Area under :func:`perturbation_curve` called with the same arguments: probability vs
+    moved fraction.
 
     Returns:
-        ``(N, steps + 1)`` float32 probabilities at inserted fractions ``k / steps``.
+        ``(N,)`` float32 in [0, 1]; for deletion lower is better (the map found the evidence
+        the model uses), for insertion higher is better.
     """
-    return _perturbation_curve(
-        model, x, maps, target, steps, baseline, batch_size, output, insert=True
-    )
+    return curve_auc(perturbation_curve(model, x, maps, *args, **kwargs))
 
 
 def curve_auc(curve: np.ndarray) -> np.ndarray:
@@ -116,86 +137,46 @@ def curve_auc(curve: np.ndarray) -> np.ndarray:
     return area.astype(np.float32)
 
 
-def deletion_auc(
-    model: nn.Module,
-    x: torch.Tensor,
-    maps: MapsLike,
-    target: int | Sequence[int] | None = None,
-    steps: int = 100,
-    baseline: Baseline = "zero",
-    batch_size: int = 64,
-    *,
-    output: OutputSelector = None,
-) -> np.ndarray:
-    """Area under :func:`deletion_curve`: probability vs fraction of pixels deleted.
+Directed = Callable[..., np.ndarray]
+"""``f(model, x, maps, target=None, steps=100, baseline=None, batch_size=64, *, output=None)``:
+the arguments of :func:`perturbation_curve`, less ``direction``."""
 
-    Returns:
-        ``(N,)`` float32 in [0, 1]; lower means the map found the evidence the model uses.
-    """
-    return curve_auc(
-        deletion_curve(model, x, maps, target, steps, baseline, batch_size, output=output)
+_MOVES = {
+    "deletion": 'the highest-map pixels replaced by the baseline (default ``"zero"``); a LOWER '
+    "area means the map found the evidence the model uses",
+    "insertion": 'the highest-map pixels put back onto the baseline (default ``"blur"``); a '
+    "HIGHER area is better",
+}
+
+_RETURNS = {
+    "curve": "``(N, steps + 1)`` float32 probabilities in [0, 1] at moved fractions ``k / steps``.",
+    "auc": "``(N,)`` float32 areas in [0, 1].",
+}
+
+
+def _directed(fn: Callable[..., np.ndarray], direction: str) -> Directed:
+    """``fn`` (:func:`perturbation_curve` or :func:`perturbation_auc`) with its direction
+    fixed, named ``<direction>_curve`` or ``<direction>_auc``."""
+    kind = "curve" if fn is perturbation_curve else "auc"
+
+    def directed(
+        model: nn.Module, x: torch.Tensor, maps: MapsLike, *args: Any, **kwargs: Any
+    ) -> np.ndarray:
+        return fn(model, x, maps, *args, direction=direction, **kwargs)
+
+    directed.__name__ = directed.__qualname__ = f"{direction}_{kind}"
+    returns = _RETURNS[kind]
+    directed.__doc__ = (
+        f"RISE's {direction} {kind}: :func:`{fn.__name__}` with ``direction=\"{direction}\"``, "
+        f"{_MOVES[direction]}.\n\n    Returns:\n        {returns}\n    "
     )
+    return directed
 
 
-def insertion_auc(
-    model: nn.Module,
-    x: torch.Tensor,
-    maps: MapsLike,
-    target: int | Sequence[int] | None = None,
-    steps: int = 100,
-    baseline: Baseline = "blur",
-    batch_size: int = 64,
-    *,
-    output: OutputSelector = None,
-) -> np.ndarray:
-    """Area under :func:`insertion_curve`: probability vs fraction of pixels inserted.
-
-    Returns:
-        ``(N,)`` float32 in [0, 1]; higher is better.
-    """
-    return curve_auc(
-        insertion_curve(model, x, maps, target, steps, baseline, batch_size, output=output)
-    )
-
-
-def _perturbation_curve(
-    model: nn.Module,
-    x: torch.Tensor,
-    maps: MapsLike,
-    target: int | Sequence[int] | None,
-    steps: int,
-    baseline: Baseline,
-    batch_size: int,
-    output: OutputSelector,
-    *,
-    insert: bool,
-) -> np.ndarray:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}.")
-    batch_size = positive_int(batch_size, "batch_size")
-    x = prepare_input(model, x)
-    n, _, h, w = x.shape
-    m = maps_for(maps, x)
-    base = make_baseline(x, baseline)
-    # rank[i, p]: position of pixel p in image i's deletion order.
-    order = torch.argsort(-m.reshape(n, -1), dim=1, stable=True)
-    rank = torch.empty_like(order)
-    rank.scatter_(1, order, torch.arange(h * w, device=x.device).expand(n, -1))
-    counts = (torch.arange(steps + 1, device=x.device) * (h * w)) // steps
-    curve = torch.empty(n, steps + 1, dtype=torch.float32, device=x.device)
-    with borrowed(model), torch.no_grad():
-        classes = class_targets(model, x, target, output)
-        total = n * (steps + 1)
-        for start in range(0, total, batch_size):
-            flat = torch.arange(start, min(start + batch_size, total), device=x.device)
-            image, k = flat // (steps + 1), flat % (steps + 1)
-            moved = (rank[image] < counts[k].unsqueeze(1)).view(-1, 1, h, w).to(x.dtype)
-            if insert:
-                batch = base[image] * (1 - moved) + x[image] * moved
-            else:
-                batch = x[image] * (1 - moved) + base[image] * moved
-            curve[image, k] = probabilities(model, batch, classes[image], output)
-    return curve.cpu().numpy()
+deletion_curve = _directed(perturbation_curve, "deletion")
+insertion_curve = _directed(perturbation_curve, "insertion")
+deletion_auc = _directed(perturbation_auc, "deletion")
+insertion_auc = _directed(perturbation_auc, "insertion")
 
 
 # --------------------------------------------------------------------------------------------

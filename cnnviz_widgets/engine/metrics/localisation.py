@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._common import MapsLike, as_maps
+from ._common import MapsLike, as_maps, as_stack
 
 MasksLike = np.ndarray | torch.Tensor
 
@@ -57,14 +57,7 @@ def object_masks(
     if (masks is None) == (boxes is None):
         raise ValueError("Give the object as masks=(N, H, W) or as boxes=(N, 4), one of the two.")
     if masks is not None:
-        m = torch.as_tensor(masks) if not isinstance(masks, torch.Tensor) else masks.detach()
-        if m.ndim == 4 and m.shape[1] == 1:
-            m = m[:, 0]
-        if m.ndim == 2:
-            m = m[None]
-        if m.ndim != 3:
-            raise ValueError(f"masks must be (N, H, W); got shape {tuple(m.shape)}.")
-        out = (m != 0).to(maps.device)
+        out = (as_stack(masks, "masks") != 0).to(maps.device)
     else:
         assert boxes is not None
         out = box_masks(boxes, (maps.shape[1], maps.shape[2]), maps.device)

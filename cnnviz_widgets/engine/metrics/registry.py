@@ -1,9 +1,10 @@
 """Every metric once: its name, group, direction, reference and how :func:`.evaluate.evaluate`
 calls it. The docs (``docs/methods.md``) and the tests read this table.
 
-Each entry's ``compute(ctx, options)`` takes a :class:`Context` (one batch: the model, the
-model-ready images, the method's maps scaled to [0, 1], the explained classes, the objects'
-masks/boxes when the data has them) and returns ``(N,)`` values.
+Each entry's ``compute(ctx, options)`` (:mod:`.adapters`) takes a :class:`~.adapters.Context`
+(one batch: the model, the model-ready images, the method's maps scaled to [0, 1], the
+explained classes, the objects' masks/boxes when the data has them) and returns ``(N,)``
+values.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-import numpy as np
-import torch
-from torch import nn
-
-from ..targets import OutputSelector
+from .adapters import (
+    Compute,
+    model_randomisation_adapter,
+    on_maps,
+    on_method,
+    on_model,
+    road_order,
+)
 from .complexity import complexity, sparseness
-from .explain import Method
 from .faithfulness import average_drop, deletion_auc, insertion_auc
 from .localisation import (
     pointing_game,
@@ -27,9 +30,9 @@ from .localisation import (
     relevance_rank_accuracy,
     top_k_intersection,
 )
-from .road import road, road_means
+from .road import road
 from .robustness import max_sensitivity
-from .sanity import model_randomisation, random_logit, randomised_copy
+from .sanity import model_randomisation, random_logit
 
 GROUPS: tuple[str, ...] = (
     "faithfulness",
@@ -38,41 +41,6 @@ GROUPS: tuple[str, ...] = (
     "robustness",
     "randomisation",
 )
-
-
-@dataclass
-class Context:
-    """One batch as the metrics see it.
-
-    Attributes:
-        model: the user's model (borrowed by every metric, never changed).
-        x: ``(N, C, H, W)`` model-ready images on the model's device.
-        maps: ``(N, H, W)`` float32 maps of ``method`` in [0, 1] (min-max per image), same device.
-        classes: ``(N,)`` int64 explained classes.
-        method: the resolved method (to explain again: robustness, randomisation).
-        masks: ``(N, H, W)`` bool object masks, or ``None``.
-        boxes: ``(N, 4)`` object boxes ``(x0, y0, x1, y1)``, or ``None``.
-        seed: the seed for this batch (noise, random classes).
-        output: which part of the model's output holds the logits.
-        cache: shared by every batch of one evaluation (the randomised model copy).
-        local: shared by the metrics of this batch and method (ROAD's two orders, computed
-            together once for ``road_morf``, ``road_lerf`` and ``road_combined``).
-    """
-
-    model: nn.Module
-    x: torch.Tensor
-    maps: torch.Tensor
-    classes: torch.Tensor
-    method: Method
-    masks: torch.Tensor | None = None
-    boxes: torch.Tensor | None = None
-    seed: int = 0
-    output: OutputSelector = None
-    cache: dict[str, Any] = field(default_factory=dict)
-    local: dict[Any, Any] = field(default_factory=dict)
-
-
-Compute = Callable[[Context, Mapping[str, Any]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -104,76 +72,6 @@ class MetricSpec:
     defaults: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
-def _seed(ctx: Context, options: Mapping[str, Any]) -> dict[str, Any]:
-    opts = dict(options)
-    opts.setdefault("seed", ctx.seed)
-    return opts
-
-
-def _road(order: str) -> Compute:
-    def compute(ctx: Context, options: Mapping[str, Any]) -> np.ndarray:
-        opts = _seed(ctx, options)
-        key = ("road", tuple(sorted((k, repr(v)) for k, v in opts.items())))
-        if key not in ctx.local:  # both orders in one pass, shared by the three ROAD metrics
-            ctx.local[key] = road_means(
-                ctx.model,
-                ctx.x,
-                ctx.maps,
-                ctx.classes.tolist(),
-                orders=("most", "least"),
-                output=ctx.output,
-                **opts,
-            )
-        means = ctx.local[key]
-        if order == "combined":
-            return (means["least"] - means["most"]) / 2
-        return means[order]
-
-    return compute
-
-
-def _need_masks(ctx: Context) -> torch.Tensor:
-    if ctx.masks is None:
-        raise ValueError("This metric needs object masks or boxes in the data.")
-    return ctx.masks
-
-
-def _need_boxes(ctx: Context) -> torch.Tensor:
-    if ctx.boxes is None:
-        raise ValueError("This metric needs object boxes (or masks) in the data.")
-    return ctx.boxes
-
-
-def _model_randomisation(ctx: Context, options: Mapping[str, Any]) -> np.ndarray:
-    opts = _seed(ctx, options)
-    key = f"randomised:{opts['seed']}:{opts.get('layers')}"
-    if key not in ctx.cache:  # one randomised copy per evaluation
-        ctx.cache[key] = randomised_copy(ctx.model, ctx.x, opts["seed"], opts.get("layers"))
-    opts.pop("layers", None)
-    return model_randomisation(
-        ctx.model,
-        ctx.x,
-        ctx.method.explain,
-        ctx.classes.tolist(),
-        maps=ctx.maps,
-        randomised=ctx.cache[key],
-        output=ctx.output,
-        **opts,
-    )
-
-
-def _random_logit(ctx: Context, options: Mapping[str, Any]) -> np.ndarray:
-    return random_logit(
-        ctx.model,
-        ctx.x,
-        ctx.method.explain,
-        ctx.classes.tolist(),
-        maps=ctx.maps,
-        output=ctx.output,
-        **_seed(ctx, options),
-    )
-
-
 _SPECS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "deletion_auc",
@@ -183,7 +81,7 @@ _SPECS: tuple[MetricSpec, ...] = (
         "area under the target probability as the highest-ranked pixels are deleted",
         "Petsiuk et al., RISE, BMVC 2018",
         "slow loop in tests/test_metrics.py",
-        lambda c, o: deletion_auc(c.model, c.x, c.maps, c.classes.tolist(), output=c.output, **o),
+        on_model(deletion_auc),
     ),
     MetricSpec(
         "insertion_auc",
@@ -193,7 +91,7 @@ _SPECS: tuple[MetricSpec, ...] = (
         "area under the target probability as the highest-ranked pixels are put back on a blur",
         "Petsiuk et al., RISE, BMVC 2018",
         "slow loop in tests/test_metrics.py",
-        lambda c, o: insertion_auc(c.model, c.x, c.maps, c.classes.tolist(), output=c.output, **o),
+        on_model(insertion_auc),
     ),
     MetricSpec(
         "average_drop",
@@ -203,7 +101,7 @@ _SPECS: tuple[MetricSpec, ...] = (
         "drop (%) of the target probability when the model sees the image times the map",
         "Chattopadhay et al., Grad-CAM++, WACV 2018",
         "hand-computed cases in tests",
-        lambda c, o: average_drop(c.model, c.x, c.maps, c.classes.tolist(), output=c.output, **o),
+        on_model(average_drop),
     ),
     MetricSpec(
         "road_morf",
@@ -213,7 +111,7 @@ _SPECS: tuple[MetricSpec, ...] = (
         "mean logit change when the most relevant pixels are imputed away (10..90 %)",
         "Rong et al., ROAD, ICML 2022",
         "pytorch-grad-cam 1.5 ROADMostRelevantFirstAverage",
-        _road("most"),
+        road_order("most"),
     ),
     MetricSpec(
         "road_lerf",
@@ -223,7 +121,7 @@ _SPECS: tuple[MetricSpec, ...] = (
         "mean logit change when the least relevant pixels are imputed away (10..90 %)",
         "Rong et al., ROAD, ICML 2022",
         "pytorch-grad-cam 1.5 ROADLeastRelevantFirstAverage",
-        _road("least"),
+        road_order("least"),
     ),
     MetricSpec(
         "road_combined",
@@ -233,7 +131,7 @@ _SPECS: tuple[MetricSpec, ...] = (
         "(road_lerf - road_morf) / 2",
         "Rong et al., ROAD, ICML 2022",
         "pytorch-grad-cam 1.5 ROADCombined",
-        _road("combined"),
+        road_order("combined"),
     ),
     MetricSpec(
         "pointing_game",
@@ -243,7 +141,7 @@ _SPECS: tuple[MetricSpec, ...] = (
         "1 when the map's maximum lies in the object's box",
         "Zhang et al., ECCV 2016",
         "hand-computed cases in tests",
-        lambda c, o: pointing_game(c.maps, _need_boxes(c), **o).astype(np.float64),
+        on_maps(pointing_game, "boxes"),
         needs="masks",
     ),
     MetricSpec(
@@ -254,7 +152,7 @@ _SPECS: tuple[MetricSpec, ...] = (
         "share of the map's total relevance inside the object",
         "Arras et al., CLEVR-XAI, Information Fusion 2022",
         "Quantus 0.6 RelevanceMassAccuracy",
-        lambda c, o: relevance_mass_accuracy(c.maps, _need_masks(c), **o),
+        on_maps(relevance_mass_accuracy, "masks"),
         needs="masks",
     ),
     MetricSpec(
@@ -265,7 +163,7 @@ _SPECS: tuple[MetricSpec, ...] = (
         "share of the |object| highest-ranked pixels inside the object",
         "Arras et al., CLEVR-XAI, Information Fusion 2022",
         "Quantus 0.6 RelevanceRankAccuracy",
-        lambda c, o: relevance_rank_accuracy(c.maps, _need_masks(c), **o),
+        on_maps(relevance_rank_accuracy, "masks"),
         needs="masks",
     ),
     MetricSpec(
@@ -276,7 +174,7 @@ _SPECS: tuple[MetricSpec, ...] = (
         "share of the k highest-ranked pixels inside the object",
         "Theiner et al., 2021 (arXiv:2104.14995)",
         "Quantus 0.6 TopKIntersection",
-        lambda c, o: top_k_intersection(c.maps, _need_masks(c), **o),
+        on_maps(top_k_intersection, "masks"),
         needs="masks",
     ),
     MetricSpec(
@@ -287,7 +185,7 @@ _SPECS: tuple[MetricSpec, ...] = (
         "Gini index of the absolute map",
         "Chalasani et al., ICML 2020",
         "Quantus 0.6 Sparseness",
-        lambda c, o: sparseness(c.maps, **o),
+        on_maps(sparseness),
     ),
     MetricSpec(
         "complexity",
@@ -297,7 +195,7 @@ _SPECS: tuple[MetricSpec, ...] = (
         "entropy of the fractional contributions |a_p| / sum |a|",
         "Bhatt et al., IJCAI 2020",
         "Quantus 0.6 Complexity",
-        lambda c, o: complexity(c.maps, **o),
+        on_maps(complexity),
     ),
     MetricSpec(
         "max_sensitivity",
@@ -307,15 +205,7 @@ _SPECS: tuple[MetricSpec, ...] = (
         "largest relative change of the map under uniform input noise",
         "Yeh et al., NeurIPS 2019",
         "Quantus 0.6 MaxSensitivity",
-        lambda c, o: max_sensitivity(
-            c.model,
-            c.x,
-            c.method.explain,
-            c.classes.tolist(),
-            maps=c.maps,
-            output=c.output,
-            **_seed(c, o),
-        ),
+        on_method(max_sensitivity),
         defaults=MappingProxyType({"samples": 10}),
     ),
     MetricSpec(
@@ -326,7 +216,7 @@ _SPECS: tuple[MetricSpec, ...] = (
         "Spearman correlation (absolute values) with the map of the fully randomised model",
         "Adebayo et al., Sanity checks for saliency maps, NeurIPS 2018",
         "Quantus 0.6 MPRT (last layer of the top-down cascade)",
-        _model_randomisation,
+        model_randomisation_adapter,
     ),
     MetricSpec(
         "random_logit",
@@ -336,7 +226,7 @@ _SPECS: tuple[MetricSpec, ...] = (
         "SSIM with the map for a random other class",
         "Sixt et al., ICML 2020; Adebayo et al., NeurIPS 2018",
         "Quantus 0.6 RandomLogit",
-        _random_logit,
+        on_method(random_logit),
     ),
 )
 

@@ -126,15 +126,7 @@ def road(
         raise ValueError(f"order must be one of {', '.join(map(repr, ORDERS))}; got {order!r}.")
     orders = ("most", "least") if order == "combined" else (order,)
     means = road_means(
-        model,
-        x,
-        maps,
-        target,
-        percentiles,
-        orders,
-        noise,
-        seed,
-        batch_size=batch_size,
+        orders, model, x, maps, target, percentiles, noise, seed, batch_size=batch_size,
         output=output,
     )
     if order == "combined":
@@ -143,20 +135,21 @@ def road(
 
 
 def road_means(
+    orders: Sequence[str],
     model: nn.Module,
     x: torch.Tensor,
     maps: MapsLike,
     target: Target = None,
     percentiles: Sequence[float] = PERCENTILES,
-    orders: Sequence[str] = ("most", "least"),
     noise: float = 0.01,
     seed: int | None = None,
     *,
     batch_size: int = 64,
     output: OutputSelector = None,
 ) -> dict[str, np.ndarray]:
-    """The per-order means behind :func:`road`, several orders in one pass:
-    ``{"most": (N,), "least": (N,)}`` float64 (arguments as :func:`road`)."""
+    """The per-order means behind :func:`road`, several ``orders`` (``"most"``, ``"least"``)
+    in one pass: ``{"most": (N,), "least": (N,)}`` float64 (other arguments as :func:`road`).
+    """
     orders = tuple(orders)
     if not orders or any(o not in ("most", "least") for o in orders):
         raise ValueError(f"orders must be 'most' and/or 'least'; got {orders!r}.")

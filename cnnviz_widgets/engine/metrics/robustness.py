@@ -24,11 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..inputs import prepare_input
 from ..layers import LayerRef
 from ..targets import OutputSelector, Target
-from ._common import MapsLike, class_targets, maps_for, positive_int
-from .explain import MethodLike, resolve_method
+from ._common import MapsLike, class_targets, positive_int
+from .explain import MethodLike, prepare
 
 
 def sensitivity_noise(
@@ -87,13 +86,10 @@ def max_sensitivity(
     """
     samples = positive_int(samples, "samples")
     batch_size = positive_int(batch_size, "batch_size")
-    x = prepare_input(model, x)
+    x, resolved = prepare(model, x, method, layer, options, method_options)
     n = x.shape[0]
-    resolved = resolve_method(
-        model, method, layer=layer, x=x, **{**options, **(method_options or {})}
-    )
     classes = class_targets(model, x, target, output)
-    base = resolved.explain(model, x, classes) if maps is None else maps_for(maps, x)
+    base = resolved.maps(model, x, classes, maps)
     base = base.to(torch.float64).reshape(n, -1)
     norm = torch.linalg.vector_norm(base, dim=1)
     worst = torch.full((n,), -torch.inf, dtype=torch.float64, device=x.device)

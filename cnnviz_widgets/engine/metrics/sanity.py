@@ -23,147 +23,39 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..borrow import borrowed
 from ..dryrun import trace_modules
-from ..inputs import prepare_input
 from ..layers import LayerRef, resolve_layer
-from ..targets import OutputSelector, Target, select_output
-from ._common import MapsLike, class_indices, class_targets, maps_for
-from .explain import MethodLike, resolve_method
-from .similarity import SIMILARITIES, Similarity, hog_similarity, spearman_abs, ssim
-
-MODES: tuple[str, ...] = ("cascade", "independent")
-RANDOM_LOGIT = "random logit"
-
-
-@dataclass
-class RandomisationStep:
-    """One comparison with the original maps.
-
-    Attributes:
-        layer: the layer randomised at this step (``"random logit"`` for the random-logit test).
-        scores: ``{"spearman" | "ssim" | "hog": (N,) float64}`` similarity to the original maps.
-        maps: ``(N, H, W)`` float32 maps of this step (``None`` with ``keep_maps=False``).
-    """
-
-    layer: str
-    scores: dict[str, np.ndarray]
-    maps: np.ndarray | None = None
+from ..targets import OutputSelector, Target
+from ._common import MapsLike, class_indices, class_targets, model_scores
+from .explain import MethodLike, prepare
+from .sanity_result import (
+    MODES,
+    RANDOM_LOGIT,
+    RandomisationStep,
+    SanityCheck,
+    check_similarity,
+)
+from .similarity import Similarity, hog_similarity, spearman_abs, ssim
 
 
-@dataclass
-class SanityCheck:
-    """The result of :func:`sanity_check`.
-
-    Attributes:
-        method: the method's canonical name.
-        mode: ``"cascade"`` or ``"independent"``.
-        seed: the seed of the randomisation.
-        targets: ``(N,)`` the explained classes.
-        original: ``(N, H, W)`` float32 maps of the unchanged model.
-        steps: one :class:`RandomisationStep` per randomised layer, in randomisation order
-            (cascade: from the output towards the input).
-        random_logit: the maps for ``random_targets`` compared with ``original``.
-        random_targets: ``(N,)`` the random other classes.
-    """
-
-    method: str
-    mode: str
-    seed: int
-    targets: np.ndarray
-    original: np.ndarray
-    steps: list[RandomisationStep] = field(default_factory=list)
-    random_logit: RandomisationStep | None = None
-    random_targets: np.ndarray | None = None
-
-    @property
-    def layers(self) -> list[str]:
-        """The randomised layers, in the order of :attr:`steps`."""
-        return [s.layer for s in self.steps]
-
-    def scores(self, similarity: str = "spearman") -> np.ndarray:
-        """``(L, N)`` similarity of each step's maps to the original maps."""
-        _check_similarity(similarity)
-        return (
-            np.stack([s.scores[similarity] for s in self.steps])
-            if self.steps
-            else np.empty((0, len(self.targets)))
-        )
-
-    def mean_scores(self, similarity: str = "spearman") -> np.ndarray:
-        """``(L,)`` the mean over images (NaN scores left out) of :meth:`scores`."""
-        s = self.scores(similarity)
-        out = np.full(s.shape[0], np.nan)
-        for i, row in enumerate(s):
-            ok = row[~np.isnan(row)]
-            if ok.size:
-                out[i] = ok.mean()
-        return out
-
-    def final_similarity(self, similarity: str = "spearman") -> float:
-        """Mean similarity once every layer is randomised (the last cascade step)."""
-        if self.mode != "cascade" or not self.steps:
-            raise ValueError("final_similarity needs a cascade with at least one step.")
-        return float(self.mean_scores(similarity)[-1])
-
-    def average_similarity(self, similarity: str = "spearman") -> float:
-        """Mean over the steps of :meth:`mean_scores` (Quantus's ``MPRT`` with
-        ``return_average_correlation``)."""
-        means = self.mean_scores(similarity)
-        ok = means[~np.isnan(means)]
-        return float(ok.mean()) if ok.size else float("nan")
-
-    def fails(
-        self, threshold: float = 0.5, similarity: str = "spearman", over: str = "average"
-    ) -> bool:
-        """Whether the method fails the model-randomisation test: its maps stay similar to the
-        original ones while the weights are randomised, the mean ``similarity`` over the steps
-        (``over="average"``) or at the last cascade step (``over="final"``) above
-        ``threshold``. The paper reads the curves; 0.5 is a convention, not theirs."""
-        if over == "average":
-            return self.average_similarity(similarity) > threshold
-        if over == "final":
-            return self.final_similarity(similarity) > threshold
-        raise ValueError(f"over must be 'average' or 'final'; got {over!r}.")
-
-    def records(self) -> list[dict[str, Any]]:
-        """One record per step and similarity: ``layer``, ``step`` (0-based; the random-logit
-        test is ``-1``), ``similarity``, ``mean`` and ``values`` (the per-image list)."""
-        rows: list[dict[str, Any]] = []
-        steps = list(enumerate(self.steps))
-        if self.random_logit is not None:
-            steps.append((-1, self.random_logit))
-        for i, step in steps:
-            for name, values in step.scores.items():
-                ok = values[~np.isnan(values)]
-                rows.append(
-                    {
-                        "method": self.method,
-                        "mode": self.mode,
-                        "step": i,
-                        "layer": step.layer,
-                        "similarity": name,
-                        "mean": float(ok.mean()) if ok.size else float("nan"),
-                        "values": values.tolist(),
-                    }
-                )
-        return rows
-
-
-def _as_target(value: int | Sequence[int] | torch.Tensor) -> Target:
-    return value.tolist() if isinstance(value, torch.Tensor) else value
-
-
-def _check_similarity(name: str) -> None:
-    if name not in SIMILARITIES:
-        raise ValueError(f"similarity must be one of {', '.join(SIMILARITIES)}; got {name!r}.")
+def _other_classes(
+    scores: torch.Tensor,
+    classes: torch.Tensor,
+    seed: int,
+    random_target: int | Sequence[int] | torch.Tensor | None,
+) -> torch.Tensor:
+    """The random-logit test's other classes: ``random_target`` (resolved against the ``(N, K)``
+    ``scores``), else :func:`random_classes` drawn with ``seed``, on ``classes``' device."""
+    if random_target is None:
+        return random_classes(classes, scores.shape[1], seed).to(classes.device)
+    chosen = random_target.tolist() if isinstance(random_target, torch.Tensor) else random_target
+    return class_indices(scores, chosen)
 
 
 def randomisable_layers(model: nn.Module, x: torch.Tensor) -> list[str]:
@@ -276,13 +168,9 @@ def sanity_check(
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}; got {mode!r}.")
-    x = prepare_input(model, x)
-    resolved = resolve_method(
-        model, method, layer=layer, x=x, **{**options, **(method_options or {})}
-    )
+    x, resolved = prepare(model, x, method, layer, options, method_options)
     names = _layer_names(model, x, layers)
-    with borrowed(model), torch.no_grad():
-        scores = select_output(model(x), output)
+    scores = model_scores(model, x, output)
     classes = class_indices(scores, target)
     total = len(names) + 2
     done = 0
@@ -317,10 +205,7 @@ def sanity_check(
             module.load_state_dict(saved)
     del twin
 
-    if random_target is None:
-        others = random_classes(classes, scores.shape[1], seed).to(x.device)
-    else:
-        others = class_indices(scores, _as_target(random_target))
+    others = _other_classes(scores, classes, seed, random_target)
     logit_step = step(RANDOM_LOGIT, resolved.explain(model, x, others))
     tick()
     return SanityCheck(
@@ -369,13 +254,10 @@ def model_randomisation(
     Returns:
         ``(N,)`` float64.
     """
-    _check_similarity(similarity)
-    x = prepare_input(model, x)
-    resolved = resolve_method(
-        model, method, layer=layer, x=x, **{**options, **(method_options or {})}
-    )
+    check_similarity(similarity)
+    x, resolved = prepare(model, x, method, layer, options, method_options)
     classes = class_targets(model, x, target, output)
-    base = resolved.explain(model, x, classes) if maps is None else maps_for(maps, x)
+    base = resolved.maps(model, x, classes, maps)
     twin = randomised if randomised is not None else randomised_copy(model, x, seed, layers)
     other = resolved.explain(twin, x, classes)
     return _SIMILARITY_FUNCS[similarity](base, other).cpu().numpy()
@@ -404,18 +286,10 @@ def random_logit(
     Returns:
         ``(N,)`` float64.
     """
-    _check_similarity(similarity)
-    x = prepare_input(model, x)
-    resolved = resolve_method(
-        model, method, layer=layer, x=x, **{**options, **(method_options or {})}
-    )
-    with borrowed(model), torch.no_grad():
-        scores = select_output(model(x), output)
+    check_similarity(similarity)
+    x, resolved = prepare(model, x, method, layer, options, method_options)
+    scores = model_scores(model, x, output)
     classes = class_indices(scores, target)
-    base = resolved.explain(model, x, classes) if maps is None else maps_for(maps, x)
-    if random_target is None:
-        others = random_classes(classes, scores.shape[1], seed).to(x.device)
-    else:
-        others = class_indices(scores, _as_target(random_target))
-    other = resolved.explain(model, x, others)
+    base = resolved.maps(model, x, classes, maps)
+    other = resolved.explain(model, x, _other_classes(scores, classes, seed, random_target))
     return _SIMILARITY_FUNCS[similarity](base, other).cpu().numpy()
