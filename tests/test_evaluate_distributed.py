@@ -11,34 +11,18 @@ bootstrap runs on identical arrays with the same seed. No value is summed across
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.helpers.evaluate_job import BATCH, IMAGES, METHODS, METRICS, Shapes, as_record, run
+from tests.helpers.torchrun import launch, needs_torchrun
 
-ROOT = Path(__file__).resolve().parents[1]
-TORCHRUN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "torchrun"
-
-
-def _torchrun() -> str | None:
-    if TORCHRUN.exists():
-        return str(TORCHRUN)
-    return shutil.which("torchrun")
+HELPERS = Path(__file__).resolve().parent / "helpers"
 
 
-@pytest.mark.skipif(_torchrun() is None, reason="torchrun is not installed")
+@needs_torchrun
 def test_two_processes_equal_one(tmp_path: Path) -> None:
     out = tmp_path / "two.json"
-    job = subprocess.Popen(
-        [str(_torchrun()), "--standalone", "--nproc_per_node=2",
-         str(ROOT / "tests" / "helpers" / "evaluate_job.py"), "--out", str(out)],
-        cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-    )
+    job = launch(str(HELPERS / "evaluate_job.py"), "--out", str(out))
     single = as_record(run(Shapes()))  # meanwhile, one process (one thread: conftest)
     try:
         stdout, stderr = job.communicate(timeout=300)

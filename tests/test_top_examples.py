@@ -368,50 +368,48 @@ def _raises(model: nn.Module, data, error, match: str, tmp_path: Path, **kwargs)
     assert not checkpoint.exists() and not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize(
-    ("case", "error", "match"),
-    [
-        ("strings", ExamplesError, r"item 0 is str .* not an image.*ToTensor"),
-        ("sizes", ExamplesError, r"different sizes: item 0 is 3x16x16 and item 2 is 3x20x20.*=N"),
-        ("sizes_across_batches", ExamplesError, r"different sizes.*item 2 is 3x20x20"),
-        ("uint8", ExamplesError, r"item 0 is a torch.uint8 tensor.*Normalize"),
-        ("iterable", ExamplesError, r"IterableDataset has no indices"),
-        ("k", ExamplesError, r"k=5 but the data has only 3 image\(s\).*k <= 3"),
-        ("k0", ExamplesError, r"k must be a positive integer"),
-        ("score", ExamplesError, r"score must be one of 'max', 'mean'"),
-        ("empty_dataset", ExamplesError, r"The data is empty"),
-        ("unknown_layer", LayerNotFoundError, r"No layer named 'conv2'.*'conv'"),
-        ("never_run", LayerNotExecutedError, r"'unused'.*were not called"),
-        ("no_layers", ExamplesError, r"layers is empty"),
-    ],
-)
-def test_bad_input_names_the_problem_and_the_fix(case, error, match, tmp_path):
-    model, data, kwargs = Branchy(), None, {}
-    if case == "strings":
-        data = Strings()
-    elif case == "sizes":
-        data = Sizes([16, 16, 20])
-    elif case == "sizes_across_batches":
-        data, kwargs = Sizes([16, 16, 20]), {"batch_size": 1}
-    elif case == "uint8":
-        data = torch.utils.data.TensorDataset(torch.zeros(3, 3, 8, 8, dtype=torch.uint8))
-    elif case == "iterable":
-        data = Stream()
-    elif case == "k":
-        data, kwargs = Sizes([16] * 3), {"k": 5}
-    elif case == "k0":
-        data, kwargs = Sizes([16] * 3), {"k": 0}
-    elif case == "score":
-        data, kwargs = Sizes([16] * 3), {"score": "median"}
-    elif case == "empty_dataset":
-        data = Sizes([])
-    elif case == "unknown_layer":
-        data, kwargs = Sizes([16] * 3), {"layers": "conv2"}
-    elif case == "never_run":
-        data, kwargs = Sizes([16] * 3), {"layers": ["conv", "unused"]}
-    elif case == "no_layers":
-        data, kwargs = Sizes([16] * 3), {"layers": []}
-    _raises(model, data, error, match, tmp_path / case, **kwargs)
+THREE = [16] * 3
+BAD_INPUT = {  # case: (data, top_examples arguments, error, message)
+    "strings": (Strings, {}, ExamplesError, r"item 0 is str .* not an image.*ToTensor"),
+    "sizes": (
+        lambda: Sizes([16, 16, 20]), {}, ExamplesError,
+        r"different sizes: item 0 is 3x16x16 and item 2 is 3x20x20.*=N",
+    ),
+    "sizes_across_batches": (
+        lambda: Sizes([16, 16, 20]), {"batch_size": 1}, ExamplesError,
+        r"different sizes.*item 2 is 3x20x20",
+    ),
+    "uint8": (
+        lambda: torch.utils.data.TensorDataset(torch.zeros(3, 3, 8, 8, dtype=torch.uint8)), {},
+        ExamplesError, r"item 0 is a torch.uint8 tensor.*Normalize",
+    ),
+    "iterable": (Stream, {}, ExamplesError, r"IterableDataset has no indices"),
+    "k": (
+        lambda: Sizes(THREE), {"k": 5}, ExamplesError,
+        r"k=5 but the data has only 3 image\(s\).*k <= 3",
+    ),
+    "k0": (lambda: Sizes(THREE), {"k": 0}, ExamplesError, r"k must be a positive integer"),
+    "score": (
+        lambda: Sizes(THREE), {"score": "median"}, ExamplesError,
+        r"score must be one of 'max', 'mean'",
+    ),
+    "empty_dataset": (lambda: Sizes([]), {}, ExamplesError, r"The data is empty"),
+    "unknown_layer": (
+        lambda: Sizes(THREE), {"layers": "conv2"}, LayerNotFoundError,
+        r"No layer named 'conv2'.*'conv'",
+    ),
+    "never_run": (
+        lambda: Sizes(THREE), {"layers": ["conv", "unused"]}, LayerNotExecutedError,
+        r"'unused'.*were not called",
+    ),
+    "no_layers": (lambda: Sizes(THREE), {"layers": []}, ExamplesError, r"layers is empty"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+def test_bad_input_names_the_problem_and_the_fix(case, tmp_path):
+    make, kwargs, error, match = BAD_INPUT[case]
+    _raises(Branchy(), make(), error, match, tmp_path / case, **kwargs)
 
 
 def test_bad_folders(demo, tmp_path):

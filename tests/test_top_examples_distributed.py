@@ -11,49 +11,32 @@ over a dataset that records which items each process read, called twice with one
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
 import torch
 
 from cnnviz_widgets import TopExamples
 from cnnviz_widgets.demo import demo_model
 from tests.helpers.top_examples_job import FOLDER_BATCH, FOLDER_K, folder_run, write_shapes_folder
+from tests.helpers.torchrun import launch, needs_torchrun
 
-ROOT = Path(__file__).resolve().parents[1]
-TORCHRUN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "torchrun"
-
-
-def _torchrun() -> str | None:
-    if TORCHRUN.exists():
-        return str(TORCHRUN)
-    return shutil.which("torchrun")
+HELPERS = Path(__file__).resolve().parent / "helpers"
 
 
-@pytest.mark.skipif(_torchrun() is None, reason="torchrun is not installed")
+@needs_torchrun
 def test_two_processes_equal_one(tmp_path: Path) -> None:
     folder = write_shapes_folder(tmp_path / "shapes")
     cli, api = tmp_path / "cli", tmp_path / "api"
     cli.mkdir()
     api.mkdir()
-    launch = [str(_torchrun()), "--standalone", "--nproc_per_node=2"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     jobs = [
-        subprocess.Popen(
-            [*launch, "-m", "cnnviz_widgets", "top-examples", "--model",
-             "cnnviz_widgets.demo:demo_model", "--data", str(folder), "--k", str(FOLDER_K),
-             "--batch-size", str(FOLDER_BATCH), "--out", str(cli / "cli.npz"), "--checkpoint",
-             str(cli / "checkpoint.npz"), "--quiet"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        launch(
+            "-m", "cnnviz_widgets", "top-examples", "--model", "cnnviz_widgets.demo:demo_model",
+            "--data", str(folder), "--k", str(FOLDER_K), "--batch-size", str(FOLDER_BATCH),
+            "--out", str(cli / "cli.npz"), "--checkpoint", str(cli / "checkpoint.npz"), "--quiet",
         ),
-        subprocess.Popen(
-            [*launch, str(ROOT / "tests" / "helpers" / "top_examples_job.py"), "dist", "--data",
-             str(folder), "--work", str(api)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        ),
+        launch(str(HELPERS / "top_examples_job.py"), "dist", "--data", str(folder), "--work",
+               str(api)),
     ]
     outputs = []
     try:
