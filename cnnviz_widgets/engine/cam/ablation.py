@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ..targets import Scores
 from .base import CamMethod, LayerData, Run, score_rows
 from .errors import CamMethodError
 
@@ -54,7 +55,7 @@ def reference_values(sample: torch.Tensor, count: int) -> torch.Tensor:
 
 def forward_replacing(
     run: Run, module: nn.Module, x: torch.Tensor, replacement: torch.Tensor
-) -> torch.Tensor:
+) -> Scores:
     """Model scores for input ``x`` with ``module``'s first output replaced by ``replacement``."""
 
     fired: list[bool] = []
@@ -130,7 +131,7 @@ class AblationCAM(CamMethod):
             check = torch.cat([copies, layer.output[n : n + 1]])
             try:
                 outputs = forward_replacing(run, layer.module, sample_x, check)
-                ok = outputs.shape[0] == count + 1
+                ok = len(outputs) == count + 1
                 if ok:
                     scores = score_rows(outputs, target)
                     tol = 1e3 * torch.finfo(run.x.dtype).eps * max(1.0, abs(float(original)))

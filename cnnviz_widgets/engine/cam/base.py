@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..targets import OutputSelector, Target, select_output, target_scores
+from ..targets import OutputSelector, Scores, Target, select_scores, target_scores
 from .errors import CamMethodError
 from .progress import Progress
 from .projection import first_component
@@ -99,17 +99,19 @@ class Run:
             raise RuntimeError("This run has no target values (the method does not use targets).")
         return self.target_values
 
-    def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        """Scores tensor of the model for ``batch`` (inference mode, model dtype, no hooks)."""
+    def forward(self, batch: torch.Tensor) -> Scores:
+        """Scores of the model for ``batch`` (inference mode, model dtype, no hooks): a tensor,
+        or one detection dict per image (see :func:`..targets.select_scores`)."""
         with torch.inference_mode():
-            return select_output(self.model(batch.to(self.x.dtype)), self.output)
+            return select_scores(self.model(batch.to(self.x.dtype)), self.output)
 
 
-def score_rows(outputs: torch.Tensor, target: Any) -> torch.Tensor:
-    """``(B,)`` float32 scores of one target on every row of a ``(B, ...)`` output batch."""
-    if isinstance(target, int):
+def score_rows(outputs: Scores, target: Any) -> torch.Tensor:
+    """``(B,)`` float32 scores of one target on every row of a ``(B, ...)`` output batch (or
+    on each of ``B`` detection dicts)."""
+    if isinstance(target, int) and isinstance(outputs, torch.Tensor):
         return outputs[:, target].to(torch.float32)
-    return target_scores(outputs, [target] * outputs.shape[0]).to(torch.float32)
+    return target_scores(outputs, [target] * len(outputs)).to(torch.float32)
 
 
 class CamMethod:

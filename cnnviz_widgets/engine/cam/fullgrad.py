@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..capture import Capture
-from ..targets import OutputSelector, Target, resolve_targets, select_output, target_scores
+from ..targets import OutputSelector, Target, resolve_targets, select_scores, target_scores
 from .base import CamMethod
 from .errors import NoGradientPathError
 from .projection import first_component
@@ -87,7 +87,7 @@ class FullGrad(CamMethod):
             x = x.detach().requires_grad_(True)
             with Capture(model, layers, grad=True) as cap:
                 result = model(x)
-            scores = select_output(result, output)
+            scores = select_scores(result, output)
             targets = resolve_targets(scores, target)
             values = target_scores(scores, targets)
             if not values.requires_grad:

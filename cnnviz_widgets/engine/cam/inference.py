@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..targets import OutputSelector, select_output
+from ..targets import OutputSelector, select_output, select_scores
 from .stem import split_stem
 from .winograd import WinogradConv2d, use_winograd
 
@@ -102,8 +102,8 @@ class FastForward:
         with torch.inference_mode():
             return select_output(split[1](stem_output), self.output)
 
-    def _eager(self, batch: torch.Tensor) -> torch.Tensor:
-        return select_output(self.model(batch), self.output)
+    def _eager(self, batch: torch.Tensor) -> Any:
+        return select_scores(self.model(batch), self.output)
 
     def _candidates(self, device: torch.device) -> list[nn.Module]:
         """Faster copies to try, fastest first."""
@@ -127,6 +127,8 @@ class FastForward:
             try:
                 if want is None:
                     want = self._eager(probe)
+                    if not isinstance(want, torch.Tensor):  # detections: the model itself
+                        return
                 got = select_output(fast(self._layout(probe)), self.output)
             except Exception:  # the copy does not run like the model
                 continue
