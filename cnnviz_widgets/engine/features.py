@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from .borrow import borrowed
-from .capture import Capture
 from .dryrun import Trace, tracing
 from .inputs import prepare_input
 from .layers import LayerRef, conv_layers, resolve_layers
+from .levels import LEVEL_SEP, LevelCapture
 
 
 def feature_maps(
@@ -31,16 +31,22 @@ def feature_maps(
         x: ``(N, C, H, W)`` (or ``(C, H, W)``) model-ready input; moved to the model's device.
         layers: names or modules of any layers (convs, ReLUs, blocks, ...); default: every
             Conv2d in forward order. A module called several times records its first call.
+            A module whose output is a dict or list of tensors (a detector's FPN
+            ``"backbone"``) gives one entry per level, named ``"backbone:0"``, ...,
+            ``"backbone:pool"``; such a name takes one level (:mod:`.levels`).
         progress: ``progress(recorded, total)`` after each layer's output is recorded.
 
     Returns:
-        ``{name: (N, C, H, W) float32 CPU tensor}`` in the order the layers were given. The
-        forward pass stops as soon as every requested layer has run.
+        ``{name: (N, C, H, W) float32 CPU tensor}`` in the order the layers were given (levels
+        in their output's order). The forward pass stops as soon as every requested layer has
+        run. Layers inside a detector's heads that run per proposal (``roi_heads``) have one
+        row per proposal, not per image.
 
     Raises:
         LayerNotFoundError: unknown layer name (with close matches).
         LayerNotExecutedError: a layer the forward pass never calls.
-        LayerOutputError: a layer whose output is not a tensor.
+        LayerOutputError: a layer whose output is not a tensor (nor a dict/list of tensors),
+            or a ``"module:key"`` whose key is not in the module's output.
         ImageInputError: a bad input (rank, channels, NaN).
     """
     return _record(model, x, layers, progress, whole_forward=False).maps
@@ -81,10 +87,14 @@ def _record(
     x = prepare_input(model, x)
     report = None if progress is None else (lambda _name, done, total: progress(done, total))
     traced = tracing(model) if whole_forward else contextlib.nullcontext(None)
-    with borrowed(model), torch.no_grad(), traced as trace, Capture(
-        model, selected, stop_early=not whole_forward, on_record=report
-    ) as cap:
+    cap = LevelCapture(model, selected, stop_early=not whole_forward, on_record=report)
+    with borrowed(model), torch.no_grad(), traced as trace, cap:
         output = model(x)
-    cap.require_all()
-    maps = {name: cap.outputs[name].to("cpu", torch.float32) for name in selected}
+    maps = {}
+    for name, recorded in zip(selected, cap.recorded(), strict=True):
+        if isinstance(recorded, dict):  # a dict/list output: one entry per level
+            for key, level in recorded.items():
+                maps[f"{name}{LEVEL_SEP}{key}"] = level.to("cpu", torch.float32)
+        else:
+            maps[name] = recorded.to("cpu", torch.float32)
     return WholePass(maps, output if whole_forward else None, trace)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from torch import nn
 
 from .dryrun import execution_order
+from .levels import LEVEL_SEP, split_ref
 from .models import check_model
 
 LayerRef = str | nn.Module
@@ -101,7 +102,12 @@ def resolve_layer(model: nn.Module, layer: LayerRef) -> tuple[str, nn.Module]:
 
 
 def resolve_layers(model: nn.Module, layers: LayerRef | Sequence[LayerRef]) -> dict[str, nn.Module]:
-    """Resolve one layer or a sequence of layers to ``{qualified_name: module}``, keeping order."""
+    """Resolve one layer or a sequence of layers to ``{qualified_name: module}``, keeping order.
+
+    A name may end in ``":key"`` to take one entry of a module's dict or list output (an FPN
+    level such as ``"backbone:0"``, see :mod:`~cnnviz_widgets.engine.levels`); it maps to the
+    module, and the key is checked when the module runs.
+    """
     if isinstance(layers, (str, nn.Module)):
         layers = [layers]
     modules = dict(named_layers(model))  # once, not once per layer (ResNet-50: 53 convs)
@@ -109,6 +115,11 @@ def resolve_layers(model: nn.Module, layers: LayerRef | Sequence[LayerRef]) -> d
     for layer in layers:
         if isinstance(layer, str) and layer in modules:
             resolved[layer] = modules[layer]
+            continue
+        if isinstance(layer, str) and LEVEL_SEP in layer:
+            base, key = split_ref(layer)
+            name, module = resolve_layer(model, base)
+            resolved[f"{name}{LEVEL_SEP}{key}"] = module
             continue
         name, module = resolve_layer(model, layer)  # module objects, and the errors
         resolved[name] = module
