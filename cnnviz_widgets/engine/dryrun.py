@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .borrow import borrowed
+from .detection import backbone_scope
 from .devices import model_device, model_dtype
 from .tokens import token_default_layer
 
@@ -146,6 +147,10 @@ def default_layer(
     (:func:`~cnnviz_widgets.engine.cam.tokens.token_default_layer`: ``encoder.layers.
     encoder_layer_11.ln_1`` for torchvision's ``vit_b_16``, ``features.7.1.norm1`` for
     ``swin_t``), as pytorch-grad-cam recommends; a CAM there folds the tokens into a grid.
+    Torchvision detectors and segmenters get the last such layer of their backbone
+    (:func:`~cnnviz_widgets.engine.detection.backbone_scope`: ``backbone.body.layer4`` for
+    Faster R-CNN, RetinaNet and FCOS on ResNet-50, ``backbone.layer4`` for FCN/DeepLabV3),
+    not of their heads, whose outputs are per proposal or per class.
 
     ``trace``: a :class:`Trace` of a forward pass already run (of ``x``), so that none is run
     again here.
@@ -193,6 +198,9 @@ def _default_from_trace(model: nn.Module, trace: Trace, shape: tuple[int, ...] |
     ]
     main_path = [name for name in candidates if not in_pooled_branch(name)]
     ranked = main_path or candidates
+    scope = backbone_scope(model)  # detectors, segmenters: their backbone, not their heads
+    in_scope = [n for n in ranked if any(n == p or n.startswith(p) for p in scope)]
+    ranked = in_scope or ranked
     if not ranked:
         raise ValueError(
             f"No layer of {type(model).__name__} outputs a spatial grid (N, C, H, W) for an "

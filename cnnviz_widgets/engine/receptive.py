@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .detection import input_resize
 from .layers import LayerRef, resolve_layers
 
 Pair = tuple[float, float]
@@ -90,6 +91,9 @@ _ELEMENTWISE_METHODS = {
 }
 _GLOBAL_MODULES = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 _GLOBAL_FUNCTIONS = {F.adaptive_avg_pool2d, F.adaptive_max_pool2d}
+_RESAMPLE_FUNCTIONS = {F.interpolate, F.upsample, F.upsample_bilinear, F.upsample_nearest}
+"""Resampling keeps a pooled value global (DeepLabV3's ASPP pooling branch broadcasts its
+pooled features back over the grid); on a spatial grid its geometry is not followed."""
 
 
 def _pair(v: Any) -> Pair:
@@ -196,6 +200,7 @@ def receptive_fields(
     layers: LayerRef | Sequence[LayerRef] | None = None,
     *,
     containers: bool = False,
+    input_size: tuple[int, int] | None = None,
 ) -> dict[str, ReceptiveField]:
     """Receptive field of each of ``layers`` (default: every leaf module) that has one.
 
@@ -206,16 +211,66 @@ def receptive_fields(
             times gets the field of its first call.
         containers: also give modules made of others (a ResNet block, a ``Sequential``) the
             field of their output: that of the last step of their first call.
+        input_size: ``(H, W)`` of the images the model is called with. Needed for a
+            torchvision detector, which resizes every image before its ``backbone`` (by a
+            factor that depends on the size): its backbone's fields are found on the resized
+            image and scaled back to input pixels. Without it a detector has no fields.
+            Other models ignore it.
 
     Returns:
         ``{name: ReceptiveField}`` for the layers whose field is known; empty when the model
-        cannot be traced (data-dependent control flow). Layers without a known field are left
-        out rather than given a wrong one.
+        cannot be traced (data-dependent control flow) and is not a detector with
+        ``input_size``. Layers without a known field are left out rather than given a wrong
+        one (a detector's heads, which run on proposals).
     """
+    wanted = None if layers is None else set(resolve_layers(model, layers))
     try:
         traced = torch.fx.symbolic_trace(model)
-    except Exception:  # models fx cannot trace: no fields, callers fall back
+    except Exception:  # models fx cannot trace: a detector's backbone, else no fields
+        return _detector_fields(model, wanted, containers, input_size)
+    return _traced_fields(model, traced, wanted, containers)
+
+
+def _detector_fields(
+    model: nn.Module,
+    wanted: set[str] | None,
+    containers: bool,
+    input_size: tuple[int, int] | None,
+) -> dict[str, ReceptiveField]:
+    """Fields of a detector's ``backbone`` layers, in input pixels (see ``input_size``)."""
+    if input_size is None:
         return {}
+    ratio = input_resize(model, input_size)
+    if ratio is None:
+        return {}
+    backbone = model.get_submodule("backbone")
+    try:
+        traced = torch.fx.symbolic_trace(backbone)
+    except Exception:
+        return {}
+    prefix = "backbone."
+    inner = None if wanted is None else {
+        n[len(prefix):] for n in wanted if n.startswith(prefix)
+    }
+    found = _traced_fields(backbone, traced, inner, containers)
+    ry, rx = ratio
+    return {
+        prefix + name: ReceptiveField(
+            size=(f.size[0] * ry, f.size[1] * rx),
+            jump=(f.jump[0] * ry, f.jump[1] * rx),
+            start=(f.start[0] * ry, f.start[1] * rx),
+        )
+        for name, f in found.items()
+    }
+
+
+def _traced_fields(
+    model: nn.Module,
+    traced: torch.fx.GraphModule,
+    wanted: set[str] | None,
+    containers: bool,
+) -> dict[str, ReceptiveField]:
+    """Fields of ``model``'s modules from its fx graph ``traced`` (see :func:`receptive_fields`)."""
     graph = traced.graph
 
     def attribute(target: str) -> Any:
@@ -223,7 +278,7 @@ def receptive_fields(
         for part in target.split("."):
             obj = getattr(obj, part)
         return obj
-    wanted = None if layers is None else set(resolve_layers(model, layers))
+
     modules = dict(model.named_modules())
     fields: dict[torch.fx.Node, Any] = {}
     found: dict[str, ReceptiveField] = {}
@@ -270,6 +325,8 @@ def _function_field(node: torch.fx.Node, inputs: list[Any], attribute: Any) -> A
     src = _union(inputs)
     if fn in _GLOBAL_FUNCTIONS:
         return _GLOBAL if src is not None else None
+    if fn in _RESAMPLE_FUNCTIONS and src is _GLOBAL:
+        return _GLOBAL
     window = _window_args(fn, tuple(node.args), dict(node.kwargs), attribute)
     if window is not None:
         if not isinstance(src, ReceptiveField):
