@@ -10,6 +10,8 @@ from __future__ import annotations
 from .engine import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    BoxTarget,
+    Detections,
     ImageInputError,
     LayerNotExecutedError,
     LayerNotFoundError,
@@ -18,6 +20,7 @@ from .engine import (
     NoConvLayersError,
     OutputSelectionError,
     ReceptiveField,
+    RegionTarget,
     TargetError,
     TopExamples,
     activation_max,
@@ -27,6 +30,7 @@ from .engine import (
     conv_layers,
     default_layer,
     deletion_auc,
+    detections,
     evaluate,
     feature_maps,
     insertion_auc,
@@ -39,9 +43,11 @@ from .engine import (
     saliency,
     saliency_map,
     sanity_check,
+    segmentation,
     top_examples,
 )
 from .engine.cam import available_cam_methods, cam, cam_per_layer
+from .engine.cam.multi import cam_per_target
 
 __version__ = "0.1.0"
 
@@ -69,6 +75,8 @@ def __getattr__(name: str):
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "BoxTarget",
+    "Detections",
     "ImageInputError",
     "LayerNotExecutedError",
     "LayerNotFoundError",
@@ -77,6 +85,7 @@ __all__ = [
     "NoConvLayersError",
     "OutputSelectionError",
     "ReceptiveField",
+    "RegionTarget",
     "TargetError",
     "TopExamples",
     "__version__",
@@ -87,9 +96,11 @@ __all__ = [
     "build_model",
     "cam",
     "cam_per_layer",
+    "cam_per_target",
     "conv_layers",
     "default_layer",
     "deletion_auc",
+    "detections",
     "evaluate",
     "feature_maps",
     "insertion_auc",
@@ -102,6 +113,7 @@ __all__ = [
     "saliency",
     "saliency_map",
     "sanity_check",
+    "segmentation",
     "top_examples",
     *_WIDGETS,
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from .actmax import activation_max
 from .borrow import borrowed
 from .capture import Capture, LayerNotExecutedError, LayerOutputError
+from .detection import Detections, detections, normalize_in_boxes, segmentation
 from .dryrun import default_layer
 from .examples import TopExamples, top_examples
 from .features import feature_maps
@@ -37,13 +38,16 @@ from .metrics import (
 from .models import NamedModel, build_model, check_model, load_pretrained
 from .predictions import Prediction, class_name, class_probabilities, top_predictions
 from .receptive import ReceptiveField, receptive_fields
+from .regions import BoxTarget, RegionTarget
 from .saliency import available_saliency_methods, saliency, saliency_map
 from .targets import OutputSelectionError, TargetError
 
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "BoxTarget",
     "Capture",
+    "Detections",
     "ImageInputError",
     "LayerNotExecutedError",
     "LayerNotFoundError",
@@ -54,6 +58,7 @@ __all__ = [
     "OutputSelectionError",
     "Prediction",
     "ReceptiveField",
+    "RegionTarget",
     "TargetError",
     "TopExamples",
     "activation_max",
@@ -68,6 +73,7 @@ __all__ = [
     "default_layer",
     "deletion_auc",
     "denormalize",
+    "detections",
     "evaluate",
     "feature_maps",
     "insertion_auc",
@@ -75,6 +81,7 @@ __all__ = [
     "load_image",
     "load_pretrained",
     "normalize",
+    "normalize_in_boxes",
     "pointing_game",
     "prepare_input",
     "receptive_fields",
@@ -83,6 +90,7 @@ __all__ = [
     "saliency",
     "saliency_map",
     "sanity_check",
+    "segmentation",
     "top_examples",
     "top_predictions",
 ]

@@ -34,9 +34,17 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .borrow import borrowed
+from .detection import check_batch
 from .inputs import prepare_input
 from .layers import LayerRef, conv_layers
-from .targets import OutputSelector, Target, resolve_targets, select_output, target_scores
+from .targets import (
+    OutputSelector,
+    Target,
+    check_targets_fit,
+    resolve_targets,
+    select_scores,
+    target_scores,
+)
 
 METHODS: tuple[str, ...] = (
     "vanilla",
@@ -127,8 +135,11 @@ def saliency(
         x: ``(N, C, H, W)`` (or ``(C, H, W)``) model-ready input (normalised as the model
             expects); moved to the model's device and dtype.
         target: ``None`` (each image's predicted class), a class index, one index per image, or
-            a callable on one image's output (see :mod:`~cnnviz_widgets.engine.targets`). For
-            SmoothGrad and integrated gradients the predicted class is that of the clean input.
+            a callable on one image's output (see :mod:`~cnnviz_widgets.engine.targets`):
+            ``BoxTarget`` for a detection model, ``RegionTarget`` for a segmentation model
+            (:mod:`~cnnviz_widgets.engine.regions`). For SmoothGrad and integrated gradients
+            the predicted class is that of the clean input, and a box must match a detection
+            of the clean input (a noisy or scaled copy where it matches none scores 0).
         method: one of :data:`METHODS` (case-insensitive; captum class names such as
             ``"IntegratedGradients"`` or ``"InputXGradient"`` are accepted too).
         output: which part of the model's output holds the scores (see ``select_output``).
@@ -170,7 +181,9 @@ def saliency(
             f"saliency method {name!r} does not take option(s) {', '.join(unknown)}; its "
             f"options are: {valid}."
         )
+    check_batch(x)
     x = prepare_input(model, x)
+    check_targets_fit(target, x.shape[-2], x.shape[-1])
     if name == "guided_gradcam":
         result = _guided_gradcam(model, x, target, output, **options)
     else:
@@ -224,16 +237,23 @@ def _input_gradient(
     x: torch.Tensor,
     target: Target | Sequence[int | Callable],
     output: OutputSelector,
+    *,
+    clean: bool = True,
 ) -> tuple[torch.Tensor, list[int | Callable]]:
     """Gradient of each image's target score w.r.t. ``x`` ``(N, C, H, W)``, and the targets.
 
     Images in a batch are independent in eval mode, so the gradient of the summed scores is
-    each image's own gradient.
+    each image's own gradient. ``clean``: ``x`` is the unperturbed input (a box target must
+    match a detection there); ``False`` for noisy or scaled copies, where a score that does
+    not depend on the input (no box matches in any copy of the batch) has a zero gradient.
     """
     leaf = x.detach().requires_grad_(True)
-    scores = select_output(model(leaf), output)
-    targets = resolve_targets(scores, target)
-    (grad,) = torch.autograd.grad(target_scores(scores, targets).sum(), leaf)
+    scores = select_scores(model(leaf), output)
+    targets = resolve_targets(scores, target, require_match=clean)
+    values = target_scores(scores, targets)
+    if not clean and not values.requires_grad:
+        return torch.zeros_like(leaf), targets
+    (grad,) = torch.autograd.grad(values.sum(), leaf)
     return grad, targets
 
 
@@ -249,7 +269,7 @@ def _clean_targets(
 ) -> list[int | Callable]:
     """Targets resolved on the clean input (predicted classes for ``target=None``)."""
     with torch.no_grad():
-        return resolve_targets(select_output(model(x), output), target)
+        return resolve_targets(select_scores(model(x), output), target)
 
 
 def _chunks(total: int, size: int) -> Iterator[slice]:
@@ -331,7 +351,9 @@ def _smoothgrad(
         copies = noisy.shape[0]
         for part in _chunks(copies, batch):
             idx = range(part.start, part.stop)
-            grad, _ = _input_gradient(model, noisy[part], [targets[j % n] for j in idx], output)
+            grad, _ = _input_gradient(
+                model, noisy[part], [targets[j % n] for j in idx], output, clean=False
+            )
             index = torch.arange(part.start, part.stop, device=x.device) % n
             total.index_add_(0, index, grad)
             if progress is not None:
@@ -405,7 +427,9 @@ def _integrated_gradients(
         flat = torch.arange(part.start, part.stop, device=x.device)
         step, image = flat // n, flat % n
         scaled = base[image] + alpha_t[step].view(-1, 1, 1, 1) * delta[image]
-        grad, _ = _input_gradient(model, scaled, [targets[i] for i in image.tolist()], output)
+        grad, _ = _input_gradient(
+            model, scaled, [targets[i] for i in image.tolist()], output, clean=False
+        )
         total.index_add_(0, image, grad * weight_t[step].view(-1, 1, 1, 1))
         if progress is not None:
             progress(part.stop, n_steps * n)

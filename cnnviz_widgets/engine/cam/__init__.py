@@ -18,6 +18,7 @@ from __future__ import annotations
 from .api import cam, cam_per_layer, default_cam_layers
 from .base import CamMethod
 from .errors import CamMethodError, LayerShapeError, NoGradientPathError
+from .multi import cam_per_target
 from .registry import CAM_METHODS, available_cam_methods
 
 __all__ = [
@@ -29,5 +30,6 @@ __all__ = [
     "available_cam_methods",
     "cam",
     "cam_per_layer",
+    "cam_per_target",
     "default_cam_layers",
 ]

@@ -10,10 +10,11 @@ import torch
 from torch import nn
 
 from ..borrow import borrowed
+from ..detection import backbone_scope, check_batch, normalize_in_boxes, target_boxes
 from ..dryrun import default_layer
 from ..inputs import prepare_input
 from ..layers import LayerRef, conv_layers, resolve_layers
-from ..targets import OutputSelector, Target, TargetError
+from ..targets import OutputSelector, Target, TargetError, check_targets_fit
 from ..tokens import auto_reshape
 from .augment import augment, deaugment_mean, repeat_target
 from .base import CamMethod, Reshape
@@ -44,12 +45,21 @@ def resnet_blocks(model: nn.Module) -> dict[str, nn.Module]:
 
 def default_cam_layers(model: nn.Module) -> dict[str, nn.Module]:
     """The layers :func:`cam_per_layer` uses by default: every residual block's output for a
-    ResNet-like model, else every ``Conv2d`` in forward order."""
+    ResNet-like model, every ``Conv2d`` of the backbone for a torchvision detector or
+    segmenter (:func:`~cnnviz_widgets.engine.detection.backbone_scope`), else every
+    ``Conv2d`` in forward order."""
     blocks = resnet_blocks(model)
-    return blocks if blocks else dict(conv_layers(model))
+    if blocks:
+        return blocks
+    convs: dict[str, nn.Module] = dict(conv_layers(model))
+    scope = backbone_scope(model)
+    in_scope = {n: m for n, m in convs.items() if any(n.startswith(p) for p in scope)}
+    return in_scope or convs
 
 
-def _check_args(batch_size: int, raw: bool, aug_smooth: bool) -> None:
+def _check_args(
+    batch_size: int, raw: bool, aug_smooth: bool, in_boxes: bool = False, target: Target = None
+) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
     if raw and aug_smooth:
@@ -57,6 +67,33 @@ def _check_args(batch_size: int, raw: bool, aug_smooth: bool) -> None:
             "raw=True cannot be combined with aug_smooth=True: smoothing averages normalised "
             "maps at the input size. Use one or the other."
         )
+    if raw and in_boxes:
+        raise ValueError(
+            "raw=True cannot be combined with normalize_in_boxes=True: raw maps are not "
+            "normalised. Use one or the other."
+        )
+    items = target if isinstance(target, (list, tuple)) else [target]
+    if aug_smooth and any(hasattr(t, "check_image") for t in items):
+        raise ValueError(
+            "aug_smooth=True flips and rescales the image, so a box or mask target no longer "
+            "lines up with the augmented copies. Leave aug_smooth off for BoxTarget and "
+            "RegionTarget."
+        )
+
+
+def _prepared(model: nn.Module, x: torch.Tensor, target: Target) -> torch.Tensor:
+    """``x`` checked and moved to the model; box targets checked against its size."""
+    check_batch(x)
+    x = prepare_input(model, x)
+    check_targets_fit(target, x.shape[-2], x.shape[-1])
+    return x
+
+
+def _in_boxes(maps: torch.Tensor, target: Target, active: bool) -> torch.Tensor:
+    """``maps`` normalised inside the target's boxes when ``active`` (else unchanged)."""
+    if not active:
+        return maps
+    return normalize_in_boxes(maps, target_boxes(target, maps.shape[0]))
 
 
 def _check_target_count(target: Target, n: int) -> None:
@@ -142,6 +179,7 @@ def cam(
     batch_size: int = 32,
     progress: ProgressArg = None,
     reshape: Reshape | None = None,
+    normalize_in_boxes: bool = False,
     **options: Any,
 ) -> np.ndarray:
     """Class activation map of ``layer`` for each image, with pytorch-grad-cam 1.5.x semantics.
@@ -160,7 +198,11 @@ def cam(
         method: a name from :func:`available_cam_methods` (case-insensitive).
         target: ``None`` (each image's top class), an int class index, one int or callable per
             image, or a callable on one sample's output (pytorch-grad-cam's
-            ``ClassifierOutputTarget(k)`` works as is). EigenCAM, KPCA_CAM and FEM ignore it.
+            ``ClassifierOutputTarget(k)`` works as is). For a detection model a
+            ``BoxTarget(label, box)`` (one for all images or one per image), for a segmentation
+            model a ``RegionTarget(label, mask)`` (:mod:`~cnnviz_widgets.engine.regions`;
+            pytorch-grad-cam's ``FasterRCNNBoxScoreTarget`` and ``SemanticSegmentationTarget``
+            work as is too). EigenCAM, KPCA_CAM and FEM ignore it.
         output: which part of a model's tuple/dict/``.logits`` output holds the scores.
         raw: return un-normalised maps at the layer's resolution instead: ``(N, h, w)`` float32,
             the method's map after its ReLU (every method except FullGrad applies
@@ -180,7 +222,13 @@ def cam(
             ``(N, C, H, W)`` (for layers with another layout; not with AblationCAM yet).
             ``None``: ViT token sequences and Swin's channels-last grids are folded into a grid
             automatically where that is unambiguous, else a ``TokenLayoutError`` names the fix
-            (:mod:`~cnnviz_widgets.engine.cam.tokens`).
+            (:mod:`~cnnviz_widgets.engine.cam.tokens`); a layer whose output is a dict or list
+            of feature maps (a detector's FPN ``"backbone"``) is folded by
+            :func:`~cnnviz_widgets.engine.levels.fold_levels` (pytorch-grad-cam's
+            ``fasterrcnn_reshape_transform``), and ``"backbone:0"`` takes one level.
+        normalize_in_boxes: with box targets, rescale each map to [0, 1] inside the target's
+            boxes and set it to 0 outside
+            (:func:`~cnnviz_widgets.engine.detection.normalize_in_boxes`).
         **options: method options: ``kernel``/``gamma`` (KPCA_CAM), ``k`` (FEM),
             ``ablation_value`` (AblationCAM).
 
@@ -191,12 +239,14 @@ def cam(
         CamMethodError: unknown method (with close matches) or option.
         LayerNotFoundError: unknown layer name (with close matches).
         LayerShapeError: a layer whose output is not a 4-D feature map.
-        TargetError: a non-integer, out-of-range or miscounted target.
-        ImageInputError: a bad input (rank, channels, NaN).
+        TargetError: a non-integer, out-of-range or miscounted target; a box outside the
+            image or matching no detection; a mask of the wrong shape; a box or region target
+            on a model that does not output boxes or masks.
+        ImageInputError: a bad input (rank, channels, NaN, a list of images).
     """
     impl = method_class(method)(**options)
-    _check_args(batch_size, raw, aug_smooth)
-    x = prepare_input(model, x)
+    _check_args(batch_size, raw, aug_smooth, normalize_in_boxes, target)
+    x = _prepared(model, x, target)
     layers: dict[str, nn.Module] = {}
     if not impl.whole_model:
         layers = resolve_layers(model, default_layer(model, x[:1]) if layer is None else layer)
@@ -222,7 +272,7 @@ def cam(
         result = _smoothed(maps[""], aug_smooth)
     else:
         result = _smoothed(aggregate(list(maps.values())), aug_smooth)
-    return _numpy(result)
+    return _numpy(_in_boxes(result, target, normalize_in_boxes))
 
 
 def cam_per_layer(
@@ -239,6 +289,7 @@ def cam_per_layer(
     batch_size: int = 32,
     progress: ProgressArg = None,
     reshape: Reshape | None = None,
+    normalize_in_boxes: bool = False,
     **options: Any,
 ) -> dict[str, np.ndarray]:
     """One CAM per layer, from ONE forward (and, for gradient methods, ONE backward) pass.
@@ -257,14 +308,14 @@ def cam_per_layer(
         ``raw=True`` each layer's ``(N, h, w)`` raw map, as :func:`cam`).
     """
     impl = method_class(method)(**options)
-    _check_args(batch_size, raw, aug_smooth)
+    _check_args(batch_size, raw, aug_smooth, normalize_in_boxes, target)
     if impl.whole_model:
         raise CamMethodError(
             f"{impl.name} uses every bias layer of the model at once and ignores target "
             "layers, so it has no per-layer maps; call cam(model, x, None, 'FullGrad')."
         )
     selected = default_cam_layers(model) if layers is None else resolve_layers(model, layers)
-    x = prepare_input(model, x)
+    x = _prepared(model, x, target)
     maps = _maps(
         model,
         x,
@@ -281,4 +332,7 @@ def cam_per_layer(
     )
     if raw:
         return {name: _numpy(m) for name, m in maps.items()}
-    return {name: _numpy(_smoothed(aggregate([m]), aug_smooth)) for name, m in maps.items()}
+    return {
+        name: _numpy(_in_boxes(_smoothed(aggregate([m]), aug_smooth), target, normalize_in_boxes))
+        for name, m in maps.items()
+    }
