@@ -203,3 +203,14 @@ def test_shape_images_are_the_demo_input():
     x, label = data[3]
     assert x.shape == (3, 64, 64) and 0 <= label < len(demo.classes)
     assert data.classes == list(demo.classes)
+
+
+def test_the_views_are_the_front_ends_tab_registry():
+    """One list of views: Python's VIEWS and js/src/tabs/registry.ts name the same, in order."""
+    import re
+    from pathlib import Path
+
+    from cnnviz_widgets.widgets.explorer import VIEWS
+
+    registry = (Path(__file__).parents[1] / "js" / "src" / "tabs" / "registry.ts").read_text()
+    assert tuple(re.findall(r'\{ name: "(\w+)", title:', registry)) == VIEWS

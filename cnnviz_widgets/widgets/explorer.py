@@ -217,9 +217,10 @@ class LayerExplorer(anywidget.AnyWidget):
         )
         self.on_msg(self._on_msg)
         self._set_image(sample_photo("chelsea") if image is None else image, in_cell=True)
-        self._subject.examples = self._examples_source(examples, demo_examples_of)
-        self.examples_info = (None if self._subject.examples is None
-                              else self._subject.examples.to_json())
+        source = self._examples_source(examples, demo_examples_of)
+        self._subject.examples = source
+        if source is not None:
+            self.examples_info = source.to_json()
 
     # ------------------------------------------------------------------ Python API
 

@@ -98,6 +98,7 @@ const KINDS: Readonly<Partial<Record<RequestKind, MessageKey>>> = {
   saliency: "kind.saliency",
   actmax: "kind.actmax",
   arithmetic: "kind.arithmetic",
+  examples: "kind.examples",
 };
 
 /** What a request kind is called, in the language of `t` ("features"). */

@@ -25,6 +25,7 @@ export const KEYS: { [K in RequestKind]: (p: RequestParams[K]) => string } = {
   saliency: (p) => `saliency|${p.version}|${p.method}|${p.target}`,
   actmax: (p) => `actmax|${p.layer}|${p.channels.join(",")}|${p.regularize ? "regularized" : "plain"}`,
   arithmetic: (p) => `arithmetic|${p.version}|${p.layer}|${p.channel}|${p.row}|${p.col}`,
+  examples: (p) => `examples|${p.layer}|${p.channel}`,
 };
 
 /** Kinds whose key holds the image version (second field): they change with the image. */

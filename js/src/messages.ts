@@ -28,11 +28,11 @@
 import { type MapStackPayload, PayloadError, type RgbStackPayload, bytesView } from "./decode";
 import { type Rec, finite, integers, numbers, optionalText, record, text } from "./validate";
 
-export const REQUEST_KINDS = ["features", "kernels", "predictions", "cam", "metrics", "saliency", "actmax", "arithmetic"] as const;
+export const REQUEST_KINDS = ["features", "kernels", "predictions", "cam", "metrics", "saliency", "actmax", "arithmetic", "examples"] as const;
 export type RequestKind = (typeof REQUEST_KINDS)[number];
 
 /** The kinds whose answer Python puts into the trait `shown_<kind>`. */
-export const SHOWN_KINDS = ["features", "kernels", "predictions", "cam", "saliency", "metrics"] as const;
+export const SHOWN_KINDS = ["features", "kernels", "predictions", "cam", "saliency", "metrics", "examples"] as const;
 export type ShownKind = (typeof SHOWN_KINDS)[number];
 
 /** What a request of each kind asks for. `target: null`: a class-agnostic CAM method. */
@@ -47,6 +47,8 @@ export interface RequestParams {
   actmax: { layer: string; channels: number[]; regularize: boolean };
   /** How one conv unit's value is made (channel, row, col of the layer's output). */
   arithmetic: { version: number; layer: string; channel: number; row: number; col: number };
+  /** A channel's top dataset examples; channel -1: the layer overview (every channel's best). */
+  examples: { layer: string; channel: number };
 }
 
 interface Head<T extends string, K extends RequestKind> {
@@ -130,6 +132,25 @@ export interface ReplyContent {
     input_channels: number[];
     /** [y0, x0, y1, x1] of the patch in the layer's input, padding included. */
     box: number[];
+  };
+  /**
+   * Per example (one channel) or per channel (overview, `channels` set): dataset index, score,
+   * label (-1: none) and its name, [row, col] of the maximum in the layer's grid, crop box
+   * [x0, y0, x1, y1] in input pixels. Buffers: the RGB crops, then (one channel) the map stack
+   * of the channel's activation over each crop.
+   */
+  examples: {
+    layer: string;
+    channel: number;
+    indices: number[];
+    scores: number[];
+    labels: number[];
+    label_names: (string | null)[] | null;
+    positions: number[][];
+    boxes: number[][];
+    channels: number[] | null;
+    rgb: RgbMeta;
+    maps: StackMeta | null;
   };
 }
 
@@ -257,6 +278,27 @@ const CONTENT: { [K in RequestKind]: (r: Rec, buffers: readonly DataView[]) => R
     layer: optionalText(r, "layer", "actmax"),
     ...(typeof r.regularize === "boolean" ? { regularize: r.regularize } : {}),
   }),
+  examples: (r, b) => {
+    const w = "examples";
+    const rows = (value: unknown, what: string): number[][] => {
+      if (!Array.isArray(value)) throw new PayloadError(`${w}: ${what} must be a list`);
+      return value.map((v, i) => integers(v, `${w} ${what} ${i}`));
+    };
+    const names = r.label_names;
+    return {
+      layer: text(r, "layer", w),
+      channel: finite(r, "channel", w),
+      indices: integers(r.indices, `${w} indices`),
+      scores: numbers(r.scores, `${w} scores`),
+      labels: integers(r.labels, `${w} labels`),
+      label_names: Array.isArray(names) ? names.map((n) => (typeof n === "string" ? n : null)) : null,
+      positions: rows(r.positions, "positions"),
+      boxes: rows(r.boxes, "boxes"),
+      channels: r.channels === undefined || r.channels === null ? null : integers(r.channels, `${w} channels`),
+      rgb: rgbMeta(r.rgb, b, 0, w),
+      maps: r.maps === undefined || r.maps === null ? null : stackMeta(r.maps, b.slice(1), w),
+    };
+  },
   arithmetic: (r, b) => {
     const w = "arithmetic";
     if (b.length < 3) throw new PayloadError(`${w}: expected 3 buffers (patch, kernel, products), got ${b.length}`);

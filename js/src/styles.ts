@@ -114,6 +114,22 @@ export const CSS = `
 .cnnviz-class-prob { font-variant-numeric: tabular-nums; color: var(--jp-ui-font-color2, #555); }
 .cnnviz-detail { display: flex; align-items: flex-start; gap: 8px; margin-top: 8px; padding: 6px; border: 1px solid var(--jp-border-color1, #bbb); border-radius: 4px; }
 .cnnviz-detail-canvas { image-rendering: pixelated; }
+.cnnviz-arithmetic { margin-top: 8px; padding: 6px; border: 1px solid var(--jp-border-color1, #bbb); border-radius: 4px; }
+.cnnviz-arithmetic-title { font-weight: 600; margin-bottom: 4px; }
+.cnnviz-arithmetic-body { display: flex; flex-direction: column; gap: 6px; margin-bottom: 6px; }
+.cnnviz-arithmetic-row { display: flex; flex-wrap: wrap; align-items: center; gap: 6px; }
+.cnnviz-arithmetic-channel { min-width: 7em; }
+.cnnviz-arithmetic-op { font-size: 16px; }
+.cnnviz-arithmetic-sum, .cnnviz-arithmetic-total { font-variant-numeric: tabular-nums; }
+.cnnviz-arithmetic-total { font-weight: 600; }
+.cnnviz-arithmetic-ok { color: #1a7f37; }
+.cnnviz-arithmetic-bad { color: #c62828; }
+.cnnviz-arithmetic-grid { margin: 0; display: flex; flex-direction: column; align-items: center; }
+.cnnviz-cells { display: grid; gap: 1px; }
+.cnnviz-cell { min-width: 2.6em; min-height: 1.4em; padding: 0 2px; font-size: 10px; text-align: center; font-variant-numeric: tabular-nums; }
+.cnnviz-examples-side { display: flex; flex-direction: column; gap: 2px; max-width: 132px; }
+.cnnviz-examples-here, .cnnviz-examples-actmax { display: block; image-rendering: pixelated; }
+.cnnviz-examples-channel { width: 5em; }
 .cnnviz-pad-side { display: flex; flex-direction: column; gap: 4px; min-width: 200px; }
 .cnnviz-pad-hint { margin: 4px 0; }
 .cnnviz-pad { display: block; cursor: crosshair; touch-action: none; image-rendering: pixelated; border: 1px solid var(--jp-border-color1, #bbb); }

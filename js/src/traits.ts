@@ -44,6 +44,14 @@ export interface LayerInfo {
   rf?: LayerField | null;
 }
 
+/** The explorer's dataset examples (`examples_info`); `lazy`: computed when first asked for. */
+export interface ExamplesInfo {
+  layers: readonly string[];
+  k: number;
+  description: string;
+  lazy: boolean;
+}
+
 /** What is on screen, kept in the widget state (see messages.ts, `parseShown`). */
 export interface ShownValue {
   id: number | null;
@@ -93,6 +101,9 @@ export type ExplorerTraits = {
   shown_cam: ShownValue | null;
   shown_saliency: ShownValue | null;
   shown_metrics: ShownValue | null;
+  shown_examples: ShownValue | null;
+  /** The dataset examples: recorded layers, k, the data's description; null without examples. */
+  examples_info: ExamplesInfo | null;
 };
 
 export type TraitName = keyof ExplorerTraits;
@@ -132,6 +143,8 @@ export const DEFAULTS: Readonly<ExplorerTraits> = Object.freeze({
   shown_cam: null,
   shown_saliency: null,
   shown_metrics: null,
+  shown_examples: null,
+  examples_info: null,
 });
 
 /** Whether `value` has the type of `fallback` (for null defaults: null or a dict/list). */

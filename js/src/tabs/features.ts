@@ -18,6 +18,7 @@ import type { GridHover } from "../grid_view";
 import { type ChannelOrder, channelOrder } from "../order";
 import { mapSource, rgbSource } from "../tiles";
 import { inputOutline } from "../zoom";
+import { ArithmeticPanel } from "./arithmetic_panel";
 import { GridSection } from "./grid_section";
 import { LayerBar, currentLayer } from "./layer_bar";
 import { type Tab, type TabContext, sectionTab, showPending } from "./tab";
@@ -54,13 +55,28 @@ export function createFeaturesTab(ctx: TabContext): Tab {
   const colorBar = new ColorBar(doc, t("features.colorbar"));
   inputBox.append(el(doc, "div", "cnnviz-meta", t("features.input")), input, outline, colorBar.el);
   body.append(inputBox);
-  panel.append(bar.el, controls, message.el, body);
-  const section = new GridSection(ctx, body, { label: t("features.grid"), onHover: hovered, onPage: () => refresh() });
+  // A click on a map pins it and, on a conv layer, shows how the clicked value is made.
+  const arithmetic = new ArithmeticPanel(doc, t, () => ctx.colorTable(ctx.get("kernel_cmap")), () => ctx.colorTable("gray"));
+  panel.append(bar.el, controls, message.el, body, arithmetic.el);
+  const section = new GridSection(ctx, body, { label: t("features.grid"), onHover: hovered, onPage: () => refresh(), onClick: clicked });
+  /** The arithmetic asked for last: its key, layer and image version. */
+  let asked: { key: string; layer: string; version: number } | null = null;
   /** What the page index belongs to: a new layer or order starts at page 1. */
   let paged = "";
   /** The colouring drawn, for the colour bar of a hovered map. */
   let colors: Colorizer | null = null;
   let caption = "";
+
+  function clicked(h: GridHover): void {
+    ctx.pin(h);
+    const info = currentLayer(ctx);
+    if (!info?.kernel_shape || h.value === null) return; // only a convolution's units are kernel sums
+    const params = { version: ctx.get("image_version"), layer: info.name, channel: h.channel, row: h.row, col: h.col };
+    asked = { key: requestKey("arithmetic", params), layer: info.name, version: params.version };
+    const entry = ctx.session.request("arithmetic", params);
+    if (entry) arithmetic.show(entry);
+    else arithmetic.pending(t("arithmetic.ask", { layer: info.name, channel: h.channel, row: h.row, col: h.col }));
+  }
 
   function hovered(h: GridHover | null): void {
     outlineInput(h);
@@ -170,12 +186,32 @@ export function createFeaturesTab(ctx: TabContext): Tab {
     ctx.markPaint("features", t0);
   }
 
-  return sectionTab({
+  const tab = sectionTab({
     el: panel,
-    kinds: ["features"],
-    traits: ["layers", "layer_name", "order", "color_scale", "cmap", "colormaps", "global_range"],
-    refresh,
+    kinds: ["features", "arithmetic"],
+    traits: ["layers", "layer_name", "order", "color_scale", "cmap", "colormaps", "global_range", "image_version"],
+    refresh: () => {
+      if (asked && (asked.layer !== currentLayer(ctx)?.name || asked.version !== ctx.get("image_version"))) {
+        asked = null;
+        arithmetic.hide(); // it explained a unit of another layer or image
+      }
+      refresh();
+    },
     section,
     message,
   });
+  return {
+    ...tab,
+    reply: (kind, key) => {
+      if (kind !== "arithmetic") tab.reply(kind, key);
+      else if (key === asked?.key) {
+        const entry = ctx.session.entry("arithmetic", key);
+        if (entry) arithmetic.show(entry);
+      }
+    },
+    error: (kind, key, text) => {
+      if (kind !== "arithmetic") tab.error(kind, key, text);
+      else if (key === asked?.key) arithmetic.pending(text);
+    },
+  };
 }

@@ -16,6 +16,8 @@ export interface GridSectionOptions {
   onHover?: (hover: GridHover | null) => void;
   /** The page changed: draw again. */
   onPage: () => void;
+  /** A click on a tile (default: pin it into the detail panel). */
+  onClick?: (hover: GridHover) => void;
   /** What the tiles are, for the pager, in the widget's language ("maps" when omitted). */
   noun?: string;
 }
@@ -63,7 +65,7 @@ export class GridSection {
         else ctx.zoom.hide();
         options.onHover?.(h);
       },
-      onClick: (h) => ctx.pin(h),
+      onClick: (h) => (options.onClick ?? ((x: GridHover) => ctx.pin(x)))(h),
     });
     this.pager = new Pager(
       this.box,

@@ -6,6 +6,7 @@
 import { createActmaxTab } from "./actmax";
 import { createCamTab } from "./cam";
 import { createDrawTab } from "./draw";
+import { createExamplesTab } from "./examples";
 import { createFeaturesTab } from "./features";
 import { createKernelsTab } from "./kernels";
 import type { MessageKey } from "../i18n";
@@ -26,6 +27,7 @@ export const TABS: readonly TabSpec[] = [
   { name: "cam", title: "tabs.cam", create: createCamTab },
   { name: "saliency", title: "tabs.saliency", create: createSaliencyTab },
   { name: "actmax", title: "tabs.actmax", create: createActmaxTab },
+  { name: "examples", title: "tabs.examples", create: createExamplesTab },
   { name: "draw", title: "tabs.draw", create: createDrawTab },
 ];
 
