@@ -285,15 +285,46 @@ if vgg is not None:
     plt.show()
 
 # %% [markdown]
+# ## Exercises
+#
+# Each exercise has a cell to start from (replace the `None`s with your code), a check
+# cell that tests your answer (it only prints a hint while the answer is still `None`),
+# and a hidden solution (double-click it to see the code). Where it says *predict
+# first*, write your guess down before you run anything.
+
+# %% [markdown]
 # ### Exercise 1: how many steps does integrated gradients need?
 #
-# Compute integrated gradients with `n_steps` = 2, 5, 20 and 100 and compare the sum of
-# the attributions with the change in score. How fast does the gap close?
+# Compute integrated gradients of the triangle with `n_steps` = 2, 5, 20 and 100, and
+# for each the gap between the sum of the attributions and the change in score
+# (`change`, computed above): `abs(sum - change)`. How fast does the gap close?
+#
+# Predict first: will the gap shrink at every step up, from 2 to 5 to 20 to 100?
+
+# %% tags=["exercise"]
+my_prediction = ""
+gaps = None  # your code here: {n_steps: abs(attribution total - change)} for 2, 5, 20, 100
+
+# %% tags=["check"]
+if gaps is None:
+    print("Hint: saliency(model, x, target, 'integrated_gradients', n_steps=n).sum() is the "
+          "total of the attributions.")
+else:
+    assert sorted(gaps) == [2, 5, 20, 100], f"gaps' keys {sorted(gaps)}, not 2, 5, 20, 100."
+    for steps, gap in gaps.items():
+        total = saliency(model, x, target, "integrated_gradients", n_steps=steps).sum()
+        assert gap >= 0, f"n_steps {steps}: a gap is an absolute value, not {gap}."
+        assert abs(gap - abs(total - change)) < 1e-4, (
+            f"n_steps {steps}: {gap} is not the gap abs(total - change) = "
+            f"{abs(total - change):.4f}.")
+    print(f"Correct. Your prediction: {my_prediction or '(none)'}")
 
 # %% tags=["solution"]
+gaps = {}
 for steps in (2, 5, 20, 100):
     total = saliency(model, x, target, "integrated_gradients", n_steps=steps).sum()
-    print(f"n_steps {steps:3d}: sum {total:8.4f}   gap {abs(total - change):.4f}")
+    gaps[steps] = float(abs(total - change))
+    print(f"n_steps {steps:3d}: sum {total:8.4f}   gap {gaps[steps]:.4f}")
 # The gap does not shrink steadily with more steps: along the path the gradient jumps
 # wherever a ReLU switches on or off, and quadrature rules assume a smooth integrand.
 # Completeness is a cheap check: if the gap is large compared with the score change,
@@ -302,35 +333,86 @@ for steps in (2, 5, 20, 100):
 # %% [markdown]
 # ### Exercise 2: is guided backpropagation about the class?
 #
-# Compute vanilla, guided and integrated-gradient maps of the triangle for the class
-# *triangle* and for the class *ring*, and the correlation between the two maps of each
-# method. Which method barely changes with the class?
+# Compute vanilla, guided and integrated-gradient maps (`saliency_map` of the
+# attributions) of the triangle for the class *triangle* and for the class *ring*, and
+# for each method the correlation between its two maps (`np.corrcoef` of the flattened
+# maps).
+#
+# Predict first: which method will barely change with the class?
+
+# %% tags=["exercise"]
+my_prediction = ""
+correlations = None  # your code here: {method: correlation of its triangle and ring maps}
+
+# %% tags=["check"]
+if correlations is None:
+    print("Hint: saliency_map(saliency(model, x, k, method)).ravel() for k = target and "
+          "k = classes.index('ring'); np.corrcoef(a, b)[0, 1].")
+else:
+    wanted = ("vanilla", "guided", "integrated_gradients")
+    assert sorted(correlations) == sorted(wanted), f"correlations' keys: {wanted}."
+    ring = classes.index("ring")
+    for method in wanted:
+        a = saliency_map(saliency(model, x, target, method)).ravel()
+        b = saliency_map(saliency(model, x, ring, method)).ravel()
+        expected = np.corrcoef(a, b)[0, 1]
+        assert abs(correlations[method] - expected) < 1e-4, (
+            f"{method}: {correlations[method]:.3f} is not the correlation of its maps for "
+            "triangle and ring.")
+    print(f"Correct. Your prediction: {my_prediction or '(none)'}")
 
 # %% tags=["solution"]
 other = classes.index("ring")
+correlations = {}
 for method in ("vanilla", "guided", "integrated_gradients"):
     a = saliency_map(saliency(model, x, target, method)).ravel()
     b = saliency_map(saliency(model, x, other, method)).ravel()
-    print(f"{method:22s} correlation {np.corrcoef(a, b)[0, 1]:.2f}")
+    correlations[method] = float(np.corrcoef(a, b)[0, 1])
+    print(f"{method:22s} correlation {correlations[method]:.2f}")
 # Guided backpropagation gives almost the same map for both classes: dropping every
 # negative gradient keeps mostly the image's edges, whatever the class (Adebayo et al.,
-# 2018, "Sanity checks for saliency maps", found the same). Guided Grad-CAM puts the
-# class back by multiplying with the Grad-CAM map.
+# 2018, "Sanity checks for saliency maps", found the same; notebook 03, exercise 4, runs
+# their weight-randomisation test). Guided Grad-CAM puts the class back by multiplying
+# with the Grad-CAM map.
 
 # %% [markdown]
 # ### Exercise 3: what does a class look like?
 #
 # Activation maximization works for any layer whose output has channels, the class
 # scores included: the layer `"classifier.0"` with channel `k` maximises the score of
-# class `k`. Make regularised images (128 steps) for *circle*, *square*, *triangle* and
-# *ring*.
+# class `k`. Make regularised images (128 steps, 64 pixels, `seed=0`) for *circle*,
+# *square*, *triangle* and *ring*, and draw them.
+#
+# Predict first: the shapes the network was trained on had random colours. Will the
+# images show one colour per class, or any colours?
+
+# %% tags=["exercise"]
+wanted = ["circle", "square", "triangle", "ring"]
+my_prediction = ""
+class_images = None  # your code here: (4, 64, 64, 3) uint8, one image per class of `wanted`
+
+# %% tags=["check"]
+if class_images is None:
+    print("Hint: activation_max(model, 'classifier.0', [classes.index(c) for c in wanted], "
+          "steps=128, size=64, seed=0, mean=demo.mean, std=demo.std).")
+else:
+    assert np.shape(class_images) == (4, 64, 64, 3), (
+        f"class_images has shape {np.shape(class_images)}, not (4, 64, 64, 3).")
+    batch = demo.transform(torch.from_numpy(np.asarray(class_images)).permute(0, 3, 1, 2)
+                           .float() / 255)
+    with torch.no_grad():
+        predicted = [classes[k] for k in model(batch).argmax(dim=1).tolist()]
+    assert predicted == wanted, (
+        f"the model sees {predicted} in the images, not {wanted}: maximise channel "
+        "classes.index(name) of 'classifier.0' for each name.")
+    print(f"Correct: the model sees {', '.join(predicted)}. "
+          f"Your prediction: {my_prediction or '(none)'}")
 
 # %% tags=["solution"]
-wanted = ["circle", "square", "triangle", "ring"]
-images = activation_max(model, "classifier.0", [classes.index(c) for c in wanted],
-                        steps=128, size=64, seed=0, mean=demo.mean, std=demo.std)
+class_images = activation_max(model, "classifier.0", [classes.index(c) for c in wanted],
+                              steps=128, size=64, seed=0, mean=demo.mean, std=demo.std)
 fig, axes = plt.subplots(1, 4, figsize=(8, 2.4))
-for ax, image, name in zip(axes, images, wanted, strict=True):
+for ax, image, name in zip(axes, class_images, wanted, strict=True):
     ax.imshow(image)
     ax.set_title(name)
     ax.set_axis_off()
@@ -338,3 +420,160 @@ plt.show()
 # The images repeat round outlines for circle and ring, corners for square and
 # pointed shapes for triangle, in random colours: the network learned outlines,
 # not colours, because the colours of the training shapes were random.
+
+# %% [markdown]
+# ### Exercise 4: guided backpropagation with backward hooks
+#
+# Guided backpropagation changes only what happens at the ReLUs on the way back, and a
+# *backward hook* can change it. `module.register_full_backward_hook(hook)` makes
+# PyTorch call `hook(module, grad_input, grad_output)` during the backward pass:
+# `grad_output` holds the gradient with respect to the module's output, `grad_input`
+# the gradient with respect to its input, which the module passes on; if the hook
+# returns a tuple, that is passed on instead. For a ReLU, `grad_input[0]` is
+# `grad_output[0]` where the ReLU's input was positive and 0 elsewhere, so the guided
+# rule only has to keep its positive part.
+#
+# Write the hook, register it on every `nn.ReLU` of `twin`, compute the gradient of
+# the triangle's score with respect to the input (`torch.autograd.grad`), remove the
+# hooks, and compare with `saliency(model, x, target, "guided")`. `twin` is a copy of
+# the model whose ReLUs do not work in place: PyTorch refuses a full backward hook on a
+# module that overwrites its input (try it on `model`).
+#
+# Predict first: negative gradients are dropped at every ReLU. Will the gradient at the
+# input pixels be positive everywhere?
+
+# %% tags=["exercise"]
+import copy
+
+twin = copy.deepcopy(model)
+for module in twin.modules():
+    if isinstance(module, torch.nn.ReLU):
+        module.inplace = False  # full backward hooks need ReLUs that return a new tensor
+
+
+def guided_hook(module, grad_input, grad_output):
+    return None  # your code here: the tuple to pass on instead of grad_input
+
+
+my_prediction = ""
+guided_hooked = None  # your code here: d score / d input with the hooks on, (1, 3, 64, 64)
+
+# %% tags=["check"]
+if guided_hooked is None:
+    print("Hint: keep the handles of twin's ReLUs' register_full_backward_hook(guided_hook), "
+          "take the gradient in a try block, remove them in its finally block.")
+else:
+    left = sum(len(m._backward_hooks) for m in twin.modules())
+    assert left == 0, f"{left} backward hook(s) are still on twin: call each handle's remove()."
+    passed_on = guided_hook(None, (torch.tensor([-1.0, 0.0, 2.0]),), (torch.ones(3),))
+    assert passed_on is not None and torch.equal(passed_on[0], torch.tensor([0.0, 0.0, 2.0])), (
+        "guided_hook must return a tuple holding the positive part of grad_input[0].")
+    got = torch.as_tensor(guided_hooked).detach()
+    assert tuple(got.shape) == (1, 3, 64, 64), f"shape {tuple(got.shape)}, not (1, 3, 64, 64)."
+    assert not torch.allclose(got, torch.from_numpy(saliency(model, x, target, "vanilla"))), (
+        "that is the plain gradient: the hooks did not run or returned None. Return "
+        "(grad_input[0].clamp(min=0),).")
+    assert torch.allclose(got, torch.from_numpy(saliency(model, x, target, "guided")),
+                          atol=1e-6), "not equal to saliency(model, x, target, 'guided')."
+    print(f"Correct. {(got < 0).float().mean():.0%} of the input gradient is negative; "
+          f"your prediction: {my_prediction or '(none)'}")
+
+# %% tags=["solution"]
+def guided_hook(module, grad_input, grad_output):
+    # grad_input[0]: grad_output[0] where the ReLU's input was positive, 0 elsewhere
+    return (grad_input[0].clamp(min=0),)
+
+
+handles = [m.register_full_backward_hook(guided_hook)
+           for m in twin.modules() if isinstance(m, torch.nn.ReLU)]
+try:
+    leaf = x.clone().requires_grad_(True)
+    (guided_hooked,) = torch.autograd.grad(twin(leaf)[0, target], leaf)
+finally:
+    for h in handles:
+        h.remove()
+print("backward hooks left:", sum(len(m._backward_hooks) for m in twin.modules()))
+print("max |by hand - saliency(..., 'guided')|:",
+      np.abs(guided_hooked.numpy() - saliency(model, x, target, "guided")).max())
+print(f"negative part of the input gradient: {(guided_hooked < 0).float().mean():.0%}")
+# The input gradient still has both signs: on the way back, after the first ReLU comes
+# the first convolution, and its weights have both signs. The guided rule makes the
+# gradient positive only where it leaves a ReLU.
+
+# %% [markdown]
+# ### Exercise 5: FlashTorch's gradient ascent by hand
+#
+# FlashTorch's `GradientAscent`, the course's last example, makes an image that
+# excites one channel: start from faint noise and repeat 30 times: compute the
+# channel's mean activation (the objective) and its gradient `g` with respect to the
+# image, then step `image = image + g / (rms(g) + 1e-5)`, where
+# `rms(g) = sqrt(mean(g**2))` (the learning rate is 1). Write that loop for channel 0
+# of `features.9`, from the start image in the starting cell, and record the objective
+# before each step. `trunk = model.features[:10]` is the network up to `features.9`,
+# so `trunk(image)` is the layer's output and no hook is needed.
+#
+# `activation_max(..., regularize=False)` runs the same loop (without FlashTorch's
+# flaws: it keeps no gradients in the weights, leaves no hooks and can be seeded), so
+# your final image must equal its `raw=True` result.
+#
+# Predict first: will the objective rise at every step?
+
+# %% tags=["exercise"]
+trunk = model.features[:10]  # the network up to features.9, the layer we excite
+channel = 0
+start = torch.from_numpy(activation_max(model, "features.9", [channel], steps=0, size=64,
+                                        regularize=False, seed=0, raw=True,
+                                        mean=demo.mean, std=demo.std))  # (1, 3, 64, 64)
+my_prediction = ""
+objectives = None    # your code here: the objective before each of the 30 steps (floats)
+ascent_image = None  # your code here: the image after 30 steps, (1, 3, 64, 64)
+
+# %% tags=["check"]
+if objectives is None or ascent_image is None:
+    print("Hint: each step needs a copy of the image that requires grad "
+          "(image.detach().requires_grad_(True)), the objective, and torch.autograd.grad.")
+else:
+    assert len(objectives) == 30, f"{len(objectives)} objectives: one before each of 30 steps."
+    with torch.no_grad():
+        first = trunk(start)[0, channel].mean().item()
+    assert abs(float(objectives[0]) - first) < 1e-5, (
+        f"objectives[0] = {objectives[0]}: the start image's mean activation is {first:.4f}.")
+    assert objectives[-1] > objectives[0], (
+        "the objective went down: step along +g (ascent), not -g.")
+    reference = torch.from_numpy(activation_max(
+        model, "features.9", [channel], steps=30, size=64, regularize=False, seed=0,
+        raw=True, mean=demo.mean, std=demo.std))
+    assert torch.allclose(torch.as_tensor(ascent_image).detach(), reference, atol=1e-4), (
+        "the final image is not activation_max's: step image + g / (rms(g) + 1e-5), "
+        "30 times, from start.")
+    rises = int((np.diff(objectives) > 0).sum())
+    print(f"Correct. The objective went from {objectives[0]:.2f} to {objectives[-1]:.2f} and "
+          f"rose in {rises} of 29 steps; your prediction: {my_prediction or '(none)'}")
+
+# %% tags=["solution"]
+image = start.clone()
+objectives = []
+for _ in range(30):
+    leaf = image.detach().requires_grad_(True)
+    objective = trunk(leaf)[0, channel].mean()
+    (g,) = torch.autograd.grad(objective, leaf)
+    objectives.append(objective.item())
+    image = image + g / (g.pow(2).mean().sqrt() + 1e-5)
+ascent_image = image.detach()
+
+package = activation_max(model, "features.9", [channel], steps=30, size=64,
+                         regularize=False, seed=0, raw=True, mean=demo.mean, std=demo.std)
+print("max |by hand - activation_max|:", np.abs(ascent_image.numpy() - package).max())
+# FlashTorch's display: standardise the image, then 0.15 x that + 0.7, clipped to [0, 1]
+shown = ((ascent_image - ascent_image.mean()) / ascent_image.std() * 0.15 + 0.7).clamp(0, 1)
+fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+axes[0].plot(objectives, marker=".")
+axes[0].set_xlabel("step")
+axes[0].set_ylabel(f"mean activation of channel {channel}")
+axes[1].imshow(shown[0].permute(1, 2, 0))
+axes[1].set_axis_off()
+plt.show()
+# The objective rises overall but not at every step: every step has the same length
+# (the gradient divided by its own size), with no check that it goes up, so near a
+# ReLU switching on or off a step can overshoot. The picture is the high-frequency
+# pattern that this plain ascent is known for (compare the regularised images above).
