@@ -459,18 +459,18 @@ if cam_maps is None or gradcam_maps is None:
     print("Hint: feature_maps(model, xs, ['features.12']) gives A for all images; "
           "torch.einsum('c,nchw->nhw', w[k], A) sums over the channels.")
 else:
-    cam_maps, gradcam_maps = np.asarray(cam_maps), np.asarray(gradcam_maps)
-    assert cam_maps.shape == gradcam_maps.shape == (8, 8, 8, 8), (
-        f"shapes {cam_maps.shape} and {gradcam_maps.shape}, not (8, 8, 8, 8).")
+    by_cam, by_gradcam = np.asarray(cam_maps), np.asarray(gradcam_maps)
+    assert by_cam.shape == by_gradcam.shape == (8, 8, 8, 8), (
+        f"shapes {by_cam.shape} and {by_gradcam.shape}, not (8, 8, 8, 8).")
     activations = feature_maps(model, xs, ["features.12"])["features.12"]
     for k in range(len(classes)):
         expected = torch.relu(torch.einsum("c,nchw->nhw", w[k], activations)).numpy()
-        assert np.allclose(cam_maps[k], expected, atol=1e-5), (
+        assert np.allclose(by_cam[k], expected, atol=1e-5), (
             f"cam_maps[{k}] is not relu(sum over c of w[{k}, c] * A_c) for each image.")
         raw = cam(model, xs, "features.12", "GradCAM", target=k, raw=True)
-        assert np.allclose(gradcam_maps[k], 64 * raw, atol=1e-5), (
+        assert np.allclose(by_gradcam[k], 64 * raw, atol=1e-5), (
             f"gradcam_maps[{k}] is not 64 times Grad-CAM's raw map (raw=True) for class {k}.")
-    worst = np.abs(cam_maps - gradcam_maps).max() / cam_maps.max()
+    worst = np.abs(by_cam - by_gradcam).max() / by_cam.max()
     print(f"Correct. Largest difference, relative to the largest value: {worst:.1e}")
 
 # %% tags=["solution"]
