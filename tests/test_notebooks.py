@@ -2,7 +2,8 @@
 
 * ``build_notebooks.py`` regenerates exactly the committed notebooks (they never drift).
 * Each notebook starts with its "Open in Colab" badge and the install cell, has no outputs,
-  uses the ``python3`` kernelspec, and every exercise is followed by a collapsed solution.
+  uses the ``python3`` kernelspec, and every exercise has a starting cell, a check and a
+  collapsed solution (``test_exercises.py`` runs the checks).
 * Each notebook executes headless with nbclient in the venv's python (one torch thread, no
   network) within a time budget, with no error and no stderr output; widget cells record a
   widget view whose state was saved, matplotlib cells produce non-blank images, and the numbers
@@ -150,20 +151,33 @@ def test_badge_install_cell_kernelspec_and_no_outputs(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_every_exercise_has_a_collapsed_solution(name):
+    """An exercise's cells (up to the next heading) end in a hidden solution; a code solution
+    comes after the starting cell (tag ``exercise``) and the check (tag ``check``), in that
+    order. tests/test_exercises.py runs the checks."""
     nb = load(name)
     exercises = [i for i, c in enumerate(nb.cells)
                  if c.cell_type == "markdown" and c.source.startswith("### Exercise")]
     assert exercises, f"{name} has no exercise"
     for i in exercises:
-        nxt = nb.cells[i + 1]
-        hidden_code = (nxt.cell_type == "code"
-                       and nxt.metadata.get("jupyter", {}).get("source_hidden") is True
-                       and nxt.metadata.get("cellView") == "form"
-                       and "solution" in nxt.metadata.get("tags", [])
-                       and nxt.source.startswith("#@title Solution"))
-        details = (nxt.cell_type == "markdown"
-                   and nxt.source.startswith("<details><summary>Solution</summary>")
-                   and nxt.source.rstrip().endswith("</details>"))
+        cells = []
+        for cell in nb.cells[i + 1:]:
+            if cell.cell_type == "markdown" and cell.source.startswith("#"):
+                break
+            cells.append(cell)
+        roles = [next((t for t in ("exercise", "check", "solution")
+                       if t in c.metadata.get("tags", [])), None) for c in cells]
+        hidden_code = [c for c, role in zip(cells, roles, strict=True) if role == "solution"]
+        for solution in hidden_code:
+            assert solution.cell_type == "code"
+            assert solution.metadata.get("jupyter", {}).get("source_hidden") is True
+            assert solution.metadata.get("cellView") == "form"
+            assert solution.source.startswith("#@title Solution")
+        if hidden_code:
+            assert [r for r in roles if r] == ["exercise", "check", "solution"], (
+                f"exercise in cell {i}: starting cell, check and solution, in that order")
+        details = [c for c in cells if c.cell_type == "markdown"
+                   and c.source.startswith("<details><summary>Solution</summary>")
+                   and c.source.rstrip().endswith("</details>")]
         assert hidden_code or details, f"exercise in cell {i} has no solution after it"
 
 
