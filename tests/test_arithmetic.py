@@ -84,3 +84,23 @@ def test_the_explorer_answers_an_arithmetic_request_with_exact_floats():
     msg, _ = rec.request(ex, "arithmetic", rid=2, layer="features.3", channel=99, row=0, col=0,
                          version=ex.image_version)
     assert msg["type"] == "error" and "inside [32, 32, 32]" in msg["message"]
+
+
+def test_an_in_place_relu_after_the_conv_does_not_change_the_values_kept():
+    """ReLU(inplace=True) right after the conv (the demo model, VGG) clamps the conv's output
+    tensor during the forward; the unit's output and value must be the conv's, negatives too."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(inplace=True),
+                          nn.Conv2d(4, 2, 3), nn.ReLU(inplace=True)).eval()
+    x = torch.randn(1, 3, 12, 12)
+    for layer in ("0", "2"):
+        out = feature_maps(model, x, [layer])[layer][0]
+        negative = (out < -0.05).nonzero()
+        assert len(negative), "the case needs a negative unit"
+        c, r, col = negative[0].tolist()
+        a = unit_arithmetic(model, x, layer, c, r, col)
+        assert a.output == pytest.approx(float(out[c, r, col]), abs=1e-6)
+        assert a.value == pytest.approx(a.output, abs=1e-5)
+    # the second conv's patch is the first ReLU's output: no negatives in it
+    a = unit_arithmetic(model, x, "2", 0, 0, 0)
+    assert float(a.patch.min()) >= 0

@@ -77,7 +77,9 @@ def unit_arithmetic(
 
     def hook(_module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
         if "input" not in seen:
-            seen["input"], seen["output"] = inputs[0].detach(), output.detach()
+            # copies: an in-place op later in the forward (ReLU(inplace=True) right after the
+            # conv) would otherwise change the values kept here
+            seen["input"], seen["output"] = inputs[0].detach().clone(), output.detach().clone()
 
     with borrowed(model), torch.no_grad():
         handle = module.register_forward_hook(hook)

@@ -26,7 +26,7 @@
  */
 
 import { type MapStackPayload, PayloadError, type RgbStackPayload, bytesView } from "./decode";
-import { type Rec, finite, integers, numbers, optionalText, record, text } from "./validate";
+import { type Rec, finite, finiteNumbers, integers, numbers, optionalText, record, text } from "./validate";
 
 export const REQUEST_KINDS = ["features", "kernels", "predictions", "cam", "metrics", "saliency", "actmax", "arithmetic", "examples"] as const;
 export type RequestKind = (typeof REQUEST_KINDS)[number];
@@ -289,7 +289,7 @@ const CONTENT: { [K in RequestKind]: (r: Rec, buffers: readonly DataView[]) => R
       layer: text(r, "layer", w),
       channel: finite(r, "channel", w),
       indices: integers(r.indices, `${w} indices`),
-      scores: numbers(r.scores, `${w} scores`),
+      scores: finiteNumbers(r.scores, `${w} scores`),
       labels: integers(r.labels, `${w} labels`),
       label_names: Array.isArray(names) ? names.map((n) => (typeof n === "string" ? n : null)) : null,
       positions: rows(r.positions, "positions"),

@@ -39,6 +39,14 @@ export function numbers(value: unknown, what: string): number[] {
   return value as number[];
 }
 
+/** A list of finite numbers. */
+export function finiteNumbers(value: unknown, what: string): number[] {
+  if (!Array.isArray(value) || !value.every((n) => typeof n === "number" && Number.isFinite(n))) {
+    throw new PayloadError(`${what}: expected a list of finite numbers, got ${JSON.stringify(value)}`);
+  }
+  return value as number[];
+}
+
 /** A list of integers (of any sign). */
 export function integers(value: unknown, what: string): number[] {
   if (!Array.isArray(value) || !value.every((n) => typeof n === "number" && Number.isInteger(n))) {

@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { agrees, arithmeticArrays, channelTerms, splitTerms } from "../src/arithmetic";
 import { classPurity, exampleClass, exampleLabel } from "../src/examples_text";
 import { translator } from "../src/i18n";
-import type { ReplyContent } from "../src/messages";
+import { type ReplyContent, parseMessage } from "../src/messages";
 
 const en = translator("en");
 const zh = translator("zh");
@@ -32,6 +32,21 @@ function content(over: Partial<ReplyContent["examples"]> = {}): ReplyContent["ex
     ...over,
   };
 }
+
+describe("dataset examples replies", () => {
+  it("parse with real-valued scores, unknown labels and an RGB buffer", () => {
+    const c = content();
+    const rgb = new DataView(new ArrayBuffer(3 * 38 * 38 * 3));
+    const m = parseMessage({ type: "reply", id: 1, key: "examples|features.9|3", kind: "examples", ...c }, [rgb]);
+    assert.ok(m?.type === "reply" && m.reply.kind === "examples");
+    const got = m.reply.content as ReplyContent["examples"];
+    assert.deepEqual(got.scores, c.scores);
+    assert.deepEqual(got.labels, [0, 2, -1]);
+    assert.deepEqual(got.label_names, ["circle", "triangle", null]);
+    assert.equal(got.maps, null);
+    assert.throws(() => parseMessage({ type: "reply", id: 1, key: "k", kind: "examples", ...c, scores: ["x"] }, [rgb]), /finite numbers/);
+  });
+});
 
 describe("dataset example texts", () => {
   it("names the image, its class, score and the position of the maximum", () => {

@@ -148,7 +148,8 @@ class Examples(RequestKind):
         with subject.lock:  # the examples' model is the explorer's: one user at a time
             if not source.ready:
                 job.progress(0, 1, Msg("progress.collecting_examples"))
-            examples = source.get(lambda done, total: job.progress(done, total))
+            examples = source.get(lambda done, total: job.progress(
+                done, total, Msg("progress.example_images", done=done, total=total)))
             try:
                 if p["channel"] == OVERVIEW:
                     patches = examples.best_patches(p["layer"])

@@ -130,6 +130,7 @@ export function createExamplesTab(ctx: TabContext): Tab {
   function goTo(c: number): void {
     if (!Number.isFinite(c)) return;
     channel = Math.max(0, Math.min(channelCount() - 1, Math.round(c)));
+    chField.value = String(channel);
     refresh();
   }
 
@@ -149,7 +150,8 @@ export function createExamplesTab(ctx: TabContext): Tab {
     if (!layers.includes(layer)) layer = startLayer();
     syncSelect(layerSel, layerOptions(), layer);
     chField.max = String(channelCount() - 1);
-    chField.value = String(channel);
+    // never overwrite what a person is typing (data arriving meanwhile redraws the tab)
+    if (doc.activeElement !== chField) chField.value = String(channel);
     chCount.textContent = t("examples.of_channels", { count: channelCount() });
     for (const node of [chField, prev, next, overlayBox]) node.disabled = overview;
     if (!i || !layer) {
