@@ -16,6 +16,9 @@ settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 torch.set_num_threads(1)
+# The widgets' language follows CNNVIZ_LANG, else the system locale: tests that read English
+# texts must not depend on the machine's locale (tests of the choice set it themselves).
+os.environ["CNNVIZ_LANG"] = "en"
 warnings.filterwarnings("ignore", category=FutureWarning, module="torchvision")
 
 
