@@ -104,6 +104,42 @@ def test_gradient_methods_match_reference_on_other_detectors(name, layer, method
         assert_parity(f"{method} {name}", ours, ref)
 
 
+@pytest.mark.parametrize("method", ["ScoreCAM", "AblationCAM"])
+def test_perturbation_methods_match_reference_on_faster_rcnn(frcnn, method):
+    """Masked or ablated copies of a 96 x 128 image through the detector, one per channel of
+    a 16-channel layer. On this random-init detector no masked or ablated copy keeps a box
+    that matches the target, so every channel gets the same weight (ScoreCAM's softmax of
+    equal zero scores, AblationCAM's (y - 0) / y): the maps agree, but this checks the
+    detection plumbing, not the weighting (test_segmentation_targets checks that)."""
+    x = smooth_images(1, size=(96, 128), seed=1)
+    found = cw.detections(frcnn, x, score_threshold=0.0)[0]
+    labels, boxes = found.labels[:2].tolist(), found.boxes[:2].numpy()
+    batch = 16 if method == "ScoreCAM" else 32
+    ours = cam(frcnn, x, "backbone.body.1", method, BoxTarget(labels, boxes), batch_size=batch)
+    ref = reference_cam(
+        frcnn, x, method, ["backbone.body.1"], [FasterRCNNBoxScoreTarget(labels, boxes)]
+    )
+    assert_parity(f"{method} fasterrcnn_mobilenet", ours, ref)
+
+
+def test_eigengradcam_matches_reference_up_to_sign(frcnn, image, frcnn_boxes):
+    boxes, labels = frcnn_boxes
+    layer = "backbone.body.16"
+    ours = cam(frcnn, image, layer, "EigenGradCAM", BoxTarget(labels, boxes))
+    targets = [FasterRCNNBoxScoreTarget(labels, boxes)]
+    ref = reference_cam(frcnn, image, "EigenGradCAM", [layer], targets)
+    if mad(ours, ref) > MAX_MAD:  # a principal component's sign is arbitrary
+        import pytorch_grad_cam as pgc
+
+        saved = pgc.eigen_grad_cam.get_2d_projection
+        pgc.eigen_grad_cam.get_2d_projection = lambda a: -saved(a)
+        try:
+            ref = reference_cam(frcnn, image, "EigenGradCAM", [layer], targets)
+        finally:
+            pgc.eigen_grad_cam.get_2d_projection = saved
+    assert_parity("EigenGradCAM fasterrcnn_mobilenet", ours, ref)
+
+
 def test_reference_target_object_is_accepted_and_equal(frcnn, image, frcnn_boxes):
     boxes, labels = frcnn_boxes
     theirs = cam(frcnn, image, None, "GradCAM", FasterRCNNBoxScoreTarget(labels, boxes))
@@ -339,6 +375,18 @@ def box_input_gradient(model, x, target) -> torch.Tensor:
         return torch.zeros_like(x)
     (grad,) = torch.autograd.grad(score, leaf)
     return grad
+
+
+def test_guided_gradcam_of_a_detector_uses_its_backbone(frcnn, image, frcnn_boxes):
+    """Its default GradCAM layer is the detector's default layer, not the last conv (an RPN
+    head conv, off the path to the box scores)."""
+    boxes, labels = frcnn_boxes
+    target = BoxTarget(labels, boxes)
+    ours = saliency(frcnn, image, target, "guided_gradcam")
+    guided = saliency(frcnn, image, target, "guided")
+    maps = cam(frcnn, image, cw.default_layer(frcnn, image), "GradCAM", target)
+    np.testing.assert_allclose(ours, guided * maps[:, None], rtol=1e-5, atol=1e-8)
+    assert np.abs(ours).max() > 0
 
 
 def test_saliency_of_a_box_equals_hand_gradient(frcnn, image, frcnn_boxes):

@@ -106,17 +106,21 @@ def test_gradient_methods_match_reference_on_other_segmenters(name, layer, metho
     assert_parity(f"EigenCAM {name}", ours, ref)
 
 
-def test_scorecam_matches_reference_on_lraspp(lraspp):
-    """A perturbation method: one masked forward pass per channel of an early 16-channel
-    layer, each scored with the region target."""
+@pytest.mark.parametrize("method", ["ScoreCAM", "AblationCAM"])
+def test_perturbation_methods_match_reference_on_lraspp(lraspp, method):
+    """One masked (ScoreCAM) or ablated (AblationCAM) forward pass per channel of an early
+    16-channel layer, each scored with the region target."""
     x = smooth_images(1, size=(64, 80), seed=6)
     mask = np.zeros((64, 80), np.float32)
     mask[10:40, 20:60] = 1
-    ours = cam(lraspp, x, "backbone.1", "ScoreCAM", RegionTarget(3, mask), batch_size=16)
+    batch = 16 if method == "ScoreCAM" else 32  # the reference's defaults
+    ours = cam(lraspp, x, "backbone.1", method, RegionTarget(3, mask), batch_size=batch)
     ref = reference_cam(
-        lraspp, x, "ScoreCAM", ["backbone.1"], [SemanticSegmentationTarget(3, mask)], wrap=True
+        lraspp, x, method, ["backbone.1"], [SemanticSegmentationTarget(3, mask)], wrap=True
     )
-    assert_parity("ScoreCAM lraspp", ours, ref)
+    assert_parity(f"{method} lraspp", ours, ref)
+    plain = cam(lraspp, x, "backbone.1", "EigenCAM")
+    assert mad(ours, plain) > 1e-3  # the channels are weighted, not summed alike
 
 
 def test_every_item_of_a_batch(deeplab):

@@ -89,6 +89,11 @@ class BoxTarget:
             scores are summed: one map for all of them).
         iou_threshold: an output box counts when its IoU with a given box is above this.
 
+    The gradient of the IoU term has a kink at a box equal to a detection (the min/max of the
+    corners tie there, and autograd takes one side): detections a few 1e-5 px apart (a batch
+    against one image) can give visibly different gradient maps for such a box. The reference
+    target has the same kink.
+
     Attributes:
         labels: ``K`` labels, one per box.
         boxes: ``(K, 4)`` float32 CPU tensor.
@@ -248,6 +253,10 @@ class RegionTarget:
         label: the class (channel of the model's ``(N, classes, H, W)`` output).
         mask: ``(H, W)`` boolean or 0/1 array or tensor, at the output's size (torchvision's
             segmentation models output at the input's size).
+
+    The score is the class's raw score (logit) summed over the mask, so a class the model
+    predicts nowhere in the mask still has a map (what raises that class's score there), not
+    an empty one; the reference behaves the same.
 
     Attributes:
         label: the class.

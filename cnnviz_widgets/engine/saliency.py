@@ -34,7 +34,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .borrow import borrowed
-from .detection import check_batch
+from .detection import check_batch, model_family
+from .dryrun import default_layer
 from .inputs import prepare_input
 from .layers import LayerRef, conv_layers
 from .targets import (
@@ -159,7 +160,8 @@ def saliency(
               ``"riemann_right"``, ``"riemann_middle"`` or ``"riemann_trapezoid"``);
               ``internal_batch_size`` (default 32) images per forward pass.
             * ``guided_gradcam``: ``layer`` (name or module) for GradCAM; default: the last
-              ``nn.Conv2d`` in forward order.
+              ``nn.Conv2d`` in forward order (for a torchvision detector or segmenter, the
+              default CAM layer of its backbone).
 
     Returns:
         ``(N, C, H, W)`` float32 numpy array, signed. Gradient methods (``vanilla``,
@@ -446,8 +448,8 @@ def _guided_gradcam(
     """Guided backpropagation times the GradCAM map of ``layer`` (``[0, 1]``, input size)."""
     from .cam import cam  # lazy: the CAM family is optional for the other methods
 
-    if layer is None:
-        layer = list(conv_layers(model))[-1]
+    if layer is None:  # a detector's or segmenter's heads are not on the path: its backbone
+        layer = default_layer(model, x[:1]) if model_family(model) else list(conv_layers(model))[-1]
     # The guided forward pass computes the plain scores, so the targets resolve on it.
     with borrowed(model), _gradients_on(), guided_relus(model):
         guided, targets = _input_gradient(model, x, target, output)

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from ..targets import Scores
 from .base import CamMethod, LayerData, Run, score_rows
 from .inference import CPU_CHUNK, FastForward, outputs_agree
 from .stem import LinearStem, stem_pays
@@ -67,7 +68,7 @@ class MaskedForward:
         self.stem: LinearStem | None = None
         self._first = True
 
-    def plain(self, maps: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    def plain(self, maps: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> Scores:
         lo = low[:, None, None]
         masks = (upsample(maps, self.size) - lo) / (high[:, None, None] - lo + MASK_EPS)
         return self.forward(self.image * masks[:, None])
@@ -85,12 +86,14 @@ class MaskedForward:
             outputs.append(self.forward.tail(stem))
         return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
 
-    def _try_stem(self, maps: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    def _try_stem(self, maps: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> Scores:
         """The plain outputs of the first mask; sets up and checks the linear stem on it."""
         want = self.plain(maps[:1], low[:1], high[:1])  # also prepares the forward's copy
         split = self.forward.split()
         map_size = (maps.shape[-2], maps.shape[-1])
-        if split is None or not stem_pays(split[0], map_size, self.size):
+        if split is None or not isinstance(want, torch.Tensor) or not stem_pays(
+            split[0], map_size, self.size
+        ):
             return want
         with torch.inference_mode():
             self.stem = LinearStem(split[0], self.image, map_size, upsample, CPU_CHUNK)
@@ -98,9 +101,10 @@ class MaskedForward:
             self.stem = None
         return want
 
-    def __call__(self, maps: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-        """``(B, h, w)`` maps and their ``(B,)`` upsampled ranges -> the selected outputs."""
-        head = []
+    def __call__(self, maps: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> Scores:
+        """``(B, h, w)`` maps and their ``(B,)`` upsampled ranges -> the selected outputs (a
+        tensor, or a detector's list of one dict per masked image)."""
+        head: list[Scores] = []
         if self._first:
             self._first = False
             head = [self._try_stem(maps, low, high)]
@@ -108,7 +112,12 @@ class MaskedForward:
             if maps.shape[0] == 0:
                 return head[0]
         rest = self.by_linearity if self.stem is not None else self.plain
-        return torch.cat([*head, rest(maps, low, high)]) if head else rest(maps, low, high)
+        if not head:
+            return rest(maps, low, high)
+        tail = rest(maps, low, high)
+        if isinstance(tail, list) or isinstance(head[0], list):  # a detector's: dicts
+            return list(head[0]) + list(tail)
+        return torch.cat([head[0], tail])
 
 
 class ScoreCAM(CamMethod):
