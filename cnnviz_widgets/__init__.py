@@ -59,6 +59,7 @@ _WIDGETS = (
     "SaliencyView",
     "ActivationMaxView",
     "DatasetExamplesView",
+    "TrustView",
     "DrawingPad",
 )
 

@@ -11,6 +11,7 @@ from .views import (
     FeatureMapsView,
     KernelsView,
     SaliencyView,
+    TrustView,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "KernelsView",
     "LayerExplorer",
     "SaliencyView",
+    "TrustView",
 ]

@@ -44,12 +44,13 @@ from .picture import view_png
 from .progress import CellProgress
 from .requests import MessageError, request_kinds
 from .requests.cam import cam_method_name, class_agnostic
+from .requests.evaluation import check_evaluation, evaluation_summary
 from .requests.examples import ExamplesSource
 from .requests.features import features_reply
 from .serialize import rgb_stack
 from .subject import Subject
 
-VIEWS = ("kernels", "features", "cam", "saliency", "actmax", "examples", "draw")
+VIEWS = ("kernels", "features", "cam", "saliency", "actmax", "examples", "trust", "draw")
 """The explorer's tabs, in order (the front end's tab registry has the same names)."""
 DEFAULT_CACHE_BYTES = 512 * 2**20
 
@@ -84,6 +85,9 @@ class LayerExplorer(anywidget.AnyWidget):
             ``None``: for the demo model, examples over 1,024 generated shapes, computed when
             the view first asks (about a second), for other models none (the view says how to
             make them); ``False``: none.
+        evaluation: the "Trust" view's table: what ``evaluate(model, data, methods,
+            metrics)`` returns (its summary as a sortable table; a click on a row lists the
+            images where that method does worst); ``None``: the table says how to make one.
 
     Raises:
         TypeError: ``model`` is a class, a function, a weights entry or anything else that is
@@ -135,6 +139,11 @@ class LayerExplorer(anywidget.AnyWidget):
     shown_examples = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
     # the dataset examples: {layers, k, description, lazy}, or None without examples
     examples_info = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
+    shown_sanity = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
+    # the evaluation's summary records (method, metric, mean, ci_low, ci_high, better, ...),
+    # or None without an evaluation
+    evaluation_summary = traitlets.List(traitlets.Dict(), allow_none=True,
+                                        default_value=None).tag(sync=True)
 
     def __init__(
         self,
@@ -152,6 +161,7 @@ class LayerExplorer(anywidget.AnyWidget):
         background: bool | None = None,
         views: Sequence[str] | None = None,
         examples: Any = None,
+        evaluation: Any = None,
         lang: str | None = None,
     ):
         chosen_lang = resolve_lang(lang)
@@ -221,6 +231,10 @@ class LayerExplorer(anywidget.AnyWidget):
         self._subject.examples = source
         if source is not None:
             self.examples_info = source.to_json()
+        if evaluation is not None:
+            result = check_evaluation(evaluation)
+            self._handlers["evaluation_worst"].evaluation = result  # type: ignore[attr-defined]
+            self.evaluation_summary = evaluation_summary(result)
 
     # ------------------------------------------------------------------ Python API
 
@@ -397,7 +411,7 @@ class LayerExplorer(anywidget.AnyWidget):
             if self.cam_layer not in first.cam_layers:
                 self.cam_layer = first.cam_default
             self.input_image = rgb_stack(loaded.rgb[None])
-            for kind in ("cam", "saliency", "metrics"):
+            for kind in ("cam", "saliency", "metrics", "sanity"):
                 setattr(self, f"shown_{kind}", None)
             if self.layer_name not in subject.layer_names:
                 self.layer_name = subject.layer_names[0]

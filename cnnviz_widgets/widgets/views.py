@@ -50,6 +50,16 @@ class DatasetExamplesView(LayerExplorer):
     only_view = "examples"
 
 
+class TrustView(LayerExplorer):
+    """Can the maps be trusted? A sanity check of a CAM or saliency method (its maps as the
+    model's layers are randomised, with their similarity to the original map and a verdict),
+    and the summary of a dataset evaluation as a sortable table with the images where a method
+    does worst (``evaluation=evaluate(model, data, methods, metrics)``). Arguments as
+    :class:`LayerExplorer`."""
+
+    only_view = "trust"
+
+
 class DrawingPad(LayerExplorer):
     """A drawing pad whose drawing becomes the model's input. Arguments as
     :class:`LayerExplorer`."""

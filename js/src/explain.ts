@@ -99,6 +99,8 @@ const KINDS: Readonly<Partial<Record<RequestKind, MessageKey>>> = {
   actmax: "kind.actmax",
   arithmetic: "kind.arithmetic",
   examples: "kind.examples",
+  sanity: "kind.sanity",
+  evaluation_worst: "kind.evaluation_worst",
 };
 
 /** What a request kind is called, in the language of `t` ("features"). */

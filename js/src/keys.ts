@@ -26,10 +26,12 @@ export const KEYS: { [K in RequestKind]: (p: RequestParams[K]) => string } = {
   actmax: (p) => `actmax|${p.layer}|${p.channels.join(",")}|${p.regularize ? "regularized" : "plain"}`,
   arithmetic: (p) => `arithmetic|${p.version}|${p.layer}|${p.channel}|${p.row}|${p.col}`,
   examples: (p) => `examples|${p.layer}|${p.channel}`,
+  sanity: (p) => `sanity|${p.version}|${p.method}|${p.mode}|${p.target}`,
+  evaluation_worst: (p) => `evaluation_worst|${p.method}|${p.metric}`,
 };
 
 /** Kinds whose key holds the image version (second field): they change with the image. */
-export const VERSIONED: ReadonlySet<string> = new Set<RequestKind>(["features", "predictions", "cam", "metrics", "saliency", "arithmetic"]);
+export const VERSIONED: ReadonlySet<string> = new Set<RequestKind>(["features", "predictions", "cam", "metrics", "saliency", "arithmetic", "sanity"]);
 
 export function requestKey<K extends RequestKind>(kind: K, params: RequestParams[K]): string {
   return KEYS[kind](params);

@@ -28,11 +28,11 @@
 import { type MapStackPayload, PayloadError, type RgbStackPayload, bytesView } from "./decode";
 import { type Rec, finite, finiteNumbers, integers, numbers, optionalText, record, text } from "./validate";
 
-export const REQUEST_KINDS = ["features", "kernels", "predictions", "cam", "metrics", "saliency", "actmax", "arithmetic", "examples"] as const;
+export const REQUEST_KINDS = ["features", "kernels", "predictions", "cam", "metrics", "saliency", "actmax", "arithmetic", "examples", "sanity", "evaluation_worst"] as const;
 export type RequestKind = (typeof REQUEST_KINDS)[number];
 
 /** The kinds whose answer Python puts into the trait `shown_<kind>`. */
-export const SHOWN_KINDS = ["features", "kernels", "predictions", "cam", "saliency", "metrics", "examples"] as const;
+export const SHOWN_KINDS = ["features", "kernels", "predictions", "cam", "saliency", "metrics", "examples", "sanity"] as const;
 export type ShownKind = (typeof SHOWN_KINDS)[number];
 
 /** What a request of each kind asks for. `target: null`: a class-agnostic CAM method. */
@@ -49,6 +49,21 @@ export interface RequestParams {
   arithmetic: { version: number; layer: string; channel: number; row: number; col: number };
   /** A channel's top dataset examples; channel -1: the layer overview (every channel's best). */
   examples: { layer: string; channel: number };
+  /** A sanity check (model-parameter randomisation) of a CAM or saliency method for one class. */
+  sanity: { version: number; method: string; mode: SanityMode; target: number };
+  /** The images of the explorer's evaluation where `method` does worst on `metric`. */
+  evaluation_worst: { method: string; metric: string };
+}
+
+/** How a sanity check randomises: from the output down, cumulatively, or one layer at a time. */
+export type SanityMode = "cascade" | "independent";
+export const SANITY_MODES: readonly SanityMode[] = ["cascade", "independent"];
+
+/** Similarity of a randomised map to the original: Spearman (of |values|), SSIM, HOG; null: undefined. */
+export interface SimilarityScores {
+  spearman: number | null;
+  ssim: number | null;
+  hog: number | null;
 }
 
 interface Head<T extends string, K extends RequestKind> {
@@ -152,6 +167,35 @@ export interface ReplyContent {
     rgb: RgbMeta;
     maps: StackMeta | null;
   };
+  /**
+   * Stack: the original map, one map per step (labels: the randomised layer), then the
+   * random-logit map when `random_logit` is set. Verdict: `fails` when the mean (`over`:
+   * "average") or last ("final") `similarity` is above `threshold` (null: no step).
+   */
+  sanity: Explained & {
+    method: string;
+    mode: SanityMode;
+    stack: StackMeta;
+    steps: { layer: string; scores: SimilarityScores }[];
+    random_logit: { target: number; class_name: string | null; scores: SimilarityScores } | null;
+    similarity: string;
+    threshold: number;
+    over: string;
+    value: number | null;
+    fails: boolean | null;
+  };
+  /** Worst first: dataset indices, values, explained classes, labels (null: none); `images`: whether images came. */
+  evaluation_worst: {
+    method: string;
+    metric: string;
+    better: Better;
+    indices: number[];
+    values: (number | null)[];
+    targets: number[];
+    labels: number[] | null;
+    n: number;
+    images: boolean;
+  };
 }
 
 /** The reply of a request as Python sends it: head and content in one dict. */
@@ -211,6 +255,22 @@ function targetOf(r: Rec, what: string): number | null {
 function explained(r: Rec, what: string): Explained {
   const prob = r.prob === null || r.prob === undefined ? null : finite(r, "prob", what);
   return { target: targetOf(r, what), class_name: optionalText(r, "class_name", what) ?? null, prob };
+}
+
+/** A finite number, or null for null (NaN travels as null). */
+function nullableNumber(value: unknown, what: string): number | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value !== "number" || !Number.isFinite(value)) throw new PayloadError(`${what}: expected a number or null`);
+  return value;
+}
+
+function similarityScores(value: unknown, what: string): SimilarityScores {
+  const r = record(value, `${what} scores`);
+  return {
+    spearman: nullableNumber(r.spearman, `${what} spearman`),
+    ssim: nullableNumber(r.ssim, `${what} ssim`),
+    hog: nullableNumber(r.hog, `${what} hog`),
+  };
 }
 
 function stackMeta(value: unknown, buffers: readonly DataView[], what: string): StackMeta {
@@ -297,6 +357,45 @@ const CONTENT: { [K in RequestKind]: (r: Rec, buffers: readonly DataView[]) => R
       channels: r.channels === undefined || r.channels === null ? null : integers(r.channels, `${w} channels`),
       rgb: rgbMeta(r.rgb, b, 0, w),
       maps: r.maps === undefined || r.maps === null ? null : stackMeta(r.maps, b.slice(1), w),
+    };
+  },
+  sanity: (r, b) => {
+    const w = "sanity";
+    const mode = r.mode === "independent" ? "independent" : "cascade";
+    const steps = Array.isArray(r.steps) ? r.steps : [];
+    const logit = r.random_logit === undefined || r.random_logit === null ? null : record(r.random_logit, `${w} random_logit`);
+    return {
+      ...explained(r, w),
+      method: text(r, "method", w),
+      mode,
+      stack: stackMeta(r.stack, b, w),
+      steps: steps.map((s, i) => {
+        const step = record(s, `${w} step ${i}`);
+        return { layer: text(step, "layer", `${w} step ${i}`), scores: similarityScores(step.scores, `${w} step ${i}`) };
+      }),
+      random_logit: logit
+        ? { target: finite(logit, "target", w), class_name: optionalText(logit, "class_name", w) ?? null, scores: similarityScores(logit.scores, `${w} random_logit`) }
+        : null,
+      similarity: text(r, "similarity", w),
+      threshold: finite(r, "threshold", w),
+      over: text(r, "over", w),
+      value: nullableNumber(r.value, `${w} value`),
+      fails: typeof r.fails === "boolean" ? r.fails : null,
+    };
+  },
+  evaluation_worst: (r) => {
+    const w = "evaluation_worst";
+    if (!Array.isArray(r.values)) throw new PayloadError(`${w}: values must be a list`);
+    return {
+      method: text(r, "method", w),
+      metric: text(r, "metric", w),
+      better: r.better === "higher" ? "higher" : "lower",
+      indices: integers(r.indices, `${w} indices`),
+      values: r.values.map((v, i) => nullableNumber(v, `${w} value ${i}`)),
+      targets: integers(r.targets, `${w} targets`),
+      labels: r.labels === undefined || r.labels === null ? null : integers(r.labels, `${w} labels`),
+      n: finite(r, "n", w),
+      images: r.images === true,
     };
   },
   arithmetic: (r, b) => {

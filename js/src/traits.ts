@@ -52,6 +52,18 @@ export interface ExamplesInfo {
   lazy: boolean;
 }
 
+/** One record of the evaluation's summary (`evaluation_summary`); NaN travels as null. */
+export interface EvaluationRecord {
+  method: string;
+  metric: string;
+  group: string;
+  n: number;
+  mean: number | null;
+  ci_low: number | null;
+  ci_high: number | null;
+  better: "higher" | "lower";
+}
+
 /** What is on screen, kept in the widget state (see messages.ts, `parseShown`). */
 export interface ShownValue {
   id: number | null;
@@ -104,6 +116,9 @@ export type ExplorerTraits = {
   shown_examples: ShownValue | null;
   /** The dataset examples: recorded layers, k, the data's description; null without examples. */
   examples_info: ExamplesInfo | null;
+  shown_sanity: ShownValue | null;
+  /** The summary of `LayerExplorer(evaluation=...)`: one record per method and metric; null without. */
+  evaluation_summary: readonly EvaluationRecord[] | null;
 };
 
 export type TraitName = keyof ExplorerTraits;
@@ -145,6 +160,8 @@ export const DEFAULTS: Readonly<ExplorerTraits> = Object.freeze({
   shown_metrics: null,
   shown_examples: null,
   examples_info: null,
+  shown_sanity: null,
+  evaluation_summary: null,
 });
 
 /** Whether `value` has the type of `fallback` (for null defaults: null or a dict/list). */

@@ -12,12 +12,14 @@ from .actmax import ActivationMax
 from .arithmetic import Arithmetic
 from .base import Job, MessageError, Params, RequestKind
 from .cam import Cam
+from .evaluation import EvaluationWorst
 from .examples import Examples
 from .features import Features, features_reply
 from .kernels import Kernels
 from .metrics import Metrics
 from .predictions import Predictions
 from .saliency import Saliency
+from .sanity import Sanity
 
 
 def request_kinds(cam_methods: list[str], saliency_methods: list[str]) -> dict[str, RequestKind]:
@@ -25,6 +27,7 @@ def request_kinds(cam_methods: list[str], saliency_methods: list[str]) -> dict[s
     handlers: list[RequestKind] = [
         Features(), Kernels(), Predictions(), Cam(cam_methods), Metrics(cam_methods),
         Saliency(saliency_methods), ActivationMax(), Arithmetic(), Examples(),
+        Sanity(cam_methods, saliency_methods), EvaluationWorst(),
     ]
     return {h.kind: h for h in handlers}
 

@@ -11,6 +11,7 @@ import { createFeaturesTab } from "./features";
 import { createKernelsTab } from "./kernels";
 import type { MessageKey } from "../i18n";
 import { createSaliencyTab } from "./saliency";
+import { createTrustTab } from "./trust";
 import type { TabFactory } from "./tab";
 
 export interface TabSpec {
@@ -28,6 +29,7 @@ export const TABS: readonly TabSpec[] = [
   { name: "saliency", title: "tabs.saliency", create: createSaliencyTab },
   { name: "actmax", title: "tabs.actmax", create: createActmaxTab },
   { name: "examples", title: "tabs.examples", create: createExamplesTab },
+  { name: "trust", title: "tabs.trust", create: createTrustTab },
   { name: "draw", title: "tabs.draw", create: createDrawTab },
 ];
 

@@ -1,0 +1,225 @@
+"""The Trust view: ``sanity`` requests against the engine's ``sanity_check``, ``evaluation_worst``
+requests against the per-image values of an ``evaluate`` result, the ``evaluation_summary``
+trait against its summary; bad requests are clear errors and the model is left as found.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cnnviz_widgets import LayerExplorer, TrustView
+from cnnviz_widgets.demo.examples import ShapeImages
+from cnnviz_widgets.engine.metrics import evaluate, sanity_check
+from cnnviz_widgets.engine.metrics.sanity_result import SanityCheck
+from cnnviz_widgets.widgets import dispatch
+from cnnviz_widgets.widgets.jobs import Cancelled
+from cnnviz_widgets.widgets.recorder import Recorder
+from cnnviz_widgets.widgets.requests import Job, request_key
+from cnnviz_widgets.widgets.requests.evaluation import WORST
+from cnnviz_widgets.widgets.serialize import decode_stack_message
+
+from .model_state import Fingerprint
+
+METHODS = ["GradCAM", "vanilla"]
+METRICS = ["sparseness", "deletion_auc"]
+
+
+def ask(ex: LayerExplorer, rec: Recorder, kind: str, rid: int = 1, **params):
+    key = request_key(kind, **params) if "bad" not in params else "bad"
+    params.pop("bad", None)
+    rec.request(ex, kind, rid=rid, key=key, **params)
+    replies = [(c, b) for c, b in rec.sent
+               if c.get("id") == rid and c["type"] in ("reply", "error")]
+    assert replies, rec.sent[-3:]
+    return replies[-1]
+
+
+@pytest.fixture(scope="module")
+def evaluation():
+    ex = LayerExplorer(background=False)
+    data = ShapeImages(24, seed=5)
+    result = evaluate(ex.model, data, METHODS, METRICS, batch_size=12, n_boot=200)
+    ex.close()
+    return result
+
+
+@pytest.fixture
+def demo(evaluation):
+    ex = LayerExplorer(background=False, evaluation=evaluation)
+    return ex, Recorder(ex)
+
+
+def top_class(ex: LayerExplorer) -> int:
+    return int(ex._subject.probabilities().argmax())
+
+
+@pytest.mark.parametrize(("method", "mode"), [("GradCAM", "cascade"), ("guided", "independent"),
+                                              ("gradcamplusplus", "cascade")])
+def test_a_sanity_reply_is_the_engine_check(demo, method, mode):
+    ex, rec = demo
+    before = Fingerprint.of(ex.model)
+    target = top_class(ex)
+    content, buffers = ask(ex, rec, "sanity", version=ex.image_version, method=method, mode=mode,
+                           target=target)
+    assert content["type"] == "reply", content
+    want = sanity_check(ex.model, ex.input_tensor, method, target=target, mode=mode)
+    before.assert_same(ex.model)  # the widget's check and the test's left it as found
+    assert content["method"] == want.method and content["mode"] == mode
+    assert content["target"] == target and content["class_name"] == ex.classes[target]
+    maps = decode_stack_message(content["stack"], buffers)
+    expected = np.stack([want.original[0], *[s.maps[0] for s in want.steps],
+                         want.random_logit.maps[0]])
+    assert content["stack"]["labels"] == ["original", *want.layers, "random logit"]
+    assert maps.shape == expected.shape
+    lo = expected.reshape(len(expected), -1).min(1)[:, None, None]
+    hi = expected.reshape(len(expected), -1).max(1)[:, None, None]
+    assert np.all(np.abs(maps - expected) <= (hi - lo) / 255 * 0.51 + 1e-6)  # 8-bit levels
+    assert [s["layer"] for s in content["steps"]] == want.layers
+    for step, ref in zip(content["steps"], want.steps, strict=True):
+        for name in ("spearman", "ssim", "hog"):
+            got, exp = step["scores"][name], float(ref.scores[name][0])
+            assert (got is None and math.isnan(exp)) or got == pytest.approx(exp, abs=1e-9)
+    logit = content["random_logit"]
+    assert logit["target"] == int(want.random_targets[0])
+    assert logit["scores"]["spearman"] == pytest.approx(float(want.random_logit.scores[
+        "spearman"][0]))
+    default = SanityCheck.fails.__defaults__
+    assert default is not None and content["threshold"] == default[0] == 0.5
+    assert content["over"] == "average" and content["similarity"] == "spearman"
+    assert content["value"] == pytest.approx(want.average_similarity())
+    assert content["fails"] is want.fails()
+
+
+def test_the_demo_sanity_check_is_shown_and_kept_in_the_widget_state(demo):
+    ex, rec = demo
+    target = top_class(ex)
+    content, _ = ask(ex, rec, "sanity", version=ex.image_version, method="GradCAM",
+                     mode="cascade", target=target)
+    assert ex.shown_sanity is not None
+    assert ex.shown_sanity["key"] == f"sanity|{ex.image_version}|GradCAM|cascade|{target}"
+    # demo model: GradCAM's maps change once the top layers are random
+    assert content["fails"] is False
+    ex.image = ex.image  # a new image: what was shown is for the old one
+    assert ex.shown_sanity is None
+
+
+def test_sanity_progress_per_randomised_layer(demo, monkeypatch):
+    monkeypatch.setattr(dispatch, "PROGRESS_INTERVAL_S", 0.0)  # every report is sent
+    ex, rec = demo
+    target = top_class(ex)
+    ask(ex, rec, "sanity", version=ex.image_version, method="vanilla", mode="cascade",
+        target=target)
+    progress = [c for c, _ in rec.sent if c["type"] == "progress" and c["kind"] == "sanity"]
+    layers = 6  # the demo model's randomisable layers
+    dones = [c["done"] for c in progress if c["total"] == layers + 2]
+    assert dones == list(range(1, layers + 3))
+    assert "sanity check of vanilla: map 3 / 8" in [c["text"] for c in progress]
+
+
+def test_a_cancel_stops_the_check_between_layers_and_leaves_the_model(demo):
+    ex, _ = demo
+    before = Fingerprint.of(ex.model)
+    handler = ex._handlers["sanity"]
+    subject = ex._subject
+    p = handler.validate(subject, {"version": ex.image_version, "method": "GradCAM",
+                                   "mode": "independent", "target": top_class(ex)})
+    calls = []
+
+    def progress(done, total, text=""):
+        calls.append(done)
+        if len(calls) == 3:
+            raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        handler.compute(subject, p, Job(progress=progress, item=lambda meta, buffers: None))
+    assert len(calls) == 3
+    before.assert_same(ex.model)
+
+
+@pytest.mark.parametrize(("params", "says"), [
+    ({"method": "NoSuchCAM", "mode": "cascade", "target": 0}, "unknown method 'NoSuchCAM'"),
+    ({"method": "GradCAM", "mode": "sideways", "target": 0}, "unknown sanity-check mode"),
+    ({"method": "GradCAM", "mode": "cascade", "target": 99}, "out of range"),
+    ({"method": "GradCAM", "mode": "cascade", "target": "1"}, "class index"),
+    ({"method": "GradCAM", "mode": "cascade", "target": 0, "version": 77}, "image version"),
+])
+def test_bad_sanity_requests_are_clear_errors(demo, params, says):
+    ex, rec = demo
+    before = Fingerprint.of(ex.model)
+    content, _ = ask(ex, rec, "sanity", bad=True, **{"version": ex.image_version, **params})
+    assert content["type"] == "error" and says in content["message"], content
+    before.assert_same(ex.model)
+
+
+def test_the_evaluation_summary_trait_is_the_summary(demo, evaluation):
+    ex, _ = demo
+    rows = ex.evaluation_summary
+    assert len(rows) == len(evaluation.summary) == len(METHODS) * len(METRICS)
+    for got, want in zip(rows, evaluation.summary, strict=True):
+        assert (got["method"], got["metric"], got["n"]) == (want["method"], want["metric"],
+                                                             want["n"])
+        for k in ("mean", "ci_low", "ci_high"):
+            assert got[k] == pytest.approx(want[k])
+        assert got["better"] == ("higher" if want["higher_is_better"] else "lower")
+    assert "trust" in ex.views
+    assert LayerExplorer(background=False).evaluation_summary is None
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("metric", METRICS)
+def test_the_worst_images_are_the_per_image_values_sorted(demo, evaluation, method, metric):
+    ex, rec = demo
+    content, buffers = ask(ex, rec, "evaluation_worst", method=method, metric=metric)
+    assert content["type"] == "reply", content
+    values = evaluation.value(method, metric)
+    higher = metric != "deletion_auc"  # sparseness: higher is better
+    order = sorted(range(len(values)), key=lambda i: (math.isnan(values[i]),
+                                                      values[i] if higher else -values[i]))
+    want = order[:WORST]
+    assert content["indices"] == [int(evaluation.indices[i]) for i in want]
+    assert content["values"] == pytest.approx([float(values[i]) for i in want])
+    assert content["targets"] == [int(evaluation.targets[i]) for i in want]
+    assert content["labels"] == [int(evaluation.labels[i]) for i in want]
+    assert content["better"] == ("higher" if higher else "lower")
+    assert content["n"] == 24 and content["images"] is False and buffers == []
+    worst = content["values"]
+    assert worst == (sorted(worst) if higher else sorted(worst, reverse=True))
+    rest = [float(values[i]) for i in order[WORST:]]
+    assert all((v >= max(worst)) if higher else (v <= min(worst)) for v in rest)
+
+
+@pytest.mark.parametrize(("params", "says"), [
+    ({"method": "ScoreCAM", "metric": "sparseness"}, "no method 'ScoreCAM'"),
+    ({"method": "GradCAM", "metric": "road_combined"}, "no metric 'road_combined'"),
+    ({"method": 3, "metric": "sparseness"}, "no method 'int'"),
+])
+def test_bad_drill_downs_are_clear_errors(demo, params, says):
+    ex, rec = demo
+    content, _ = ask(ex, rec, "evaluation_worst", bad=True, **params)
+    assert content["type"] == "error" and says in content["message"], content
+
+
+def test_without_an_evaluation_a_drill_down_says_how_to_make_one():
+    ex = LayerExplorer(background=False)
+    rec = Recorder(ex)
+    content, _ = ask(ex, rec, "evaluation_worst", method="GradCAM", metric="sparseness")
+    assert content["type"] == "error"
+    assert "evaluation=evaluate(model, data, methods, metrics)" in content["message"]
+
+
+def test_evaluation_must_be_an_evaluation():
+    with pytest.raises(TypeError, match=r"evaluate\(model, data, methods, metrics\)"):
+        LayerExplorer(background=False, evaluation={"GradCAM": 1})
+
+
+def test_trust_view_shows_one_tab(evaluation):
+    view = TrustView(background=False, evaluation=evaluation)
+    assert view.views == ["trust"] and view.tab == "trust"
+    assert view.evaluation_summary
+    with pytest.raises(TypeError, match="one view"):
+        TrustView(views=["cam"])
+    assert torch.is_tensor(view.input_tensor)
