@@ -12,7 +12,11 @@ or tuples of tensors. Such a layer is used two ways:
   ``(N, C, h, w)`` grid with :func:`fold_levels`, pytorch-grad-cam's
   ``fasterrcnn_reshape_transform`` (absolute values, bilinear resize to the smallest level,
   channels concatenated), unless ``reshape=`` is given (it then receives the dict of levels,
-  as the reference's reshape functions do).
+  as the reference's reshape functions do). Gradient methods fold the levels' gradients the
+  same way, as the reference applies its reshape to both (it cannot take gradients of a dict
+  output at all): the folded gradients are absolute values, so GradCAM's channel weights are
+  never negative there. For signed gradients take one level (``"backbone:0"``) or a tensor
+  layer (the default layer, ``backbone.body``'s last stage).
 
 :class:`LevelCapture` is :class:`~cnnviz_widgets.engine.capture.Capture` that records such
 layers: a named level as a tensor in ``outputs``, a whole structured output as ``{key: tensor}``
