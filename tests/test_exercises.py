@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
 NAMES = sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 WIDGETS = {"LayerExplorer", "KernelsView", "FeatureMapsView", "CamView", "SaliencyView",
-           "ActivationMaxView", "DrawingPad"}
+           "ActivationMaxView", "DrawingPad", "DatasetExamplesView"}
 HEADING = re.compile(r"### Exercise (\d+)")
 WIDGET_STATE = {("00", 2)}
 """Exercises answered by setting a widget's attributes (their check reads the widget)."""
@@ -95,6 +95,16 @@ for _ in range(30):
     objectives.append(objective.item())
     image = image + g / (g.pow(2).mean().sqrt() + 1e-5)
 ascent_image = image.detach()
+"""
+
+PUREST = """\
+_layer = "features.11"
+_l = examples.labels(_layer)
+_p = purity(_l)
+_mean = examples.scores(_layer).mean(dim=1)
+_pure = torch.nonzero(_p == _p.max())[:, 0]
+best_channel = int(_pure[_mean[_pure].argmax()])
+best_class = examples.classes[int(_l[best_channel, 0])]
 """
 
 # Deliberately wrong answers, per (notebook number, exercise number): each is run after the
@@ -170,6 +180,18 @@ WRONG: dict[tuple[str, int], list[str]] = {
     ("04", 5): [ASCENT.replace("image + g", "image - g"),                # descent
                 ASCENT.replace(" + 1e-5", " + 1"),                        # another step size
                 ASCENT.replace("for _ in range(30)", "for _ in range(29)")],
+    ("05", 1): ["distinct = {n: purity(examples.labels(n)).mean().item()\n"  # the purity
+                "            for n in examples.layers}",
+                "distinct = {n: float(examples.labels(n).unique().numel())\n"  # the whole layer
+                "            for n in examples.layers}",
+                "distinct = {n: sum(len(set(r)) for r in examples.indices(n).tolist())\n"
+                "               / examples.channels(n) for n in examples.layers}"],  # images
+    ("05", 2): [PUREST.replace("_pure[_mean[_pure].argmax()]", "_p.argmax()"),  # first pure
+                PUREST.replace("_mean = examples.scores(_layer).mean(dim=1)",    # top-1 score
+                               "_mean = examples.scores(_layer)[:, 0]"),
+                PUREST.replace('"features.11"', '"features.9"'),               # another layer
+                PUREST.replace("examples.classes[int(_l[best_channel, 0])]",     # the index
+                               "int(_l[best_channel, 0])")],
 }
 
 

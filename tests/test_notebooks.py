@@ -16,6 +16,7 @@ import ast
 import base64
 import importlib.util
 import io
+import itertools
 import re
 import sys
 import time
@@ -37,6 +38,7 @@ NAMES = [
     "02_feature_maps",
     "03_class_activation_maps",
     "04_saliency_and_activation_maximization",
+    "05_dataset_examples",
 ]
 with open(ROOT / "pyproject.toml", "rb") as _fh:
     PROJECT = tomllib.load(_fh)["project"]  # the one source of the name and the repository
@@ -53,11 +55,12 @@ WIDGET_CLASSES = {
     "SaliencyView": ["saliency"],
     "ActivationMaxView": ["actmax"],
     "DrawingPad": ["draw"],
+    "DatasetExamplesView": ["examples"],
 }
 WIDGET_VARIABLES = {"explorer", "mine", "maps_view"}
 PLOT_CALLS = ("plt.show()", "plot_kernels(", "plot_feature_maps(", "show_cam(")
 # Widget views each notebook must display (a lower bound: a cell that shows one must show it).
-MIN_WIDGETS = {"00": 9, "01": 2, "02": 2, "03": 1, "04": 2}
+MIN_WIDGETS = {"00": 9, "01": 2, "02": 2, "03": 1, "04": 2, "05": 3}
 CELL_TIMEOUT_S = 120
 NOTEBOOK_BUDGET_S = 90  # 10-30 s each on one thread of a 2-core machine
 PRETRAINED_CELL_S = 30  # a cell whose ImageNet download fails (offline) must not hang
@@ -446,6 +449,29 @@ def test_saliency_and_actmax_values(kernel_env):
                            text_of(cell_with(nb, 'other = classes.index("ring")')), re.M))
     assert float(corr["guided"]) > max(float(corr["vanilla"]),
                                        float(corr["integrated_gradients"]))
+
+
+def test_dataset_example_values(kernel_env):
+    nb, _ = execute("05_dataset_examples", kernel_env)
+    table = text_of(cell_with(nb, "by_depth = {"))
+    purity = {name: float(value) for name, value in
+              re.findall(r"^(features\.\d+)\s+\d+\s+\d+ px\s+([\d.]+)$", table, re.M)}
+    assert list(purity) == ["features.0", "features.3", "features.6", "features.9",
+                            "features.11"], table
+    chance = number(r"chance \(9 random images\)\s+([\d.]+)", table)
+    values = list(purity.values())
+    # "the first two conv layers are at chance ... from features.6 on, purity rises with depth,
+    # to above 0.8 at the last conv layer" (0.312, 0.313, 0.457, 0.696, 0.835; chance 0.311)
+    assert abs(values[0] - chance) < 0.05 and abs(values[1] - chance) < 0.05, table
+    assert all(b > a for a, b in itertools.pairwise(values[1:])), table
+    assert values[-1] > 0.8 and values[-1] > values[0] + 0.3, table
+    folder = text_of(cell_with(nb, "folder_examples = top_examples("))
+    assert "loaded equals computed: True" in folder and "48 images from folder" in folder
+    assert "8 classes" not in folder and "'circle', 'crescent'" in folder  # sub-folder names
+    cli = text_of(cell_with(nb, '"cnnviz_widgets.demo:demo_model"'))
+    assert cli.startswith("exit status 0 Wrote the top 4 examples") and cli.endswith(
+        "same as in the notebook: True\n"), cli
+    assert "torchrun" in text_of(cell_with(nb, '"--help"'))
 
 
 GLOSSARY = {"卷积核": "kernel", "特征图": "feature map", "类激活图": "class activation map",
