@@ -184,6 +184,8 @@ def test_the_worst_images_are_the_per_image_values_sorted(demo, evaluation, meth
     assert content["values"] == pytest.approx([float(values[i]) for i in want])
     assert content["targets"] == [int(evaluation.targets[i]) for i in want]
     assert content["labels"] == [int(evaluation.labels[i]) for i in want]
+    assert content["target_names"] == [ex.classes[int(evaluation.targets[i])] for i in want]
+    assert content["label_names"] == [ex.classes[int(evaluation.labels[i])] for i in want]
     assert content["better"] == ("higher" if higher else "lower")
     assert content["n"] == 24 and content["images"] is False and buffers == []
     worst = content["values"]

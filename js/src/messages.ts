@@ -193,6 +193,9 @@ export interface ReplyContent {
     values: (number | null)[];
     targets: number[];
     labels: number[] | null;
+    /** The classes' names (null: not sent). */
+    target_names: string[] | null;
+    label_names: string[] | null;
     n: number;
     images: boolean;
   };
@@ -394,6 +397,8 @@ const CONTENT: { [K in RequestKind]: (r: Rec, buffers: readonly DataView[]) => R
       values: r.values.map((v, i) => nullableNumber(v, `${w} value ${i}`)),
       targets: integers(r.targets, `${w} targets`),
       labels: r.labels === undefined || r.labels === null ? null : integers(r.labels, `${w} labels`),
+      target_names: Array.isArray(r.target_names) ? r.target_names.map(String) : null,
+      label_names: Array.isArray(r.label_names) ? r.label_names.map(String) : null,
       n: finite(r, "n", w),
       images: r.images === true,
     };

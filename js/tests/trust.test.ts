@@ -29,7 +29,7 @@ describe("sanity-check text", () => {
 
   it("writes scores with two decimals, n/a for undefined, and the randomised layer by mode", () => {
     assert.equal(scoresText({ spearman: 0.8312, ssim: -0.05, hog: null }, en), "Spearman 0.83 · SSIM -0.05 · HOG n/a");
-    assert.equal(stepLabel("cascade", "features.9", en), "from features.9 up random");
+    assert.equal(stepLabel("cascade", "features.9", en), "features.9 and above random");
     assert.equal(stepLabel("independent", "features.9", en), "only features.9 random");
   });
 });
@@ -104,13 +104,14 @@ describe("trust replies", () => {
 
   it("parse the worst images of an evaluation", () => {
     const m = parseMessage(
-      { type: "reply", id: 4, key: "evaluation_worst|GradCAM|sparseness", kind: "evaluation_worst", method: "GradCAM", metric: "sparseness", better: "higher", indices: [5, 2], values: [0.1, null], targets: [1, 0], labels: null, n: 8, images: false },
+      { type: "reply", id: 4, key: "evaluation_worst|GradCAM|sparseness", kind: "evaluation_worst", method: "GradCAM", metric: "sparseness", better: "higher", indices: [5, 2], values: [0.1, null], targets: [1, 0], labels: null, target_names: ["ring", "circle"], n: 8, images: false },
       [],
     );
     assert.ok(m && m.type === "reply" && m.reply.kind === "evaluation_worst");
-    const c = m.reply.content as { values: (number | null)[]; images: boolean; labels: number[] | null };
+    const c = m.reply.content as { values: (number | null)[]; images: boolean; labels: number[] | null; target_names: string[] | null };
     assert.deepEqual(c.values, [0.1, null]);
     assert.equal(c.images, false);
     assert.equal(c.labels, null);
+    assert.deepEqual(c.target_names, ["ring", "circle"]);
   });
 });

@@ -10,6 +10,7 @@ images, so the reply carries none (``images: false``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -64,7 +65,8 @@ def check_evaluation(result: Any) -> Evaluation:
 
 class EvaluationWorst(RequestKind):
     """Reply meta: ``method``, ``metric``, ``better``, per image (worst first) ``indices``
-    (dataset positions), ``values``, ``targets`` and ``labels`` (or ``None``), ``n`` (images
+    (dataset positions), ``values``, ``targets`` and ``labels`` (or ``None``) with their
+    class names ``target_names`` and ``label_names``, ``n`` (images
     in the evaluation) and ``images`` (``False``: the evaluation keeps no images)."""
 
     kind = "evaluation_worst"
@@ -97,11 +99,12 @@ class EvaluationWorst(RequestKind):
     def compute(self, subject: Subject, p: Params, job: Job) -> Reply:
         result = self.evaluation
         assert result is not None
-        return worst_reply(result, p["method"], p["metric"])
+        return worst_reply(result, p["method"], p["metric"], subject.class_name)
 
 
-def worst_reply(result: Evaluation, method: str, metric: str, k: int = WORST) -> Reply:
-    """The reply of a drill-down (see :class:`EvaluationWorst`)."""
+def worst_reply(result: Evaluation, method: str, metric: str,
+                name: Callable[[int], str] = str, k: int = WORST) -> Reply:
+    """The reply of a drill-down (see :class:`EvaluationWorst`); ``name``: a class's name."""
     indices = result.worst(method, metric, k)
     where = {int(v): i for i, v in enumerate(result.indices.tolist())}
     rows = [where[i] for i in indices]
@@ -114,6 +117,9 @@ def worst_reply(result: Evaluation, method: str, metric: str, k: int = WORST) ->
         "values": [_number(values[r]) for r in rows],
         "targets": [int(result.targets[r]) for r in rows],
         "labels": None if result.labels is None else [int(result.labels[r]) for r in rows],
+        "target_names": [name(int(result.targets[r])) for r in rows],
+        "label_names": None if result.labels is None else [
+            name(int(result.labels[r])) for r in rows],
         "n": len(result.indices),
         "images": False,
     }, [])

@@ -323,8 +323,8 @@ export function createTrustTab(ctx: TabContext): Tab {
       const params = {
         index,
         value: value === null || value === undefined ? t("trust.na") : formatValue(value),
-        target: ctx.classes.name(c.targets[i] ?? 0),
-        label: c.labels ? ctx.classes.name(c.labels[i] ?? 0) : "",
+        target: c.target_names?.[i] ?? ctx.classes.name(c.targets[i] ?? 0),
+        label: c.label_names?.[i] ?? (c.labels ? ctx.classes.name(c.labels[i] ?? 0) : ""),
       };
       const item = el(doc, "li", "cnnviz-trust-worst-item", t(c.labels ? "trust.worst_row_label" : "trust.worst_row", params));
       item.dataset.index = String(index);
