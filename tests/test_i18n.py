@@ -246,3 +246,12 @@ def test_t_fills_placeholders_renders_nested_messages_and_falls_back(monkeypatch
     assert t("test.english_only", "zh", x=1) == "only 1"
     assert t("no.such_key", "zh") == "no.such_key"
     assert i18n.interpolate("{a} {b}", {"a": 1}) == "1 {b}"
+
+
+def test_every_request_kind_has_a_name_in_the_table():
+    """Progress texts name the kind: each kind of the registry has its ``kind.<kind>`` entry."""
+    from cnnviz_widgets.widgets.dispatch import KIND_NAMES as NAMED
+    from cnnviz_widgets.widgets.requests import KIND_NAMES
+
+    assert set(NAMED) == set(KIND_NAMES)
+    assert all(NAMED[k] == f"kind.{k}" and NAMED[k] in messages() for k in KIND_NAMES)

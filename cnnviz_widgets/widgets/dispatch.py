@@ -52,6 +52,8 @@ KIND_NAMES = {
     "actmax": "kind.actmax",
     "arithmetic": "kind.arithmetic",
     "examples": "kind.examples",
+    "sanity": "kind.sanity",
+    "evaluation_worst": "kind.evaluation_worst",
 }
 """The message keys of the request kinds' names (a kind without one is shown as it is)."""
 
