@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from cnnviz_widgets.widgets.explorer import VIEWS
 from cnnviz_widgets.widgets.i18n import t
 
 from .conftest import execute_cell, write_notebook
@@ -68,8 +69,7 @@ def test_tabs_and_controls_read_in_chinese_and_hover_works(lab, artifacts, tmp_p
     assert root.get_attribute("lang") == "zh-Hans"
     tabs = {b.get_attribute("data-tab"): b.text_content()
             for b in root.locator(".cnnviz-tab").all()}
-    assert tabs == {name: zh(f"tabs.{name}") for name in
-                    ("kernels", "features", "cam", "saliency", "actmax", "draw")}, tabs
+    assert tabs == {name: zh(f"tabs.{name}") for name in VIEWS}, tabs  # the one list of views
     assert tabs["features"] == "特征图" and tabs["cam"] == "类激活"
 
     features = panel(root, "features")

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from cnnviz_widgets.widgets.explorer import VIEWS
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +30,7 @@ NOTEBOOK = ROOT / "notebooks" / "00_quick_tour.ipynb"
 README_IMAGE = ROOT / "docs" / "images" / "explorer.png"
 
 # The widget views the notebook displays, in page order: (artifact name, tabs it shows).
-ALL_TABS = ["kernels", "features", "cam", "saliency", "actmax", "draw"]
+ALL_TABS = list(VIEWS)  # the one list of views
 EXPECTED = [
     ("explorer", ALL_TABS),
     ("explorer_second_view", ALL_TABS),
