@@ -97,6 +97,32 @@ def execute_cell(page, index: int, attempts: int = 4) -> None:
     raise AssertionError(f"cell {index} did not start: prompt {prompt.text_content()!r}")
 
 
+def open_notebook(jupyter_server, browser, name: str, cells: list[str],
+                  viewport: dict[str, int] | None = None, **context_options):
+    """Write notebook ``name`` and open it in a JupyterLab workspace of its own (so that what
+    other tests left open in the default workspace is not restored in front of it), with a
+    started kernel, the left area closed and the news toast gone. Returns (context, page)."""
+    from .test_quick_tour import KERNEL_READY, accept_kernel_dialog, dismiss_news_toast
+
+    write_notebook(jupyter_server.root / f"{name}.ipynb", cells)
+    context = browser.new_context(viewport=viewport or {"width": 1280, "height": 1400},
+                                  **context_options)
+    page = context.new_page()
+    page.goto(jupyter_server.url(f"lab/workspaces/{name}/tree/{name}.ipynb"))
+    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
+        state="attached", timeout=120_000)
+    end = time.time() + 120
+    while not page.evaluate(KERNEL_READY):
+        accept_kernel_dialog(page)
+        assert time.time() < end, "the kernel did not start"
+        page.wait_for_timeout(500)
+    if page.locator("#jp-left-stack").is_visible():
+        page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
+    dismiss_news_toast(page)
+    page.add_style_tag(content=".Toastify { display: none !important; }")  # over the widget
+    return context, page
+
+
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)

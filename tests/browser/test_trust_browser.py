@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from .conftest import execute_cell, write_notebook
+from .conftest import execute_cell, open_notebook
 from .test_explorer_browser import open_tab, panel
 
 pytestmark = pytest.mark.browser
@@ -50,12 +50,7 @@ def reference():
 
 @pytest.fixture(scope="module")
 def lab(jupyter_server, browser, artifacts):
-    write_notebook(jupyter_server.root / "trust.ipynb", CELLS)
-    context = browser.new_context(viewport={"width": 1280, "height": 1400})
-    page = context.new_page()
-    page.goto(jupyter_server.url("lab/tree/trust.ipynb"))
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-    page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
+    context, page = open_notebook(jupyter_server, browser, "trust", CELLS)
     execute_cell(page, 0)
     try:
         page.wait_for_selector(".cnnviz-explorer", timeout=180_000)
