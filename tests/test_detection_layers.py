@@ -19,7 +19,7 @@ from cnnviz_widgets.engine.cam.api import default_cam_layers
 from cnnviz_widgets.engine.levels import LevelNotFoundError
 from cnnviz_widgets.engine.regions import BoxTarget
 
-from .detection_models import build, mad, smooth_images
+from .helpers.detection_models import build, mad, smooth_images
 from .model_state import Fingerprint
 
 

@@ -1,7 +1,7 @@
 """Box targets on torchvision detectors, against pytorch-grad-cam's ``FasterRCNNBoxScoreTarget``.
 
 Every map is compared with the reference run on its own deep copy of the same random-init,
-calibrated model (:mod:`.detection_models`): mean absolute difference <= 1e-5 per image for
+calibrated model (:mod:`.helpers.detection_models`): mean absolute difference <= 1e-5 per image for
 the gradient methods, and for the EigenCAM of the reference's detection tutorial (the
 backbone's FPN levels folded by ``fasterrcnn_reshape_transform``) up to the projection's sign.
 """
@@ -22,10 +22,9 @@ from cnnviz_widgets.engine.regions import BoxTarget, box_iou
 from cnnviz_widgets.engine.saliency import integration_nodes, saliency
 from cnnviz_widgets.engine.targets import TargetError
 
-from .detection_models import build, mad, reference_cam, smooth_images
+from .helpers.detection_models import MAX_MAD, Parity, build, mad, reference_cam, smooth_images
 from .model_state import Fingerprint
 
-MAX_MAD = 1e-5
 GRADIENT_METHODS = [
     "GradCAM",
     "GradCAMPlusPlus",
@@ -34,25 +33,16 @@ GRADIENT_METHODS = [
     "HiResCAM",
     "GradCAMElementWise",
 ]
-FIGURES: dict[str, list[float]] = {}
+PARITY = Parity("detection")
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _print_figures():
     yield
-    if FIGURES:
-        print("\ndetection parity (max MAD per method and model):")
-        for label, values in sorted(FIGURES.items()):
-            print(f"  {label:40s} max MAD {max(values):.2e}  ({len(values)} maps)")
+    PARITY.report()
 
 
-def assert_parity(label: str, ours: np.ndarray, ref: np.ndarray) -> None:
-    assert ours.shape == ref.shape and ours.dtype == np.float32
-    for i in range(ref.shape[0]):
-        assert float(ref[i].max()) > 0.5, f"{label}: degenerate reference map {i}"
-        value = mad(ours[i], ref[i])
-        FIGURES.setdefault(label, []).append(value)
-        assert value <= MAX_MAD, f"{label} image {i}: MAD {value}"
+assert_parity = PARITY.check
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from tests.helpers.evaluate_job import BATCH, IMAGES, METHODS, METRICS, Shapes, as_record, run
-from tests.helpers.torchrun import launch, needs_torchrun
+from tests.helpers.torchrun import finish, launch, needs_torchrun
 
 HELPERS = Path(__file__).resolve().parent / "helpers"
 
@@ -24,12 +24,7 @@ def test_two_processes_equal_one(tmp_path: Path) -> None:
     out = tmp_path / "two.json"
     job = launch(str(HELPERS / "evaluate_job.py"), "--out", str(out))
     single = as_record(run(Shapes()))  # meanwhile, one process (one thread: conftest)
-    try:
-        stdout, stderr = job.communicate(timeout=300)
-    finally:
-        if job.poll() is None:
-            job.kill()
-    assert job.returncode == 0, stdout + stderr
+    finish([job], timeout=300)
     two = json.loads(out.read_text())
     assert two["world"] == 2
     # each process read its own whole batches, once: 0 and 2, 1 and 3

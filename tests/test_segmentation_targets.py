@@ -18,29 +18,27 @@ from cnnviz_widgets.engine.regions import RegionTarget
 from cnnviz_widgets.engine.saliency import saliency
 from cnnviz_widgets.engine.targets import TargetError
 
-from .detection_models import SIZE, build, mad, reference_cam, smooth_images
+from .helpers.detection_models import (
+    MAX_MAD,
+    SIZE,
+    Parity,
+    build,
+    mad,
+    reference_cam,
+    smooth_images,
+)
 from .model_state import Fingerprint
 
-MAX_MAD = 1e-5
-FIGURES: dict[str, list[float]] = {}
+PARITY = Parity("segmentation")
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _print_figures():
     yield
-    if FIGURES:
-        print("\nsegmentation parity (max MAD per method and model):")
-        for label, values in sorted(FIGURES.items()):
-            print(f"  {label:40s} max MAD {max(values):.2e}  ({len(values)} maps)")
+    PARITY.report()
 
 
-def assert_parity(label: str, ours: np.ndarray, ref: np.ndarray) -> None:
-    assert ours.shape == ref.shape and ours.dtype == np.float32
-    for i in range(ref.shape[0]):
-        assert float(ref[i].max()) > 0.5, f"{label}: degenerate reference map {i}"
-        value = mad(ours[i], ref[i])
-        FIGURES.setdefault(label, []).append(value)
-        assert value <= MAX_MAD, f"{label} image {i}: MAD {value}"
+assert_parity = PARITY.check
 
 
 def region(seed: int, size: tuple[int, int] = SIZE) -> np.ndarray:

@@ -18,7 +18,7 @@ import torch
 from cnnviz_widgets import TopExamples
 from cnnviz_widgets.demo import demo_model
 from tests.helpers.top_examples_job import FOLDER_BATCH, FOLDER_K, folder_run, write_shapes_folder
-from tests.helpers.torchrun import launch, needs_torchrun
+from tests.helpers.torchrun import finish, launch, needs_torchrun
 
 HELPERS = Path(__file__).resolve().parent / "helpers"
 
@@ -38,16 +38,7 @@ def test_two_processes_equal_one(tmp_path: Path) -> None:
         launch(str(HELPERS / "top_examples_job.py"), "dist", "--data", str(folder), "--work",
                str(api)),
     ]
-    outputs = []
-    try:
-        for job in jobs:
-            outputs.append(job.communicate(timeout=240))
-    finally:
-        for job in jobs:
-            if job.poll() is None:
-                job.kill()
-    for job, (out, err) in zip(jobs, outputs, strict=True):
-        assert job.returncode == 0, out + err
+    outputs = finish(jobs, timeout=240)
     # only rank 0 wrote the results; each process kept its own checkpoint
     assert sorted(p.name for p in cli.iterdir()) == [
         "checkpoint.rank0-of-2.npz", "checkpoint.rank1-of-2.npz", "cli.npz"

@@ -132,7 +132,9 @@ class Capture:
 
     def require_all(self) -> None:
         """Raise :class:`LayerNotExecutedError` naming any hooked layer that never ran."""
-        missing = [name for name in self.layers if name not in self.outputs]
+        self._require([name for name in self.layers if name not in self.outputs])
+
+    def _require(self, missing: list[str]) -> None:
         if missing:
             raise LayerNotExecutedError(
                 f"Layer(s) {', '.join(repr(m) for m in missing)} of {type(self.model).__name__} "

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .capture import Capture, LayerNotExecutedError, LayerOutputError, _StopForward
+from .capture import Capture, LayerOutputError, _StopForward
 
 LEVEL_SEP = ":"
 """Separates a module's qualified name from the key of one entry of its output."""
@@ -223,14 +223,7 @@ class LevelCapture(Capture):
         return hook
 
     def require_all(self) -> None:
-        missing = [n for n in self.layers if n not in self.outputs and n not in self.levels]
-        if missing:
-            raise LayerNotExecutedError(
-                f"Layer(s) {', '.join(repr(m) for m in missing)} of {type(self.model).__name__} "
-                "were not called during the forward pass, so they have no output for this "
-                "input. Choose layers that the model's forward() uses (auxiliary heads only run "
-                "in training mode)."
-            )
+        self._require([n for n in self.layers if n not in self.outputs and n not in self.levels])
 
     def recorded(self) -> list[torch.Tensor | Levels]:
         """Each layer's record in the layers' order: a tensor, or ``{key: tensor}`` levels."""

@@ -233,7 +233,7 @@ class LayerExplorer(anywidget.AnyWidget):
             self.examples_info = source.to_json()
         if evaluation is not None:
             result = check_evaluation(evaluation)
-            self._handlers["evaluation_worst"].evaluation = result  # type: ignore[attr-defined]
+            self._subject.evaluation = result
             self.evaluation_summary = evaluation_summary(result)
 
     # ------------------------------------------------------------------ Python API

@@ -94,6 +94,8 @@ class Subject:
     lock: threading.RLock = field(default_factory=threading.RLock)
     examples: Any = None
     """The dataset examples (:class:`~.requests.examples.ExamplesSource`) or ``None``."""
+    evaluation: Any = None
+    """A dataset evaluation (``evaluate(...)``'s result) for the Trust view, or ``None``."""
     _probs: torch.Tensor | None = None
     _cam_memo: dict[tuple[int, str, int | None], dict[str, np.ndarray]] = field(
         default_factory=dict

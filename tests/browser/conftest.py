@@ -98,16 +98,19 @@ def execute_cell(page, index: int, attempts: int = 4) -> None:
 
 
 def open_notebook(jupyter_server, browser, name: str, cells: list[str],
-                  viewport: dict[str, int] | None = None, **context_options):
+                  viewport: dict[str, int] | None = None, before=None, **context_options):
     """Write notebook ``name`` and open it in a JupyterLab workspace of its own (so that what
     other tests left open in the default workspace is not restored in front of it), with a
-    started kernel, the left area closed and the news toast gone. Returns (context, page)."""
+    started kernel, the left area closed and the news toast gone; ``before(page)`` runs before
+    the page loads (e.g. to record websocket frames). Returns (context, page)."""
     from .test_quick_tour import KERNEL_READY, accept_kernel_dialog, dismiss_news_toast
 
     write_notebook(jupyter_server.root / f"{name}.ipynb", cells)
     context = browser.new_context(viewport=viewport or {"width": 1280, "height": 1400},
                                   **context_options)
     page = context.new_page()
+    if before is not None:
+        before(page)
     page.goto(jupyter_server.url(f"lab/workspaces/{name}/tree/{name}.ipynb"))
     page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
         state="attached", timeout=120_000)

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 
 import pytest
 
 from cnnviz_widgets.widgets.explorer import VIEWS
 from cnnviz_widgets.widgets.i18n import t
 
-from .conftest import execute_cell, write_notebook
+from .conftest import execute_cell, open_notebook
 from .test_explorer_browser import open_tab, panel, tile_centre, wait_tiles
-from .test_quick_tour import KERNEL_READY, accept_kernel_dialog, dismiss_news_toast
 
 pytestmark = pytest.mark.browser
 
@@ -36,21 +34,8 @@ def zh(key: str, **params) -> str:
 
 @pytest.fixture(scope="module")
 def lab(jupyter_server, browser, artifacts):
-    write_notebook(jupyter_server.root / "i18n.ipynb", CELLS)
-    context = browser.new_context(viewport={"width": 1280, "height": 1200}, locale="zh-CN")
-    page = context.new_page()
-    page.goto(jupyter_server.url("lab/workspaces/i18n/tree/i18n.ipynb"))
-    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
-        state="attached", timeout=120_000)
-    end = time.time() + 120
-    while not page.evaluate(KERNEL_READY):
-        accept_kernel_dialog(page)
-        assert time.time() < end, "the kernel did not start"
-        page.wait_for_timeout(500)
-    if page.locator("#jp-left-stack").is_visible():
-        page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
-    dismiss_news_toast(page)
-    page.add_style_tag(content=".Toastify { display: none !important; }")  # over the widget
+    context, page = open_notebook(jupyter_server, browser, "i18n", CELLS,
+                                  {"width": 1280, "height": 1200}, locale="zh-CN")
     execute_cell(page, 0)
     try:
         root = page.locator(".cnnviz-explorer").first

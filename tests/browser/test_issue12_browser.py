@@ -14,16 +14,14 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import time
 import urllib.request
 
 import numpy as np
 import pytest
 
-from .conftest import execute_cell, write_notebook
+from .conftest import execute_cell, open_notebook, write_notebook
 from .legacy import GRID_STATS
 from .test_explorer_browser import open_tab, panel, reference_features, tile_centre, wait_tiles
-from .test_quick_tour import KERNEL_READY, accept_kernel_dialog, dismiss_news_toast
 
 pytestmark = pytest.mark.browser
 
@@ -110,24 +108,15 @@ def wait_key(page, grid, predicate: str, timeout: float = 60_000) -> str:
 
 @pytest.fixture(scope="module")
 def lab(jupyter_server, browser, artifacts):
-    write_notebook(jupyter_server.root / "issue12.ipynb", CELLS)
-    context = browser.new_context(viewport={"width": 1280, "height": 1300}, accept_downloads=True)
-    page = context.new_page()
     frames: list[str] = []
-    page.on("websocket", lambda ws: ws.on("framesent", lambda p: frames.append(
-        p if isinstance(p, str) else p.decode("utf-8", "replace"))))
-    page.goto(jupyter_server.url("lab/workspaces/issue12/tree/issue12.ipynb"))
-    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
-        state="attached", timeout=120_000)
-    end = time.time() + 120
-    while not page.evaluate(KERNEL_READY):
-        accept_kernel_dialog(page)
-        assert time.time() < end, "the kernel did not start"
-        page.wait_for_timeout(500)
-    if page.locator("#jp-left-stack").is_visible():
-        page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
-    dismiss_news_toast(page)
-    page.add_style_tag(content=".Toastify { display: none !important; }")  # over the widget
+
+    def record_frames(page) -> None:
+        page.on("websocket", lambda ws: ws.on("framesent", lambda p: frames.append(
+            p if isinstance(p, str) else p.decode("utf-8", "replace"))))
+
+    context, page = open_notebook(jupyter_server, browser, "issue12", CELLS,
+                                  {"width": 1280, "height": 1300}, before=record_frames,
+                                  accept_downloads=True)
     for i in range(3):
         execute_cell(page, i)
     try:

@@ -94,6 +94,9 @@ def main() -> None:
     reads: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(reads, data.read)
     if dist.get_rank() == 0:
+        read = sorted(i for items in reads for i in items)
+        assert read == list(range(IMAGES)), f"the processes did not read every item once: {reads}"
+        assert result.indices.tolist() == list(range(IMAGES)), result.indices
         record = {**as_record(result), "world": dist.get_world_size(), "reads": reads}
         Path(args.out).write_text(json.dumps(record))
     dist.destroy_process_group()

@@ -34,7 +34,10 @@ def tiny_net(seed: int = 3) -> nn.Module:
         with torch.no_grad():
             model.bn1.running_mean.uniform_(-0.2, 0.2)
             model.bn1.running_var.uniform_(0.5, 1.5)
-    return model.eval()
+        scores = model.eval()(tiny_input())
+    # the metric tests need classes that differ: a constant output would hide their bugs
+    assert torch.isfinite(scores).all() and scores.std(dim=1).min() > 0, scores
+    return model
 
 
 def tiny_input(n: int = 3, size: int = 24, seed: int = 0) -> torch.Tensor:
@@ -56,4 +59,7 @@ def demo_batch(n: int = 4, seed: int = 11):
     """``(x, labels, boxes, masks)``: model-ready demo images with their objects."""
     d = demo()
     images, labels, boxes, masks = make_shapes(n, 64, seed=seed, return_masks=True)
+    # every object inside its image and its box, so localisation metrics have a target
+    assert bool((masks.flatten(1).sum(1) > 0).all()), "an image without its object"
+    assert bool(((boxes[:, :2] >= 0) & (boxes[:, 2:] <= 64) & (boxes[:, 2:] > boxes[:, :2])).all())
     return d.transform(images), labels, boxes, masks

@@ -38,6 +38,7 @@ def write_shapes_folder(root: Path, n: int = 64, size: int = 64, seed: int = 3) 
         folder.mkdir(parents=True, exist_ok=True)
         rgb = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
         Image.fromarray(rgb).save(folder / f"{i:04d}.png")
+    assert len(list(root.glob("*/*.png"))) == n, f"{root} does not hold the {n} images written"
     return root
 
 
@@ -97,6 +98,9 @@ def dist_job(args: argparse.Namespace) -> None:
     )
     reads: list[list[int]] = [[] for _ in range(world)]
     dist.all_gather_object(reads, data.read[4:])  # the first 4 reads are the data fingerprint
+    mine = set(reads[rank])
+    others = {i for r, items in enumerate(reads) if r != rank for i in items}
+    assert mine and not mine & others, f"rank {rank} read items of another rank: {reads}"
     again = LoggedFolder(args.data)  # finished checkpoint: the same result, nothing read again
     second = top_examples(
         model, again, k=FOLDER_K, batch_size=FOLDER_BATCH, progress=False,

@@ -31,3 +31,19 @@ def launch(*args: str, processes: int = 2) -> subprocess.Popen:
         cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
     )
+
+
+def finish(jobs: list[subprocess.Popen], timeout: float) -> list[tuple[str, str]]:
+    """Wait for ``jobs`` (killing what is left after ``timeout`` seconds each) and check that
+    every one exited 0; returns each job's ``(stdout, stderr)``."""
+    outputs = []
+    try:
+        for job in jobs:
+            outputs.append(job.communicate(timeout=timeout))
+    finally:
+        for job in jobs:
+            if job.poll() is None:
+                job.kill()
+    for job, (out, err) in zip(jobs, outputs, strict=True):
+        assert job.returncode == 0, f"{job.args} exited {job.returncode}:\n{out}\n{err}"
+    return outputs

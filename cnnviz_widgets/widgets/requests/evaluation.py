@@ -73,15 +73,11 @@ class EvaluationWorst(RequestKind):
     per_image = False
     shown = False
 
-    def __init__(self) -> None:
-        self.evaluation: Evaluation | None = None
-        """Set by the explorer (``LayerExplorer(evaluation=...)``)."""
-
     def key(self, p: Params) -> str:
         return f"evaluation_worst|{p['method']}|{p['metric']}"
 
     def validate(self, subject: Subject, msg: dict[str, Any]) -> Params:
-        result = self.evaluation
+        result = subject.evaluation
         if result is None:
             raise MessageError("this explorer has no evaluation: pass evaluation=evaluate(model, "
                                "data, methods, metrics) to LayerExplorer")
@@ -97,7 +93,7 @@ class EvaluationWorst(RequestKind):
         return {"method": method, "metric": metric}
 
     def compute(self, subject: Subject, p: Params, job: Job) -> Reply:
-        result = self.evaluation
+        result = subject.evaluation
         assert result is not None
         return worst_reply(result, p["method"], p["metric"], subject.class_name)
 

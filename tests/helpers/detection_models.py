@@ -47,6 +47,9 @@ def calibrated(model: nn.Module, size: tuple[int, int] = SIZE) -> nn.Module:
             model.backbone(batch.tensors)
         else:
             model.backbone(images)
+    stats = [m for m in model.backbone.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert all(int(m.num_batches_tracked) > 0 and bool((m.running_var > 0).all()) for m in stats), (
+        "a BatchNorm of the backbone was not calibrated")
     return model.eval()
 
 
@@ -155,9 +158,39 @@ def reference_cam(
         result = engine(x.clone(), targets)
     for param in ref.parameters():
         param.grad = None
+    assert result.shape == (x.shape[0], *x.shape[-2:]) and np.isfinite(result).all(), (
+        f"the reference gave {result.shape} for input {tuple(x.shape)}")
     return result
 
 
+MAX_MAD = 1e-5
+"""The issue's parity bound: mean absolute difference per map from pytorch-grad-cam."""
+
+
+class Parity:
+    """Checks maps against the reference (each within :data:`MAX_MAD`) and keeps the figures
+    per label, printed by :meth:`report` (the worst MAD per method and model)."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.figures: dict[str, list[float]] = {}
+
+    def check(self, label: str, ours: np.ndarray, ref: np.ndarray) -> None:
+        assert ours.shape == ref.shape and ours.dtype == np.float32
+        for i in range(ref.shape[0]):
+            assert float(ref[i].max()) > 0.5, f"{label}: degenerate reference map {i}"
+            value = mad(ours[i], ref[i])
+            self.figures.setdefault(label, []).append(value)
+            assert value <= MAX_MAD, f"{label} image {i}: MAD {value}"
+
+    def report(self) -> None:
+        if self.figures:
+            print(f"\n{self.title} parity (max MAD per method and model):")
+            for label, values in sorted(self.figures.items()):
+                print(f"  {label:40s} max MAD {max(values):.2e}  ({len(values)} maps)")
+
+
 def mad(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean absolute difference."""
+    """Mean absolute difference of two arrays of the same shape (no broadcasting)."""
+    assert np.shape(a) == np.shape(b), f"comparing shapes {np.shape(a)} and {np.shape(b)}"
     return float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).mean())
