@@ -214,3 +214,17 @@ def test_the_views_are_the_front_ends_tab_registry():
 
     registry = (Path(__file__).parents[1] / "js" / "src" / "tabs" / "registry.ts").read_text()
     assert tuple(re.findall(r'\{ name: "(\w+)", title:', registry)) == VIEWS
+
+
+def test_a_saved_page_keeps_the_examples_on_screen(demo):
+    """save_html's page keeps what the examples tab showed (its shown_examples trait, as a
+    saved notebook does), so the page opens on it with no kernel."""
+    from cnnviz_widgets.widgets.html_export import page_data
+
+    ex, rec = demo
+    content, buffers = ask(ex, rec, "features.9", 3)
+    state = page_data(ex, layers=["features.0"])["state"]
+    saved = state["shown_examples"]
+    assert saved["key"] == request_key("examples", layer="features.9", channel=3)
+    assert saved["content"]["indices"] == content["indices"]
+    assert len(saved["buffers"]) == len(buffers)

@@ -19,6 +19,7 @@ import anywidget
 from torch import nn
 
 from .cache import Reply
+from .requests import SHOWN_KINDS
 from .requests.cam import class_agnostic
 
 if TYPE_CHECKING:
@@ -81,6 +82,12 @@ def page_data(explorer: LayerExplorer, layers: Sequence[str] | None = None) -> d
                            - set(anywidget.AnyWidget.class_trait_names(sync=True)))
         if name != "_esm" and not name.startswith("shown_")
     }
+    # what a tab shows of a kind the page does not precompute (dataset examples, a sanity
+    # check) stays in its shown_<kind> trait, as in a saved notebook: the page opens on it
+    for kind in SHOWN_KINDS:
+        shown = getattr(explorer, f"shown_{kind}")
+        if shown is not None and shown["key"] not in replies:
+            state[f"shown_{kind}"] = _jsonable(shown)
     state["views"] = [v for v in explorer.views if v not in _LIVE_ONLY] or ["features"]
     if state["tab"] not in state["views"]:
         state["tab"] = state["views"][0]

@@ -48,9 +48,13 @@ export function createExamplesTab(ctx: TabContext): Tab {
     const here = currentLayer(ctx)?.name;
     return here && layers.includes(here) ? here : (layers[layers.length - 1] ?? "");
   };
-  let layer = startLayer();
-  let channel = 0;
-  let overview = false;
+  // A reopened notebook or saved page opens on what was on screen (the saved shown_examples).
+  const saved = ctx.get("shown_examples")?.content;
+  const savedLayer = typeof saved?.layer === "string" && (info()?.layers ?? []).includes(saved.layer) ? saved.layer : null;
+  const savedChannel = savedLayer !== null && typeof saved?.channel === "number" ? saved.channel : 0;
+  let layer = savedLayer ?? startLayer();
+  let overview = savedChannel === OVERVIEW;
+  let channel = overview ? 0 : savedChannel;
 
   const controls = el(doc, "div", "cnnviz-controls");
   const layerSel = select(doc, t("examples.layer"), layerOptions(), layer, (v) => {
@@ -75,7 +79,7 @@ export function createExamplesTab(ctx: TabContext): Tab {
       ["channel", t("examples.mode_channel")],
       ["overview", t("examples.mode_overview")],
     ],
-    "channel",
+    overview ? "overview" : "channel",
     (v) => {
       overview = v === "overview";
       refresh();
