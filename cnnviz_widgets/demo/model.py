@@ -188,12 +188,18 @@ class DemoModel:
     trained: bool = True
 
 
-def bundled_state_dict() -> dict[str, Tensor]:
-    """Read the bundled weights as a float32 state dict (stored as float16 on disk)."""
-    ref = resources.files("cnnviz_widgets").joinpath("data").joinpath(WEIGHTS_FILE)
+def bundled_state_dict(name: str = WEIGHTS_FILE) -> dict[str, Tensor]:
+    """Read bundled weights (``cnnviz_widgets/data/<name>``, ShapesNet's by default) as a
+    state dict whose floating-point tensors are float32 (stored as float16 on disk); integer
+    tensors (batch-norm counters) are kept as stored.
+
+    Raises:
+        FileNotFoundError: no such file (a source checkout before training).
+    """
+    ref = resources.files("cnnviz_widgets").joinpath("data").joinpath(name)
     with ref.open("rb") as fh:
         state = torch.load(fh, map_location="cpu", weights_only=True)
-    return {k: v.float() for k, v in state.items()}
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
 def demo_model(

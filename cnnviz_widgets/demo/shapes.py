@@ -15,6 +15,7 @@ thousands of images takes seconds.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Literal, overload
 
 import numpy as np
@@ -169,6 +170,227 @@ def _bilinear_matrix(size: int, cells: int) -> _FArray:
     return m.astype(_F)
 
 
+# --------------------------------------------------------------------------------------
+# Building blocks shared by make_shapes (one object per image) and make_scenes (several,
+# in cnnviz_widgets.demo.scenes): random draws of the background and of the objects'
+# colours, and the rendering of a background, of a shape's coverage and of the noise.
+# --------------------------------------------------------------------------------------
+
+
+def _check_clutter(clutter: float) -> None:
+    if not 0.0 <= clutter <= 1.0:
+        raise ValueError(f"clutter must lie in [0, 1], got {clutter}")
+
+
+@dataclass(frozen=True)
+class _Background:
+    """Random draws of ``n`` backgrounds (gradient, texture, lines, blobs); ``s``: side, px."""
+
+    c0: np.ndarray  # (n, 3) gradient start colour
+    c1: np.ndarray  # (n, 3) gradient end colour
+    grad_phi: np.ndarray  # (n,) gradient direction, radians
+    tex_amp: np.ndarray  # (n,) texture amplitude
+    tex: np.ndarray  # (n, 3, 5, 5) texture samples
+    line_on: np.ndarray  # (n, L) bool
+    line_pts: np.ndarray  # (n, L, 4) end points, px
+    line_w: np.ndarray  # (n, L) width, px
+    line_col: np.ndarray  # (n, L, 3)
+    line_alpha: np.ndarray  # (n, L)
+    blob_on: np.ndarray  # (n, B) bool
+    blob_c: np.ndarray  # (n, B, 2) centre, px
+    blob_r: np.ndarray  # (n, B) radius, px
+    blob_col: np.ndarray  # (n, B, 3)
+
+    @staticmethod
+    def draw(rng: np.random.Generator, n: int, s: float, clutter: float) -> _Background:
+        """Draw ``n`` backgrounds of side ``s`` px from ``rng`` (in a fixed order)."""
+        # Linear gradient between two colours plus a smooth 5x5 colour texture.
+        c0 = rng.uniform(0.0, 1.0, size=(n, 3))
+        c1 = np.clip(c0 + rng.uniform(-0.5, 0.5, size=(n, 3)), 0.0, 1.0)
+        grad_phi = rng.uniform(0.0, 2.0 * np.pi, size=n)
+        tex_amp = rng.uniform(0.0, 0.15, size=n) * clutter
+        tex = rng.uniform(-1.0, 1.0, size=(n, 3, 5, 5))
+        # Clutter: thin lines and small blobs, each present with some probability.
+        line_on = rng.uniform(size=(n, _MAX_LINES)) < 0.5 * clutter
+        line_pts = rng.uniform(-0.1 * s, 1.1 * s, size=(n, _MAX_LINES, 4))
+        line_w = rng.uniform(0.6, 1.6, size=(n, _MAX_LINES))
+        line_col = rng.uniform(0.0, 1.0, size=(n, _MAX_LINES, 3))
+        line_alpha = rng.uniform(0.4, 1.0, size=(n, _MAX_LINES))
+        blob_on = rng.uniform(size=(n, _MAX_BLOBS)) < 0.5 * clutter
+        blob_c = rng.uniform(0.0, s, size=(n, _MAX_BLOBS, 2))
+        blob_r = rng.uniform(1.0, 3.0, size=(n, _MAX_BLOBS))
+        blob_col = rng.uniform(0.0, 1.0, size=(n, _MAX_BLOBS, 3))
+        return _Background(
+            c0, c1, grad_phi, tex_amp, tex,
+            line_on, line_pts, line_w, line_col, line_alpha,
+            blob_on, blob_c, blob_r, blob_col,
+        )  # fmt: skip
+
+
+def _draw_colours(
+    rng: np.random.Generator, shape: tuple[int, ...], clutter: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Contrast ``shape`` and unit colour direction ``(*shape, 3)`` of objects.
+
+    An object's colour is the background colour under its centre pushed away along the
+    direction by the contrast (small for the low-contrast objects).
+    """
+    low = rng.uniform(size=shape) < _LOW_CONTRAST_P * clutter
+    contrast = np.where(
+        low, rng.uniform(0.15, 0.25, size=shape), rng.uniform(0.35, 0.9, size=shape)
+    )
+    direction = rng.normal(size=(*shape, 3))
+    direction /= np.maximum(np.linalg.norm(direction, axis=-1, keepdims=True), 1e-6)
+    return contrast, direction
+
+
+class _Canvas:
+    """Pixel-centre coordinates and the texture upsampling of ``size`` x ``size`` images."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.up = _bilinear_matrix(size, 5)
+        coords = np.arange(size, dtype=_F) + _F(0.5)
+        self.x = coords[None, None, :]  # (1, 1, S)
+        self.y = coords[None, :, None]  # (1, S, 1)
+
+
+def _col(a: np.ndarray) -> _FArray:
+    """``(c,)`` -> float32 ``(c, 1, 1)``."""
+    return np.asarray(a, dtype=_F)[:, None, None]
+
+
+def _over(under: _FArray, alpha: _FArray, colour: np.ndarray) -> _FArray:
+    """``colour`` (m, 3) with coverage ``alpha`` (m, H, W) over ``under`` (m, 3, H, W)."""
+    return under + (colour.astype(_F)[:, :, None, None] - under) * alpha[:, None]
+
+
+_BLOB_PATCH = 10  # blob patch side, px; holds a blob of radius <= 3 plus anti-aliasing
+
+
+def _render_background(bg: _Background, sl: slice, canvas: _Canvas) -> _FArray:
+    """Images ``sl`` of ``bg``: ``(c, 3, S, S)`` float32 in [0, 1], without objects or noise.
+
+    Clutter is only rendered in the images that contain it, and blobs only in a small
+    patch around their centre.
+    """
+    size, x, y = canvas.size, canvas.x, canvas.y
+    s = float(size)
+    t = (x - _F(s / 2)) * _col(np.cos(bg.grad_phi[sl])) + (y - _F(s / 2)) * _col(
+        np.sin(bg.grad_phi[sl])
+    )
+    t = t * _F(0.5 / (s * 0.7072)) + _F(0.5)  # (c, S, S) in [0, 1]
+    a0 = bg.c0[sl].astype(_F)[:, :, None, None]
+    a1 = bg.c1[sl].astype(_F)[:, :, None, None]
+    img = canvas.up @ (bg.tex[sl] * bg.tex_amp[sl, None, None, None]).astype(_F) @ canvas.up.T
+    img += a0
+    img += (a1 - a0) * t[:, None]  # (c, 3, S, S)
+
+    for k in range(_MAX_LINES):
+        idx = np.nonzero(bg.line_on[sl, k])[0]
+        p = bg.line_pts[sl, k][idx]
+        d = _sd_segment(x, y, _col(p[:, 0]), _col(p[:, 1]), _col(p[:, 2]), _col(p[:, 3]))
+        alpha = _coverage(d - _col(bg.line_w[sl, k][idx] / 2))
+        alpha *= _col(bg.line_alpha[sl, k][idx])
+        img[idx] = _over(img[idx], alpha, bg.line_col[sl, k][idx])
+    patch = _BLOB_PATCH
+    patch_offsets = np.arange(patch)
+    for k in range(_MAX_BLOBS):
+        idx = np.nonzero(bg.blob_on[sl, k])[0]
+        bx, by = bg.blob_c[sl, k][idx, 0], bg.blob_c[sl, k][idx, 1]
+        x0 = np.clip(np.floor(bx).astype(np.int64) - patch // 2, 0, size - patch)
+        y0 = np.clip(np.floor(by).astype(np.int64) - patch // 2, 0, size - patch)
+        px = x0[:, None] + patch_offsets  # (m, P) pixel columns
+        py = y0[:, None] + patch_offsets
+        ddx = (px + 0.5 - bx[:, None]).astype(_F)[:, None, :]
+        ddy = (py + 0.5 - by[:, None]).astype(_F)[:, :, None]
+        alpha = _coverage(_norm(ddx, ddy) - _col(bg.blob_r[sl, k][idx]))
+        where = (
+            idx[:, None, None, None],
+            np.arange(3)[None, :, None, None],
+            py[:, None, :, None],
+            px[:, None, None, :],
+        )
+        img[where] = _over(img[where], alpha, bg.blob_col[sl, k][idx])
+    np.clip(img, 0.0, 1.0, out=img)
+    return img
+
+
+def _shape_coverage(
+    labels: np.ndarray,
+    cx: np.ndarray,
+    cy: np.ndarray,
+    radius: np.ndarray,
+    theta: np.ndarray,
+    canvas: _Canvas,
+) -> _FArray:
+    """Anti-aliased coverage ``(m, S, S)`` in [0, 1] of ``m`` shapes.
+
+    ``labels``: class indices into :data:`SHAPE_CLASSES`; ``cx, cy``: centres in px;
+    ``radius``: px (every shape fits in the disk of this radius); ``theta``: rotation,
+    radians. All ``(m,)``.
+    """
+    r = _col(radius)
+    dx, dy = canvas.x - _col(cx), canvas.y - _col(cy)
+    ct, st = _col(np.cos(theta)), _col(np.sin(theta))
+    u = (dx * ct + dy * st) / r
+    v = (dy * ct - dx * st) / r
+    sd = np.empty((len(labels), canvas.size, canvas.size), dtype=_F)
+    for k, sdf in enumerate(_SDFS):
+        idx = np.nonzero(labels == k)[0]
+        if idx.size:
+            sd[idx] = sdf(u[idx], v[idx]) * r[idx]
+    return _coverage(sd)
+
+
+def _object_colour(
+    img: _FArray, cx: np.ndarray, cy: np.ndarray, direction: np.ndarray, contrast: np.ndarray
+) -> np.ndarray:
+    """``(m, 3)`` colours of ``m`` objects centred at ``(cx, cy)`` px over ``img`` (m, 3, S, S).
+
+    The background colour under the centre pushed along ``direction`` (m, 3) by ``contrast``
+    (m,), or the other way where that leaves [0, 1].
+    """
+    size = img.shape[-1]
+    ix = np.clip(cx.astype(int), 0, size - 1)
+    iy = np.clip(cy.astype(int), 0, size - 1)
+    bg_c = img[np.arange(img.shape[0]), :, iy, ix].astype(np.float64)  # (m, 3)
+    delta = direction * contrast[:, None]
+    obj = bg_c + delta
+    flip = (obj > 1.0) | (obj < 0.0)
+    return np.clip(np.where(flip, bg_c - delta, obj), 0.0, 1.0)
+
+
+def _add_noise(
+    rng: np.random.Generator, img: _FArray, noise_sigma: np.ndarray, out: _FArray
+) -> None:
+    """Uniform sensor noise of standard deviation ``noise_sigma`` (c,) over ``img``
+    (c, 3, S, S), drawn from random bytes of ``rng`` (fast), clipped to [0, 1] into ``out``."""
+    c, _, height, width = img.shape
+    noise_scale = noise_sigma * np.sqrt(12.0) / 256.0
+    noise = np.frombuffer(rng.bytes(c * 3 * height * width), dtype=np.uint8)
+    noise = noise.reshape(c, 3, height, width).astype(_F)
+    noise -= _F(127.5)
+    noise *= noise_scale.astype(_F)[:, None, None, None]
+    img += noise
+    np.clip(img, 0.0, 1.0, out=out)
+
+
+def _tight_boxes(masks: _FArray) -> np.ndarray:
+    """``(n, 4)`` int64 boxes ``(x0, y0, x1, y1)`` of the pixels where ``masks`` (n, S, S) is
+    positive, ``x1``/``y1`` exclusive. Each mask must touch at least one pixel."""
+    n, size = masks.shape[0], masks.shape[-1]
+    boxes = np.zeros((n, 4), dtype=np.int64)
+    if n:
+        cols_on = masks.max(axis=1) > 0  # (n, S)
+        rows_on = masks.max(axis=2) > 0
+        boxes[:, 0] = cols_on.argmax(axis=1)
+        boxes[:, 1] = rows_on.argmax(axis=1)
+        boxes[:, 2] = size - cols_on[:, ::-1].argmax(axis=1)
+        boxes[:, 3] = size - rows_on[:, ::-1].argmax(axis=1)
+    return boxes
+
+
 def _generate(
     n: int,
     size: int,
@@ -192,8 +414,7 @@ def _generate(
         raise ValueError(f"n must be non-negative, got {n}")
     if size < 16:
         raise ValueError(f"size must be at least 16 px, got {size}")
-    if not 0.0 <= clutter <= 1.0:
-        raise ValueError(f"clutter must lie in [0, 1], got {clutter}")
+    _check_clutter(clutter)
     rng = np.random.default_rng(np.random.PCG64(seed))
     num_classes = len(SHAPE_CLASSES)
     s = float(size)
@@ -212,141 +433,26 @@ def _generate(
     cx = rng.uniform(radius + 1.0, s - 1.0 - radius)
     cy = rng.uniform(radius + 1.0, s - 1.0 - radius)
     theta = rng.uniform(0.0, 2.0 * np.pi, size=n)
-
-    # Background: linear gradient between two colours plus a smooth 5x5 colour texture.
-    c0 = rng.uniform(0.0, 1.0, size=(n, 3))
-    c1 = np.clip(c0 + rng.uniform(-0.5, 0.5, size=(n, 3)), 0.0, 1.0)
-    grad_phi = rng.uniform(0.0, 2.0 * np.pi, size=n)
-    tex_amp = rng.uniform(0.0, 0.15, size=n) * clutter
-    tex = rng.uniform(-1.0, 1.0, size=(n, 3, 5, 5))
-
-    # Clutter: thin lines and small blobs, each present with some probability.
-    line_on = rng.uniform(size=(n, _MAX_LINES)) < 0.5 * clutter
-    line_pts = rng.uniform(-0.1 * s, 1.1 * s, size=(n, _MAX_LINES, 4))
-    line_w = rng.uniform(0.6, 1.6, size=(n, _MAX_LINES))
-    line_col = rng.uniform(0.0, 1.0, size=(n, _MAX_LINES, 3))
-    line_alpha = rng.uniform(0.4, 1.0, size=(n, _MAX_LINES))
-    blob_on = rng.uniform(size=(n, _MAX_BLOBS)) < 0.5 * clutter
-    blob_c = rng.uniform(0.0, s, size=(n, _MAX_BLOBS, 2))
-    blob_r = rng.uniform(1.0, 3.0, size=(n, _MAX_BLOBS))
-    blob_col = rng.uniform(0.0, 1.0, size=(n, _MAX_BLOBS, 3))
-
-    # Object colour: background colour at the object centre, pushed away along a random
-    # direction by a random contrast (small for the low-contrast images).
-    low = rng.uniform(size=n) < _LOW_CONTRAST_P * clutter
-    contrast = np.where(low, rng.uniform(0.15, 0.25, size=n), rng.uniform(0.35, 0.9, size=n))
-    direction = rng.normal(size=(n, 3))
-    direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-6)
+    bg = _Background.draw(rng, n, s, clutter)
+    contrast, direction = _draw_colours(rng, (n,), clutter)
     noise_sigma = rng.uniform(0.0, 0.05, size=n) * clutter
 
     # ---- rendering, in chunks to bound memory -----------------------------------------
-    # Clutter is only rendered in the images that contain it, and blobs only in a small
-    # patch around their centre.
     images = np.empty((n, 3, size, size), dtype=_F)
     masks = np.zeros((n, size, size), dtype=_F)
-    up = _bilinear_matrix(size, 5)
-    coords = np.arange(size, dtype=_F) + _F(0.5)
-    x = coords[None, None, :]  # (1, 1, S)
-    y = coords[None, :, None]  # (1, S, 1)
-    # Uniform noise of standard deviation sigma from random bytes (fast to draw).
-    noise_scale = noise_sigma * np.sqrt(12.0) / 256.0
-
-    def col(a: np.ndarray) -> _FArray:  # (c,) -> (c, 1, 1) float32
-        return np.asarray(a, dtype=_F)[:, None, None]
-
-    def over(under: _FArray, alpha: _FArray, colour: np.ndarray) -> _FArray:
-        """``colour`` (m, 3) with coverage ``alpha`` (m, H, W) over ``under`` (m, 3, H, W)."""
-        return under + (colour.astype(_F)[:, :, None, None] - under) * alpha[:, None]
-
-    patch = 10  # blob patch side, px; holds a blob of radius <= 3 plus anti-aliasing
-    patch_offsets = np.arange(patch)
-
+    canvas = _Canvas(size)
     for start in range(0, n, _CHUNK):
         sl = slice(start, min(start + _CHUNK, n))
-        c = sl.stop - sl.start
-
-        # Background gradient + texture.
-        t = (x - _F(s / 2)) * col(np.cos(grad_phi[sl])) + (y - _F(s / 2)) * col(
-            np.sin(grad_phi[sl])
-        )
-        t = t * _F(0.5 / (s * 0.7072)) + _F(0.5)  # (c, S, S) in [0, 1]
-        a0 = c0[sl].astype(_F)[:, :, None, None]
-        a1 = c1[sl].astype(_F)[:, :, None, None]
-        img = up @ (tex[sl] * tex_amp[sl, None, None, None]).astype(_F) @ up.T
-        img += a0
-        img += (a1 - a0) * t[:, None]  # (c, 3, S, S)
-
-        # Clutter, painted under the object.
-        for k in range(_MAX_LINES):
-            idx = np.nonzero(line_on[sl, k])[0]
-            p = line_pts[sl, k][idx]
-            d = _sd_segment(x, y, col(p[:, 0]), col(p[:, 1]), col(p[:, 2]), col(p[:, 3]))
-            alpha = _coverage(d - col(line_w[sl, k][idx] / 2))
-            alpha *= col(line_alpha[sl, k][idx])
-            img[idx] = over(img[idx], alpha, line_col[sl, k][idx])
-        for k in range(_MAX_BLOBS):
-            idx = np.nonzero(blob_on[sl, k])[0]
-            bx, by = blob_c[sl, k][idx, 0], blob_c[sl, k][idx, 1]
-            x0 = np.clip(np.floor(bx).astype(np.int64) - patch // 2, 0, size - patch)
-            y0 = np.clip(np.floor(by).astype(np.int64) - patch // 2, 0, size - patch)
-            px = x0[:, None] + patch_offsets  # (m, P) pixel columns
-            py = y0[:, None] + patch_offsets
-            ddx = (px + 0.5 - bx[:, None]).astype(_F)[:, None, :]
-            ddy = (py + 0.5 - by[:, None]).astype(_F)[:, :, None]
-            alpha = _coverage(_norm(ddx, ddy) - col(blob_r[sl, k][idx]))
-            where = (
-                idx[:, None, None, None],
-                np.arange(3)[None, :, None, None],
-                py[:, None, :, None],
-                px[:, None, None, :],
-            )
-            img[where] = over(img[where], alpha, blob_col[sl, k][idx])
-        np.clip(img, 0.0, 1.0, out=img)
-
-        # The object.
-        r = col(radius[sl])
-        dx, dy = x - col(cx[sl]), y - col(cy[sl])
-        ct, st = col(np.cos(theta[sl])), col(np.sin(theta[sl]))
-        u = (dx * ct + dy * st) / r
-        v = (dy * ct - dx * st) / r
-        sd = np.empty((c, size, size), dtype=_F)
-        chunk_labels = lab[sl]
-        for k, sdf in enumerate(_SDFS):
-            idx = np.nonzero(chunk_labels == k)[0]
-            if idx.size:
-                sd[idx] = sdf(u[idx], v[idx]) * r[idx]
-        cover = _coverage(sd)
+        img = _render_background(bg, sl, canvas)  # clutter is painted under the object
+        cover = _shape_coverage(lab[sl], cx[sl], cy[sl], radius[sl], theta[sl], canvas)
         masks[sl] = cover
-
-        # Object colour relative to the background under its centre.
-        ix = np.clip(cx[sl].astype(int), 0, size - 1)
-        iy = np.clip(cy[sl].astype(int), 0, size - 1)
-        bg_c = img[np.arange(c), :, iy, ix].astype(np.float64)  # (c, 3)
-        delta = direction[sl] * contrast[sl, None]
-        obj = bg_c + delta
-        flip = (obj > 1.0) | (obj < 0.0)
-        obj = np.clip(np.where(flip, bg_c - delta, obj), 0.0, 1.0)
+        obj = _object_colour(img, cx[sl], cy[sl], direction[sl], contrast[sl])
         if draw_objects:
-            img = over(img, cover, obj)
-
-        # Sensor noise over everything.
-        noise = np.frombuffer(rng.bytes(c * 3 * size * size), dtype=np.uint8)
-        noise = noise.reshape(c, 3, size, size).astype(_F)
-        noise -= _F(127.5)
-        noise *= noise_scale[sl].astype(_F)[:, None, None, None]
-        img += noise
-        np.clip(img, 0.0, 1.0, out=images[sl])
+            img = _over(img, cover, obj)
+        _add_noise(rng, img, noise_sigma[sl], images[sl])  # over everything
 
     # Tight boxes of the pixels the object touches, (x0, y0, x1, y1), x1/y1 exclusive.
-    boxes = np.zeros((n, 4), dtype=np.int64)
-    if n:
-        cols_on = masks.max(axis=1) > 0  # (n, S)
-        rows_on = masks.max(axis=2) > 0
-        boxes[:, 0] = cols_on.argmax(axis=1)
-        boxes[:, 1] = rows_on.argmax(axis=1)
-        boxes[:, 2] = size - cols_on[:, ::-1].argmax(axis=1)
-        boxes[:, 3] = size - rows_on[:, ::-1].argmax(axis=1)
-    return images, lab, boxes, masks
+    return images, lab, _tight_boxes(masks), masks
 
 
 @overload

@@ -199,8 +199,13 @@ def _default_from_trace(model: nn.Module, trace: Trace, shape: tuple[int, ...] |
     main_path = [name for name in candidates if not in_pooled_branch(name)]
     ranked = main_path or candidates
     scope = backbone_scope(model)  # detectors, segmenters: their backbone, not their heads
-    in_scope = [n for n in ranked if any(n == p or n.startswith(p) for p in scope)]
-    ranked = in_scope or ranked
+
+    def in_scope(names: list[str]) -> list[str]:
+        return [n for n in names if any(n == p or n.startswith(p) for p in scope)]
+
+    # a backbone returning a dict (a U-Net's {"out": ...}) looks like a pooled branch to the
+    # main-path rule; the backbone scope comes first
+    ranked = in_scope(ranked) or in_scope(candidates) or ranked
     if not ranked:
         raise ValueError(
             f"No layer of {type(model).__name__} outputs a spatial grid (N, C, H, W) for an "

@@ -1,0 +1,364 @@
+"""The bundled demo detector and segmenter: small torchvision models trained on shape scenes.
+
+Both are real torchvision model classes, so every engine function that takes a torchvision
+detector or segmenter takes them (``detections``, ``segmentation``, ``BoxTarget``,
+``RegionTarget``, the CAM and saliency methods, the layer tools):
+
+* :func:`shapes_detector` builds a ``torchvision.models.detection.FCOS`` on a small plain CNN
+  (:class:`ShapesBody`, four stages of 3x3 convolutions with batch norm) with a two-level
+  feature pyramid (``"0"``: stride 8, a 16 x 16 grid on a 128 px scene; ``"1"``: stride 16,
+  8 x 8) and a two-convolution FCOS head. Smaller objects are assigned to level ``"0"``, larger
+  ones to ``"1"``. It takes [0, 1] RGB images of any size (128 px scenes are not resized: its
+  transform has ``min_size = max_size = 128``) and normalises them inside, as torchvision's
+  detectors do.
+* :func:`shapes_segmenter` builds a ``torchvision.models.segmentation.FCN`` whose backbone
+  (:class:`ShapesUNet`) normalises [0, 1] RGB input itself, runs the same kind of body and a
+  small decoder back to stride 2 (a U-Net), and returns ``{"out": features}``; a 1x1
+  convolution classifies each pixel and FCN upsamples the scores to the input size.
+
+:func:`demo_detector` and :func:`demo_segmenter` load the weights shipped in
+``cnnviz_widgets/data`` (``shapes_detector.pt``, ``shapes_segmenter.pt``, float16; produced by
+``python -m cnnviz_widgets.demo.train_detection``) and return them with sample scenes
+(:class:`DemoTask`). Class ``0`` is the background, class ``i >= 1`` is
+``SHAPE_CLASSES[i - 1]`` (:data:`~cnnviz_widgets.demo.scenes.SCENE_CLASSES`).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.models._utils import IntermediateLayerGetter
+from torchvision.models.detection import FCOS
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.fcos import FCOSHead
+from torchvision.models.segmentation import FCN
+from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork
+
+from cnnviz_widgets.demo.model import MEAN, STD, bundled_state_dict
+from cnnviz_widgets.demo.scenes import SCENE_CLASSES, make_scenes
+
+__all__ = [
+    "DETECTOR_FILE",
+    "SAMPLE_SCENES",
+    "SCENE_SAMPLE_SEED",
+    "SCENE_SIZE",
+    "SEGMENTER_FILE",
+    "DemoTask",
+    "ImageNormalize",
+    "ShapesBody",
+    "ShapesFPN",
+    "ShapesUNet",
+    "demo_detector",
+    "demo_segmenter",
+    "shapes_detector",
+    "shapes_segmenter",
+]
+
+SCENE_SIZE = 128
+"""Side, in pixels, of the square scenes both models were trained on."""
+DETECTOR_FILE = "shapes_detector.pt"
+"""Name of the detector's weight file inside the ``cnnviz_widgets.data`` directory."""
+SEGMENTER_FILE = "shapes_segmenter.pt"
+"""Name of the segmenter's weight file inside the ``cnnviz_widgets.data`` directory."""
+SCENE_SAMPLE_SEED = 20_240_602
+"""Seed of the sample scenes in :attr:`DemoTask.samples` (never used for training)."""
+SAMPLE_SCENES = 6
+"""Number of sample scenes in :attr:`DemoTask.samples`."""
+
+BODY_WIDTHS: tuple[int, int, int, int] = (16, 32, 64, 128)
+"""Output channels of the body's stages ``stem`` (stride 2), ``layer1`` (4), ``layer2`` (8),
+``layer3`` (16)."""
+FPN_CHANNELS = 64
+"""Channels of the detector's pyramid levels and head."""
+ANCHOR_SIZES: tuple[int, int] = (2, 4)
+"""FCOS anchor sizes of the levels ``"0"`` and ``"1"``, px. FCOS assigns a location of level
+``l`` to an object when its largest distance to the object's box sides lies in
+``(4 a_l, 8 a_l)`` (open below for the first level, above for the last), so level ``"0"``
+takes distances under 16 px and level ``"1"`` the rest: small shapes on the fine grid, large
+ones on the coarse one."""
+CENTER_SAMPLING_RADIUS = 6.0
+"""Positive locations lie within this many anchor sizes of an object's centre: 12 px on level
+``"0"`` and 24 px on level ``"1"``, 1.5 strides as FCOS's default."""
+DECODER_CHANNELS = 32
+"""Channels of the segmenter's decoder stages (its ``"out"`` has this many)."""
+
+
+def _conv_bn(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
+    """3x3 convolution (padding 1, no bias), batch norm, ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, kernel_size=3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU(inplace=True),
+    )
+
+
+class ImageNormalize(nn.Module):
+    """``(x - mean) / std`` per channel, as a layer: lets a model take [0, 1] RGB directly.
+
+    Input and output ``(N, 3, H, W)``; ``mean`` and ``std`` are buffers (saved with the
+    weights).
+    """
+
+    def __init__(
+        self,
+        mean: tuple[float, float, float] = MEAN,
+        std: tuple[float, float, float] = STD,
+    ) -> None:
+        super().__init__()
+        self.mean: Tensor
+        self.std: Tensor
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Normalise ``(N, 3, H, W)`` [0, 1] RGB."""
+        return (x - self.mean) / self.std
+
+
+class ShapesBody(nn.Sequential):
+    """The plain CNN under both demo models: four stages, each halving the resolution.
+
+    ``stem``: one 3x3 conv (stride 2) to ``widths[0]`` channels; ``layer1`` .. ``layer3``: a
+    stride-2 3x3 conv then a 3x3 conv, to ``widths[1..3]`` channels; every conv followed by
+    batch norm and ReLU. For ``(N, 3, 128, 128)`` input: ``stem`` 64 x 64, ``layer1``
+    32 x 32, ``layer2`` 16 x 16, ``layer3`` 8 x 8 (receptive field 79 px).
+    """
+
+    def __init__(self, widths: tuple[int, int, int, int] = BODY_WIDTHS) -> None:
+        w0, w1, w2, w3 = widths
+        super().__init__(
+            OrderedDict(
+                stem=_conv_bn(3, w0, stride=2),
+                layer1=nn.Sequential(_conv_bn(w0, w1, 2), _conv_bn(w1, w1)),
+                layer2=nn.Sequential(_conv_bn(w1, w2, 2), _conv_bn(w2, w2)),
+                layer3=nn.Sequential(_conv_bn(w2, w3, 2), _conv_bn(w3, w3)),
+            )
+        )
+        self.widths = widths
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+
+class ShapesFPN(nn.Module):
+    """The detector's backbone: :class:`ShapesBody` and a feature pyramid on its two last
+    stages (torchvision's ``BackboneWithFPN`` without the extra max-pooled level).
+
+    ``body`` returns ``{"0": layer2, "1": layer3}``; ``fpn`` (torchvision's
+    ``FeaturePyramidNetwork``) returns levels ``"0"`` (stride 8) and ``"1"`` (stride 16), each
+    ``out_channels`` wide.
+    """
+
+    def __init__(self, out_channels: int = FPN_CHANNELS) -> None:
+        super().__init__()
+        body = ShapesBody()
+        self.body = IntermediateLayerGetter(body, return_layers={"layer2": "0", "layer3": "1"})
+        self.fpn = FeaturePyramidNetwork(list(body.widths[2:]), out_channels)
+        self.out_channels = out_channels
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        """``(N, 3, H, W)`` normalised images to ``{"0": (N, C, H/8, W/8), "1": (N, C, H/16,
+        W/16)}``."""
+        return self.fpn(self.body(x))
+
+
+class ShapesUNet(nn.Module):
+    """The segmenter's backbone: normalisation, :class:`ShapesBody`, and a decoder back to
+    stride 2 that adds each upsampled stage to the skip connection of the body at its
+    resolution (a small U-Net).
+
+    ``normalize`` (:class:`ImageNormalize`) maps [0, 1] RGB to the body's input; ``up2``,
+    ``up1``, ``up0`` (1x1 projection of the skip, sum with the bilinearly upsampled coarser
+    stage, 3x3 conv, batch norm, ReLU) give stride 8, 4 and 2. Returns ``{"out": (N, C, H/2,
+    W/2)}`` with ``C = channels``.
+    """
+
+    def __init__(self, channels: int = DECODER_CHANNELS) -> None:
+        super().__init__()
+        self.normalize = ImageNormalize()
+        self.body = ShapesBody()
+        w0, w1, w2, w3 = self.body.widths
+        self.top = nn.Conv2d(w3, channels, kernel_size=1)
+        self.skip2 = nn.Conv2d(w2, channels, kernel_size=1)
+        self.skip1 = nn.Conv2d(w1, channels, kernel_size=1)
+        self.skip0 = nn.Conv2d(w0, channels, kernel_size=1)
+        self.up2 = _conv_bn(channels, channels)
+        self.up1 = _conv_bn(channels, channels)
+        self.up0 = _conv_bn(channels, channels)
+        self.out_channels = channels
+
+    @staticmethod
+    def _merge(coarse: Tensor, skip: Tensor) -> Tensor:
+        up = F.interpolate(coarse, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return skip + up
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        """``(N, 3, H, W)`` [0, 1] RGB to ``{"out": (N, C, H/2, W/2)}``."""
+        x = self.normalize(x)
+        stages = []
+        for stage in self.body:  # stem, layer1, layer2, layer3
+            x = stage(x)
+            stages.append(x)
+        s0, s1, s2, s3 = stages
+        y = self.up2(self._merge(self.top(s3), self.skip2(s2)))
+        y = self.up1(self._merge(y, self.skip1(s1)))
+        y = self.up0(self._merge(y, self.skip0(s0)))
+        return OrderedDict(out=y)
+
+
+def shapes_detector(score_thresh: float = 0.05, detections_per_img: int = 20) -> FCOS:
+    """A fresh (untrained) demo detector: torchvision ``FCOS`` on :class:`ShapesFPN`.
+
+    Args:
+        score_thresh: FCOS's own score threshold for returned boxes.
+        detections_per_img: most boxes returned per image.
+
+    Returns:
+        ``FCOS`` with ``len(SCENE_CLASSES)`` classes (0, the background, never predicted
+        positive), [0, 1] RGB input (normalised inside with the ShapesNet mean and std), no
+        resize of 128 px images.
+    """
+    backbone = ShapesFPN()
+    anchors = AnchorGenerator(tuple((a,) for a in ANCHOR_SIZES), ((1.0,),) * len(ANCHOR_SIZES))
+    head = FCOSHead(backbone.out_channels, 1, len(SCENE_CLASSES), num_convs=2)
+    return FCOS(
+        backbone,
+        num_classes=len(SCENE_CLASSES),
+        min_size=SCENE_SIZE,
+        max_size=SCENE_SIZE,
+        image_mean=list(MEAN),
+        image_std=list(STD),
+        anchor_generator=anchors,
+        head=head,
+        center_sampling_radius=CENTER_SAMPLING_RADIUS,
+        score_thresh=score_thresh,
+        nms_thresh=0.5,
+        detections_per_img=detections_per_img,
+        topk_candidates=100,
+    )
+
+
+def shapes_segmenter() -> FCN:
+    """A fresh (untrained) demo segmenter: torchvision ``FCN`` on :class:`ShapesUNet`.
+
+    Takes [0, 1] RGB ``(N, 3, H, W)`` (``H``, ``W`` multiples of 16), returns
+    ``{"out": (N, len(SCENE_CLASSES), H, W)}`` class scores (logits).
+    """
+    backbone = ShapesUNet()
+    classifier = nn.Conv2d(backbone.out_channels, len(SCENE_CLASSES), kernel_size=1)
+    return FCN(backbone, classifier)
+
+
+@dataclass(frozen=True)
+class DemoTask:
+    """A bundled demo detector or segmenter with sample scenes.
+
+    Attributes:
+        model: the torchvision model, in eval mode; takes [0, 1] RGB ``(N, 3, S, S)``.
+        task: ``"detection"`` (output: one ``{"boxes", "labels", "scores"}`` dict per image)
+            or ``"segmentation"`` (output: ``{"out": (N, len(classes), S, S)}``).
+        classes: class names indexed by the model's labels; ``classes[0] == "background"``.
+        size: scene side in pixels.
+        samples: float32 ``(K, 3, size, size)`` sample scenes in [0, 1], from a seed never
+            used in training.
+        sample_boxes: ``K`` float32 ``(k_i, 4)`` true boxes ``(x1, y1, x2, y2)``, pixels.
+        sample_labels: ``K`` int64 ``(k_i,)`` true labels (indices into ``classes``).
+        sample_masks: int64 ``(K, size, size)`` true class per pixel (0: background).
+        trained: False when the weights were missing and ``allow_untrained`` gave the
+            initial weights.
+    """
+
+    model: nn.Module
+    task: Literal["detection", "segmentation"]
+    classes: tuple[str, ...]
+    size: int
+    samples: Tensor
+    sample_boxes: list[Tensor]
+    sample_labels: list[Tensor]
+    sample_masks: Tensor
+    trained: bool = True
+
+
+def _load(
+    model: nn.Module,
+    task: Literal["detection", "segmentation"],
+    weights: str,
+    device: torch.device | str | None,
+    allow_untrained: bool,
+) -> DemoTask:
+    trained = True
+    try:
+        model.load_state_dict(bundled_state_dict(weights))
+    except FileNotFoundError:
+        if not allow_untrained:
+            raise
+        trained = False
+    model.eval()
+    scenes = make_scenes(SAMPLE_SCENES, size=SCENE_SIZE, seed=SCENE_SAMPLE_SEED, min_objects=2)
+    images, boxes, labels, masks = scenes
+    if device is not None:
+        model = model.to(device)
+        images, masks = images.to(device), masks.to(device)
+        boxes = [b.to(device) for b in boxes]
+        labels = [lab.to(device) for lab in labels]
+    return DemoTask(
+        model=model,
+        task=task,
+        classes=SCENE_CLASSES,
+        size=SCENE_SIZE,
+        samples=images,
+        sample_boxes=boxes,
+        sample_labels=labels,
+        sample_masks=masks,
+        trained=trained,
+    )
+
+
+def demo_detector(
+    device: torch.device | str | None = None, allow_untrained: bool = False
+) -> DemoTask:
+    """Load the bundled, trained demo detector (:func:`shapes_detector`) and sample scenes.
+
+    Args:
+        device: where to put the model and sample tensors (default: CPU).
+        allow_untrained: when the weights file is missing (a source checkout before
+            training), return the detector with its initial weights (seed 0) and
+            ``trained=False`` instead of raising.
+
+    Returns:
+        A :class:`DemoTask` with ``task="detection"``; the model is in eval mode.
+
+    Raises:
+        FileNotFoundError: the weights are missing and ``allow_untrained`` is False.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = shapes_detector()
+    return _load(model, "detection", DETECTOR_FILE, device, allow_untrained)
+
+
+def demo_segmenter(
+    device: torch.device | str | None = None, allow_untrained: bool = False
+) -> DemoTask:
+    """Load the bundled, trained demo segmenter (:func:`shapes_segmenter`) and sample scenes.
+
+    Args:
+        device: where to put the model and sample tensors (default: CPU).
+        allow_untrained: when the weights file is missing, return the segmenter with its
+            initial weights (seed 0) and ``trained=False`` instead of raising.
+
+    Returns:
+        A :class:`DemoTask` with ``task="segmentation"``; the model is in eval mode.
+
+    Raises:
+        FileNotFoundError: the weights are missing and ``allow_untrained`` is False.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = shapes_segmenter()
+    return _load(model, "segmentation", SEGMENTER_FILE, device, allow_untrained)
