@@ -466,3 +466,62 @@ def test_kpca_cam_maps_only_the_layer_asked_for(demo, monkeypatch):
     msg, _ = rec.request(ex, "cam", method="KPCA_CAM", target=None, layer="features.11",
                          version=ex.image_version)
     assert msg["type"] == "reply" and calls == ["features.11"]
+
+
+def test_receptive_fields_are_sent_after_the_cell_that_shows_the_explorer(monkeypatch):
+    """In a kernel, tracing the graph for the hover outlines waits until the cell has run (the
+    first grid does not need it); then ``layers`` gets the engine's receptive fields."""
+    from cnnviz_widgets.engine.receptive import receptive_fields
+    from cnnviz_widgets.widgets import explorer as explorer_module
+
+    later: list = []
+    monkeypatch.setattr(explorer_module, "after_cell", later.append)
+    ex = LayerExplorer(background=False)
+    assert len(later) == 1 and all(info["rf"] is None for info in ex.layers)
+    later.pop()()
+    names = [info["name"] for info in ex.layers]
+    want = receptive_fields(ex.model, names)
+    for info in ex.layers:
+        assert info["rf"] == {**want[info["name"]].to_json(), "input": [64, 64]}
+    ex.image = np.zeros((64, 64, 3), np.uint8)  # known now: a new image has them at once
+    assert not later and all(info["rf"] is not None for info in ex.layers)
+
+
+def test_after_cell_runs_once_after_the_running_cell(monkeypatch):
+    import IPython
+    from IPython.core.events import EventManager, available_events
+
+    from cnnviz_widgets.widgets.jobs import after_cell
+
+    class Shell:
+        kernel = object()
+        events = EventManager(None, available_events)
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: Shell)
+    calls: list[int] = []
+    after_cell(lambda: calls.append(1))
+    assert calls == []
+    Shell.events.trigger("post_run_cell", None)
+    Shell.events.trigger("post_run_cell", None)
+    assert calls == [1]
+    monkeypatch.setattr(IPython, "get_ipython", lambda: None)  # plain Python: at once
+    after_cell(lambda: calls.append(2))
+    assert calls == [1, 2]
+
+
+def test_a_new_layer_of_the_first_pass_costs_no_forward_pass(demo, monkeypatch):
+    """The first pass's maps of every layer are kept and quantised when first asked for."""
+    from cnnviz_widgets.widgets.requests import features as features_module
+
+    ex, rec = demo
+    want = feature_maps(ex.model, ex.input_tensor, ["features.6"])["features.6"][0].numpy()
+    monkeypatch.setattr(features_module, "feature_maps",
+                        lambda *a, **k: pytest.fail("a forward pass for a kept layer"))
+    request(ex, "features", layer="features.6", version=ex.image_version,
+            key=request_key("features", version=ex.image_version, layer="features.6"))
+    msg, buffers = rec.last
+    assert msg["type"] == "reply" and msg["layer"] == "features.6"
+    got = decode_stack_message(msg["stack"], buffers)
+    span = want.max(axis=(1, 2)) - want.min(axis=(1, 2))
+    assert np.all(np.abs(got - want) <= span[:, None, None] / 510 + 1e-6)
+    assert "features.6" not in ex._subject.pending_maps  # the cache holds it now

@@ -19,7 +19,8 @@ from PIL import Image
 from cnnviz_widgets import LayerExplorer, feature_maps, kernels
 from cnnviz_widgets.widgets.dispatch import SHOWN_BYTES
 from cnnviz_widgets.widgets.explorer import LayerExplorer as ExplorerClass
-from cnnviz_widgets.widgets.requests import SHOWN_KINDS
+from cnnviz_widgets.widgets.picture import view_picture
+from cnnviz_widgets.widgets.requests import SHOWN_KINDS, request_key
 from cnnviz_widgets.widgets.serialize import decode_stack_message
 
 
@@ -104,6 +105,21 @@ def test_display_bundle_has_a_picture_of_the_current_view():
     pixels = np.asarray(img)
     # a grid of 16 viridis maps: many distinct colours below the caption
     assert len(np.unique(pixels[20:].reshape(-1, 3), axis=0)) > 50
+    # the 256-colour palette keeps the colours of the full-colour picture
+    full = np.asarray(view_picture(ex)[0], dtype=np.int16)
+    assert full.shape == pixels.shape
+    assert np.abs(pixels.astype(np.int16) - full).mean() < 3
+    params = {"version": ex.image_version, "method": "GradCAM", "target": 2,
+              "layer": "features.11"}
+    ex._on_msg(ex, {"type": "request", "id": 1, "kind": "cam",
+                    "key": request_key("cam", **params), **params}, [])
+    assert ex.shown_cam is not None
+    ex.tab = "cam"  # an overlay on the photo: an adaptive palette
+    cam_png = ex._repr_mimebundle_()
+    cam_png = (cam_png[0] if isinstance(cam_png, tuple) else cam_png)["image/png"]
+    overlay = np.asarray(Image.open(io.BytesIO(cam_png)).convert("RGB"), dtype=np.int16)
+    assert np.abs(overlay - np.asarray(view_picture(ex)[0], dtype=np.int16)).mean() < 3
+    ex.tab = "features"
     ex.tab = "kernels"
     data2 = ex._repr_mimebundle_()
     data2 = data2[0] if isinstance(data2, tuple) else data2

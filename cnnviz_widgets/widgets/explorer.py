@@ -39,14 +39,13 @@ from .dispatch import Dispatcher
 from .frontend import front_end
 from .html_export import write_explorer_html
 from .i18n import Msg, check_lang, resolve_lang, t, titled
-from .jobs import JobRunner, in_kernel
+from .jobs import JobRunner, after_cell, in_kernel
 from .picture import view_png
 from .progress import CellProgress
 from .requests import MessageError, request_kinds
 from .requests.cam import cam_method_name, class_agnostic
 from .requests.evaluation import check_evaluation, evaluation_summary
 from .requests.examples import ExamplesSource
-from .requests.features import features_reply
 from .serialize import rgb_stack
 from .subject import Subject
 
@@ -395,14 +394,13 @@ class LayerExplorer(anywidget.AnyWidget):
             with CellProgress(t("progress.first_pass", self.lang), shown) as bar:
                 first = subject.set_image(loaded, bar)
             self._cache.drop([f"{k}|" for k, h in self._handlers.items() if h.per_image])
+            # the first pass gave every layer's maps: kept as they are (within the cache's
+            # budget) and quantised when asked for, so the first grid waits for one layer only
             budget = self._cache.budget
-            for name, maps in first.maps.items():  # the first pass gave every layer's maps
-                reply = features_reply(name, maps)
-                if reply.nbytes > budget:
-                    continue
-                budget -= reply.nbytes
-                self._cache.put(self._dispatcher.key("features", {
-                    "version": subject.version, "layer": name}), reply)
+            for name, maps in first.maps.items():
+                if maps.nbytes <= budget:
+                    budget -= maps.nbytes
+                    subject.pending_maps[name] = maps
             self.layers = [info.to_json() for info in first.layers]
             lo_hi = first.value_range
             self.global_range = None if lo_hi is None else [lo_hi[0], lo_hi[1]]  # type: ignore[assignment]
@@ -418,6 +416,16 @@ class LayerExplorer(anywidget.AnyWidget):
             self._show_layer(self.layer_name)
             self._dispatcher.show_current("predictions", {"version": subject.version})
             self.image_version = subject.version
+        if not subject.fields_known:  # tracing the graph waits until the grid is drawn
+            after_cell(self._fill_fields)
+
+    def _fill_fields(self) -> None:
+        """Send the explored layers' receptive fields (hover outlines) once they are known."""
+        try:
+            if self._subject.fill_fields():
+                self.layers = [info.to_json() for info in self._subject.layer_infos]
+        except Exception as err:  # never raised into the kernel: hover outlines proportionally
+            self.error = f"Receptive fields unknown: {err}"
 
     def _show_layer(self, name: str) -> None:
         """Put the maps and kernels of layer ``name`` into the widget state."""

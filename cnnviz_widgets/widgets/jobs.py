@@ -24,6 +24,29 @@ def in_kernel() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
+def after_cell(work: Callable[[], None]) -> None:
+    """Run ``work()`` once the running cell has finished (IPython's ``post_run_cell``, on the
+    kernel's main thread, after the cell's output went out), or now outside IPython.
+
+    For what the first picture does not need: the front end draws while ``work`` runs.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with ipywidgets
+        work()
+        return
+    shell = get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        work()
+        return
+
+    def once(*_: object) -> None:
+        shell.events.unregister("post_run_cell", once)
+        work()
+
+    shell.events.register("post_run_cell", once)
+
+
 class Cancelled(Exception):
     """Raised inside a job (from its progress callback) when the user cancelled it."""
 

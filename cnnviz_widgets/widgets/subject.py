@@ -19,11 +19,12 @@ import torch
 from torch import nn
 
 from ..engine import cam as cam_engine
-from ..engine import conv_layers, resolve_layer
+from ..engine import conv_layers
 from ..engine.cam.registry import method_class
 from ..engine.dryrun import default_layer
 from ..engine.features import whole_pass
 from ..engine.inputs import LoadedImage
+from ..engine.layers import resolve_layers
 from ..engine.predictions import class_name, class_probabilities, probabilities_of
 from ..engine.receptive import ReceptiveField, receptive_fields
 from .i18n import Msg
@@ -84,7 +85,6 @@ class Subject:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     modules: dict[str, nn.Module] = field(init=False)
-    fields: dict[str, ReceptiveField] = field(init=False)
     version: int = 0
     image: LoadedImage | None = None
     cam_layers: list[str] = field(default_factory=list)
@@ -96,6 +96,10 @@ class Subject:
     """The dataset examples (:class:`~.requests.examples.ExamplesSource`) or ``None``."""
     evaluation: Any = None
     """A dataset evaluation (``evaluate(...)``'s result) for the Trust view, or ``None``."""
+    pending_maps: dict[str, torch.Tensor] = field(default_factory=dict)
+    """Float maps ``{layer: (C, H, W)}`` the first pass of the current image gave and no
+    request has taken yet (quantised when asked for, not before the first paint)."""
+    _fields: dict[str, ReceptiveField] | None = None
     _probs: torch.Tensor | None = None
     _cam_memo: dict[tuple[int, str, int | None], dict[str, np.ndarray]] = field(
         default_factory=dict
@@ -103,7 +107,28 @@ class Subject:
 
     def __post_init__(self) -> None:
         self.modules = dict(self.model.named_modules())
-        self.fields = receptive_fields(self.model, self.layer_names)  # graph only: nothing runs
+
+    @property
+    def fields_known(self) -> bool:
+        """Whether :attr:`fields` was computed (the explorer defers it past the first paint)."""
+        return self._fields is not None
+
+    @property
+    def fields(self) -> dict[str, ReceptiveField]:
+        """Receptive fields of the explored layers (traced on first use: nothing runs)."""
+        if self._fields is None:
+            self._fields = receptive_fields(self.model, self.layer_names)
+        return self._fields
+
+    def fill_fields(self) -> bool:
+        """Give :attr:`layer_infos` their receptive fields; whether any changed."""
+        with self.lock:
+            fields, changed = self.fields, False
+            for info in self.layer_infos:
+                found = fields.get(info.name)
+                if found != info.field:
+                    info.field, changed = found, True
+            return changed
 
     @classmethod
     def create(
@@ -118,7 +143,7 @@ class Subject:
         names = (
             list(conv_layers(model))
             if layers is None
-            else [resolve_layer(model, layer)[0] for layer in layers]
+            else list(resolve_layers(model, layers))
         )
         if not names:
             raise ValueError("No layers to explore: pass layers=[...] with at least one name.")
@@ -142,6 +167,7 @@ class Subject:
             self.version += 1
             self._probs = None
             self._cam_memo = {}
+            self.pending_maps = {}
             if self.classes is None and loaded.classes is not None:
                 self.classes = tuple(loaded.classes)
             first = self._first_pass(progress)
@@ -169,7 +195,7 @@ class Subject:
                 shape=[int(s) for s in out.shape] if out.ndim == 3 else None,
                 kernel_shape=([int(s) for s in module.weight.shape]
                               if isinstance(module, nn.Conv2d) else None),
-                field=self.fields.get(name),
+                field=self._fields.get(name) if self._fields is not None else None,
                 input_size=size,
             ))
             if out.ndim == 3 and out.numel():

@@ -47,7 +47,11 @@ class Features(RequestKind):
 
     def compute(self, subject: Subject, p: Params, job: Job) -> Reply:
         with subject.lock:
-            out = feature_maps(subject.model, subject.x, [p["layer"]])[p["layer"]][0]
+            # the first pass's maps when no request has taken them yet (then the cache has them)
+            out = (subject.pending_maps.pop(p["layer"], None)
+                   if p["version"] == subject.version else None)
+            if out is None:
+                out = feature_maps(subject.model, subject.x, [p["layer"]])[p["layer"]][0]
         return features_reply(p["layer"], out)
 
     def snapshot(self, reply: Reply, budget: int) -> Reply | None:
