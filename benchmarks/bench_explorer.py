@@ -12,7 +12,9 @@ downloaded here; timings do not depend on the weights):
 * redraw of data already in the front end: colormap change, slider back to a sent layer;
 * bytes received per layer (binary buffers) against C*H*W;
 * time from running ``LayerExplorer(resnet50)`` to the first painted grid, relative to one
-  forward pass of resnet50 in the same kernel.
+  forward pass of resnet50 in the same kernel, and the display floor: the same time for an
+  ``ipywidgets.IntSlider`` and for an anywidget that only appends a canvas (what JupyterLab
+  and the browser take to show any widget, which the explorer cannot go below).
 """
 
 from __future__ import annotations
@@ -61,6 +63,15 @@ CELLS = [
     "ex50 = LayerExplorer(r50, size=224, layers=[*conv_layers(r50), 'layer4'])\n"
     "print(f'CONSTRUCT_S {time.perf_counter() - t:.4f}')\n"
     "ex50",
+    # 3, 4: the display floor, the same path for widgets that compute nothing: an ipywidgets
+    # slider, and an anywidget whose module only appends a canvas
+    "import ipywidgets\nipywidgets.IntSlider(description='floor')",
+    "import anywidget\n"
+    "class Floor(anywidget.AnyWidget):\n"
+    "    _esm = ('export default { render({ el }) {'\n"
+    "            ' const c = document.createElement(\"canvas\");'\n"
+    "            ' c.className = \"cnnviz-floor\"; el.append(c); } }')\n"
+    "Floor()",
 ]
 
 
@@ -212,6 +223,18 @@ def bench(page) -> dict[str, object]:
                                              slider_to(page, r50, "layer1.0.conv1")]
     out["resnet50_colormap_redraw_ms"] = [colormap_redraw(page, r50, c)
                                           for c in ("magma", "viridis")]
+    floors = {}
+    for index, selector in ((3, ".widget-slider"), (4, "canvas.cnnviz-floor")):
+        t0 = time.perf_counter()
+        run_cell(page, index)
+        page.locator(selector).last.wait_for(timeout=120_000)
+        floors[selector] = time.perf_counter() - t0
+    out["intslider_display_s"] = floors[".widget-slider"]
+    out["anywidget_display_s"] = floors["canvas.cnnviz-floor"]
+    out["resnet50_first_grid_above_anywidget_floor_over_forward"] = (
+        (out["resnet50_time_to_first_grid_s"] - out["anywidget_display_s"])
+        / out["resnet50_forward_s"]
+    )
     out["load_average_1min"] = os.getloadavg()[0]
     out["cpus"] = os.cpu_count()
     page.locator(".cnnviz-explorer").nth(1).screenshot(
