@@ -15,7 +15,16 @@ from cnnviz_widgets.engine.metrics import (
     randomisable_layers,
     sanity_check,
 )
-from cnnviz_widgets.engine.metrics.similarity import hog, hog_similarity, spearman_abs, ssim
+from cnnviz_widgets.engine.metrics._common import class_targets
+from cnnviz_widgets.engine.metrics.similarity import (
+    Similarity,
+    hog,
+    hog_similarity,
+    spearman_abs,
+    ssim,
+    window_means,
+)
+from cnnviz_widgets.engine.targets import TargetError
 from cnnviz_widgets.render.sanity import plot_sanity_check
 
 from .helpers.metric_models import demo, demo_batch, tiny_input, tiny_net
@@ -61,6 +70,42 @@ def test_ssim_equals_scikit_image_with_quantus_conventions():
     x, y = a[0].double().numpy(), shifted[0].double().numpy()
     span = max(x.max(), y.max()) - min(x.min(), y.min())
     assert abs(raw - structural_similarity(x, y, data_range=span)) <= 1e-12
+
+
+def test_window_means_equal_average_pooling():
+    a, _ = maps_pair(3, (2, 41, 29))
+    for win in (1, 3, 7):
+        want = torch.nn.functional.avg_pool2d(a.double()[:, None], win, stride=1)[:, 0]
+        assert torch.allclose(window_means(a.double(), win), want, rtol=0, atol=1e-14)
+
+
+def test_similarity_against_one_reference_equals_the_pairwise_scores():
+    a, b = maps_pair(4, (3, 40, 33))
+    scores = Similarity(a)(b)
+    want = {"spearman": spearman_abs(a, b), "ssim": ssim(a, b), "hog": hog_similarity(a, b)}
+    for name, values in want.items():
+        assert torch.allclose(scores[name], values, rtol=0, atol=1e-12), name
+    assert not torch.allclose(scores["ssim"], Similarity(b)(b)["ssim"])  # b against b: 1
+
+
+def test_given_classes_need_one_image_forward_and_are_still_checked():
+    d = demo()
+    x = demo_batch(4)[0]
+    seen = []
+    hook = d.model.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[0]))
+    try:
+        assert class_targets(d.model, x, [1, 0, 2, 1], None).tolist() == [1, 0, 2, 1]
+        assert seen == [1]
+        assert class_targets(d.model, x, 2, None).tolist() == [2] * 4
+        predicted = class_targets(d.model, x, None, None)
+        assert seen[-1] == 4  # predicted classes: the whole batch
+        assert predicted.tolist() == d.model(x).argmax(1).tolist()
+        with pytest.raises(TargetError, match="out of range"):
+            class_targets(d.model, x, [1, 0, 99, 1], None)
+        with pytest.raises(TargetError, match="4 images"):
+            class_targets(d.model, x, [1, 0], None)
+    finally:
+        hook.remove()
 
 
 def test_hog_equals_scikit_image():

@@ -106,9 +106,24 @@ def class_targets(
     model: nn.Module, x: torch.Tensor, target: Target, output: OutputSelector
 ) -> torch.Tensor:
     """``(N,)`` int64 class indices on ``x``'s device (predicted classes of ``x`` for
-    ``None``); callables are refused. Runs one forward pass of ``x`` (no grad, on the borrowed
-    model in eval mode)."""
-    return class_indices(model_scores(model, x, output), target)
+    ``None``); callables are refused. One forward pass (:func:`class_scores`)."""
+    return class_indices(class_scores(model, x, target, output), target)
+
+
+def class_scores(
+    model: nn.Module, x: torch.Tensor, target: Target, output: OutputSelector
+) -> torch.Tensor:
+    """What :func:`class_indices` needs to resolve ``target`` for ``x``: the ``(N, K)`` scores
+    of ``x`` (:func:`model_scores`) when the classes are the predicted ones (``None``), else
+    those of ``x[:1]`` repeated ``N`` times (a view): given classes are only checked against
+    the number of classes, so one image's forward pass tells it (the metrics' explanations
+    and scores run their own passes)."""
+    if target is None or callable(target) or x.shape[0] <= 1:
+        return model_scores(model, x, output)
+    first = model_scores(model, x[:1], output)
+    if not (isinstance(first, torch.Tensor) and first.ndim == 2):
+        return model_scores(model, x, output)
+    return first.expand(x.shape[0], -1)
 
 
 def model_scores(model: nn.Module, x: torch.Tensor, output: OutputSelector) -> torch.Tensor:

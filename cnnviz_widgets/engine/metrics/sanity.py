@@ -32,7 +32,7 @@ from torch import nn
 from ..dryrun import trace_modules
 from ..layers import LayerRef, resolve_layer
 from ..targets import OutputSelector, Target
-from ._common import MapsLike, class_indices, class_targets, model_scores
+from ._common import MapsLike, class_indices, class_scores, class_targets
 from .explain import MethodLike, prepare
 from .sanity_result import (
     MODES,
@@ -170,7 +170,7 @@ def sanity_check(
         raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}; got {mode!r}.")
     x, resolved = prepare(model, x, method, layer, options, method_options)
     names = _layer_names(model, x, layers)
-    scores = model_scores(model, x, output)
+    scores = class_scores(model, x, target, output)
     classes = class_indices(scores, target)
     total = len(names) + 2
     done = 0
@@ -288,7 +288,7 @@ def random_logit(
     """
     check_similarity(similarity)
     x, resolved = prepare(model, x, method, layer, options, method_options)
-    scores = model_scores(model, x, output)
+    scores = class_scores(model, x, target, output)
     classes = class_indices(scores, target)
     base = resolved.maps(model, x, classes, maps)
     other = resolved.explain(model, x, _other_classes(scores, classes, seed, random_target))

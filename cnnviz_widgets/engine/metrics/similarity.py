@@ -20,7 +20,6 @@ return ``(N,)`` tensors; a score that is undefined (a constant map) is NaN.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ._common import MapsLike, as_maps
 
@@ -81,6 +80,53 @@ def _by_max_abs(t: torch.Tensor) -> torch.Tensor:
     return torch.where(peak > 0, t / torch.where(peak > 0, peak, 1.0), t)
 
 
+def window_means(t: torch.Tensor, win_size: int) -> torch.Tensor:
+    """The mean of every ``win_size`` squared window of each ``(..., H, W)`` map, where the
+    window fits: ``(..., H - win_size + 1, W - win_size + 1)``, as ``avg_pool2d(t, win_size,
+    stride=1)`` gives, from running sums along each axis (a few operations per pixel instead
+    of ``win_size ** 2``)."""
+
+    def along(v: torch.Tensor, dim: int) -> torch.Tensor:
+        c = torch.cumsum(v, dim=dim)
+        head = c.narrow(dim, win_size - 1, 1)
+        rest = c.narrow(dim, win_size, v.shape[dim] - win_size)
+        return torch.cat([head, rest - c.narrow(dim, 0, v.shape[dim] - win_size)], dim=dim)
+
+    return along(along(t, -2), -1) / (win_size * win_size)
+
+
+def _ssim_moments(t: torch.Tensor, win_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Window means of ``(N, H, W)`` maps and of their squares."""
+    return window_means(t, win_size), window_means(t * t, win_size)
+
+
+def _ssim_from(
+    ta: torch.Tensor,
+    tb: torch.Tensor,
+    moments_a: tuple[torch.Tensor, torch.Tensor],
+    win_size: int,
+) -> torch.Tensor:
+    """SSIM of normalised ``(N, H, W)`` maps, the window moments of ``ta`` given."""
+    both = torch.cat([ta, tb], dim=1).flatten(1)
+    data_range = both.amax(dim=1) - both.amin(dim=1)
+    c1 = ((0.01 * data_range) ** 2).view(-1, 1, 1)
+    c2 = ((0.03 * data_range) ** 2).view(-1, 1, 1)
+    ux, xx = moments_a
+    uy, yy = _ssim_moments(tb, win_size)
+    xy = window_means(ta * tb, win_size)
+    cov_norm = win_size**2 / (win_size**2 - 1)
+    vx = cov_norm * (xx - ux * ux)
+    vy = cov_norm * (yy - uy * uy)
+    vxy = cov_norm * (xy - ux * uy)
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    return s.mean(dim=(1, 2))
+
+
+def _check_window(t: torch.Tensor, win_size: int) -> None:
+    if win_size % 2 != 1 or min(t.shape[1:]) < win_size:
+        raise ValueError(f"win_size must be odd and at most the maps' side; got {win_size}.")
+
+
 def ssim(a: MapsLike, b: MapsLike, *, win_size: int = 7, normalise: bool = True) -> torch.Tensor:
     """Mean structural similarity of each pair of maps (scikit-image's formula and defaults).
 
@@ -94,23 +140,10 @@ def ssim(a: MapsLike, b: MapsLike, *, win_size: int = 7, normalise: bool = True)
         constant (no data range).
     """
     ta, tb = _pair(a, b)
-    if win_size % 2 != 1 or min(ta.shape[1:]) < win_size:
-        raise ValueError(f"win_size must be odd and at most the maps' side; got {win_size}.")
+    _check_window(ta, win_size)
     if normalise:
         ta, tb = _by_max_abs(ta), _by_max_abs(tb)
-    both = torch.cat([ta, tb], dim=1).flatten(1)
-    data_range = both.amax(dim=1) - both.amin(dim=1)
-    c1 = ((0.01 * data_range) ** 2).view(-1, 1, 1, 1)
-    c2 = ((0.03 * data_range) ** 2).view(-1, 1, 1, 1)
-    x, y = ta.unsqueeze(1), tb.unsqueeze(1)
-    mean = lambda t: F.avg_pool2d(t, win_size, stride=1)  # noqa: E731 (the window mean)
-    ux, uy = mean(x), mean(y)
-    cov_norm = win_size**2 / (win_size**2 - 1)
-    vx = cov_norm * (mean(x * x) - ux * ux)
-    vy = cov_norm * (mean(y * y) - uy * uy)
-    vxy = cov_norm * (mean(x * y) - ux * uy)
-    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-    return s.mean(dim=(1, 2, 3))
+    return _ssim_from(ta, tb, _ssim_moments(ta, win_size), win_size)
 
 
 def hog(
@@ -156,9 +189,18 @@ def hog(
         device=m.device,
     )
     bins = torch.bucketize(angle, edges, right=True)  # number of edges <= angle
-    votes = F.one_hot(bins, orientations).to(torch.float64) * magnitude.unsqueeze(-1)
-    votes = votes[:, : rows * cell, : cols * cell].permute(0, 3, 1, 2)  # (N, O, H', W')
-    hist = F.avg_pool2d(votes, cell).permute(0, 2, 3, 1)  # (N, rows, cols, O)
+    # each pixel's magnitude added to its cell's bin (one add per pixel), then the cell mean
+    # (on CUDA index_add_ adds in no fixed order: the last bits may differ between runs)
+    bins = bins[:, : rows * cell, : cols * cell]
+    magnitude = magnitude[:, : rows * cell, : cols * cell]
+    cell_row = torch.arange(rows * cell, device=m.device) // cell
+    cell_col = torch.arange(cols * cell, device=m.device) // cell
+    cell_of = (cell_row[:, None] * cols + cell_col[None, :]) * orientations  # (H', W')
+    image_of = torch.arange(n, device=m.device).view(n, 1, 1) * (rows * cols * orientations)
+    slot = (image_of + cell_of + bins).flatten()
+    hist = torch.zeros(n * rows * cols * orientations, dtype=torch.float64, device=m.device)
+    hist.index_add_(0, slot, magnitude.flatten())
+    hist = (hist / (cell * cell)).view(n, rows, cols, orientations)
     blocks = hist.unfold(1, blk, 1).unfold(2, blk, 1)  # (N, br, bc, O, blk, blk)
     blocks = blocks.permute(0, 1, 2, 4, 5, 3).reshape(n, rows - blk + 1, cols - blk + 1, -1)
     out = blocks / torch.sqrt((blocks * blocks).sum(dim=-1, keepdim=True) + eps**2)
@@ -184,13 +226,15 @@ def hog_similarity(a: MapsLike, b: MapsLike, *, normalise: bool = True) -> torch
 
 
 class Similarity:
-    """The three scores of :data:`SIMILARITIES` against fixed reference maps, with the
-    reference's ranks and HOG features computed once (a sanity check compares one original
-    with many randomised maps).
+    """The three scores of :data:`SIMILARITIES` against fixed reference maps, with what belongs
+    to the reference alone (its ranks, its normalised map's SSIM window moments, its HOG
+    features) computed once: a sanity check compares one original with many randomised maps.
 
     Args:
         reference: ``(N, H, W)`` maps.
     """
+
+    _WIN = 7  # ssim's default window
 
     def __init__(self, reference: MapsLike) -> None:
         ref = as_maps(reference).to(torch.float64)
@@ -198,7 +242,9 @@ class Similarity:
         self.reference = ref
         self.side = min(ref.shape[1:])
         self.ranks = average_ranks(ref.abs().reshape(n, -1))
-        self.hog = hog(_by_max_abs(ref)) if self.side >= 24 else None
+        self.normalised = _by_max_abs(ref)
+        self.moments = _ssim_moments(self.normalised, self._WIN) if self.side >= self._WIN else None
+        self.hog = hog(self.normalised) if self.side >= 24 else None
 
     def __call__(self, maps: MapsLike) -> dict[str, torch.Tensor]:
         """``{"spearman", "ssim", "hog"}: (N,)`` scores of ``maps`` against the reference
@@ -208,10 +254,12 @@ class Similarity:
         if other.shape != ref.shape:
             raise ValueError(f"maps of shape {tuple(other.shape)}, reference {tuple(ref.shape)}.")
         n = ref.shape[0]
+        normalised = _by_max_abs(other)
         return {
             "spearman": pearson(self.ranks, average_ranks(other.abs().reshape(n, -1))),
-            "ssim": ssim(ref, other) if self.side >= 7 else _nan(ref),
-            "hog": _nan(ref) if self.hog is None else pearson(self.hog, hog(_by_max_abs(other))),
+            "ssim": _nan(ref) if self.moments is None else _ssim_from(
+                self.normalised, normalised, self.moments, self._WIN),
+            "hog": _nan(ref) if self.hog is None else pearson(self.hog, hog(normalised)),
         }
 
 
