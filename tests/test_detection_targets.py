@@ -81,6 +81,7 @@ def test_gradient_methods_match_reference_on_faster_rcnn(frcnn, image, frcnn_box
         ("fcos", "backbone.body.layer3", ["GradCAM", "XGradCAM"]),
         ("ssdlite", "backbone.features.0", ["GradCAM", "HiResCAM"]),
         ("maskrcnn", "backbone.body.layer4", ["GradCAM"]),
+        ("keypointrcnn", "backbone.body.layer4", ["GradCAM"]),
     ],
 )
 def test_gradient_methods_match_reference_on_other_detectors(name, layer, methods):

@@ -80,6 +80,10 @@ def build(name: str) -> nn.Module:
             weights=None, weights_backbone=None, num_classes=5, box_score_thresh=0.0,
             box_detections_per_img=5, **small,
         ),
+        "keypointrcnn": lambda: D.keypointrcnn_resnet50_fpn(
+            weights=None, weights_backbone=None, num_classes=2, num_keypoints=5,
+            box_score_thresh=0.0, box_detections_per_img=5, **small,
+        ),
         "deeplabv3": lambda: S.deeplabv3_mobilenet_v3_large(
             weights=None, weights_backbone=None, num_classes=5
         ),
