@@ -1,6 +1,8 @@
 """The Trust view: ``sanity`` requests against the engine's ``sanity_check``, ``evaluation_worst``
-requests against the per-image values of an ``evaluate`` result, the ``evaluation_summary``
-trait against its summary; bad requests are clear errors and the model is left as found.
+requests against the per-image values of an ``evaluate`` result (and, with the evaluation's
+data, their thumbnails against the dataset's images and their maps against the engine's
+``cam`` and ``saliency``), the ``evaluation_summary`` trait against its summary; bad requests
+are clear errors and the model is left as found.
 """
 
 from __future__ import annotations
@@ -10,16 +12,23 @@ import math
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from torch.utils.data import DataLoader, TensorDataset
 
 from cnnviz_widgets import LayerExplorer, TrustView
+from cnnviz_widgets.demo import make_shapes
 from cnnviz_widgets.demo.examples import ShapeImages
+from cnnviz_widgets.demo.model import MEAN, STD
+from cnnviz_widgets.engine.cam import cam
+from cnnviz_widgets.engine.dryrun import default_layer
 from cnnviz_widgets.engine.metrics import evaluate, sanity_check
 from cnnviz_widgets.engine.metrics.sanity_result import SanityCheck
+from cnnviz_widgets.engine.saliency import saliency, saliency_map
 from cnnviz_widgets.widgets import dispatch
 from cnnviz_widgets.widgets.jobs import Cancelled
 from cnnviz_widgets.widgets.recorder import Recorder
 from cnnviz_widgets.widgets.requests import Job, request_key
-from cnnviz_widgets.widgets.requests.evaluation import WORST
+from cnnviz_widgets.widgets.requests.evaluation import THUMB, WORST
 from cnnviz_widgets.widgets.serialize import decode_stack_message
 
 from .model_state import Fingerprint
@@ -225,3 +234,141 @@ def test_trust_view_shows_one_tab(evaluation):
     with pytest.raises(TypeError, match="one view"):
         TrustView(views=["cam"])
     assert torch.is_tensor(view.input_tensor)
+
+
+# ---------------------------------------------------------------- the drill-down's pictures
+
+
+def engine_maps(model, x: torch.Tensor, method: str, layer: str | None,
+                targets: list[int]) -> np.ndarray:
+    """The maps the evaluation scored, made here by the engine's own functions: a CAM method's
+    map at its layer (already in [0, 1]) or the channel-absmax of a saliency attribution,
+    each min-max scaled to [0, 1]."""
+    if method == "vanilla":
+        maps = saliency_map(saliency(model, x, targets, "vanilla"), "absmax")
+    else:
+        maps = cam(model, x, layer, method, targets)
+    maps = torch.as_tensor(maps).detach().to(torch.float64).cpu().numpy()
+    lo = maps.reshape(len(maps), -1).min(1)[:, None, None]
+    hi = maps.reshape(len(maps), -1).max(1)[:, None, None]
+    return ((maps - lo) / np.where(hi > lo, hi - lo, 1)).astype(np.float32)
+
+
+def within_levels(got: np.ndarray, want: np.ndarray, slack: float = 1e-6) -> bool:
+    """Whether quantised maps ``got`` are ``want`` to half an 8-bit level of each map's range."""
+    lo = want.reshape(len(want), -1).min(1)[:, None, None]
+    hi = want.reshape(len(want), -1).max(1)[:, None, None]
+    return bool(np.all(np.abs(got - want) <= (hi - lo) / 255 * 0.51 + slack))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return ShapeImages(24, seed=5)
+
+
+@pytest.fixture
+def pictured(evaluation, data):
+    ex = LayerExplorer(background=False, evaluation=evaluation, evaluation_data=data)
+    return ex, Recorder(ex)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_the_drill_down_shows_each_worst_image_and_the_method_map(pictured, evaluation, data,
+                                                                   method):
+    ex, rec = pictured
+    before = Fingerprint.of(ex.model)
+    content, buffers = ask(ex, rec, "evaluation_worst", method=method, metric="sparseness")
+    before.assert_same(ex.model)
+    assert content["type"] == "reply" and content["images"] is True, content
+    indices = content["indices"]
+    assert indices == evaluation.worst(method, "sparseness", WORST)
+    k = len(indices)
+    # 64 px demo images: sent as they are, the dataset's pixels (its inputs un-normalised)
+    images, _, _ = make_shapes(24, size=64, seed=5)
+    assert content["rgb"]["shape"] == [k, 64, 64, 3]
+    thumbs = np.frombuffer(buffers[0], np.uint8).reshape(k, 64, 64, 3)
+    want_rgb = (images[indices].permute(0, 2, 3, 1).numpy() * 255).round()
+    assert np.abs(thumbs.astype(float) - want_rgb).max() <= 1  # normalised and back: rounding
+    # the map of each image for the class the evaluation explained, as the engine makes it
+    rows = [int(np.flatnonzero(evaluation.indices == i)[0]) for i in indices]
+    targets = [int(evaluation.targets[r]) for r in rows]
+    assert content["targets"] == targets
+    layer = content["layer"]
+    x = torch.stack([data[i][0] for i in indices])
+    # the evaluation's CAM layer: the default one (no layer= given); none for saliency
+    assert layer == (default_layer(ex.model, x[:1]) if method == "GradCAM" else None)
+    want = engine_maps(ex.model, x, method, layer, targets)
+    got = decode_stack_message(content["maps"], buffers[1:])
+    assert got.shape == want.shape == (k, 64, 64)
+    assert within_levels(got, want)
+    # another image's map is not that one's (the test can tell maps apart)
+    assert not within_levels(got[[1, 0, *range(2, k)]], want)
+    # the drill-down on screen is in the widget state, and outlives a new input image
+    assert ex.shown_evaluation_worst["key"] == f"evaluation_worst|{method}|sparseness"
+    ex.image = ex.image
+    assert ex.shown_evaluation_worst is not None
+
+
+def test_large_images_come_as_thumbnails_of_the_dataset_images():
+    ex = LayerExplorer(background=False)
+    side = 160
+    images, labels, _ = make_shapes(8, size=side, seed=2)
+    mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
+    data = DataLoader(TensorDataset((images - mean) / std, labels), batch_size=4)
+    result = evaluate(ex.model, data, ["GradCAM"], ["sparseness"], n_boot=50)
+    ex.close()
+    ex = LayerExplorer(background=False, evaluation=result, evaluation_data=data)
+    rec = Recorder(ex)
+    content, buffers = ask(ex, rec, "evaluation_worst", method="GradCAM", metric="sparseness")
+    indices = content["indices"]
+    k = len(indices)
+    assert content["rgb"]["shape"] == [k, THUMB, THUMB, 3]
+    thumbs = np.frombuffer(buffers[0], np.uint8).reshape(k, THUMB, THUMB, 3)
+    for thumb, i in zip(thumbs, indices, strict=True):
+        rgb = (images[i].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        want = np.asarray(Image.fromarray(rgb).resize((THUMB, THUMB), Image.BILINEAR))
+        assert np.abs(thumb.astype(int) - want.astype(int)).max() <= 2  # PIL's antialiased resize
+    got = decode_stack_message(content["maps"], buffers[1:])
+    rows = [int(np.flatnonzero(result.indices == i)[0]) for i in indices]
+    full = engine_maps(ex.model, ((images - mean) / std)[indices], "GradCAM", content["layer"],
+                       [int(result.targets[r]) for r in rows])
+    want = np.stack([np.asarray(Image.fromarray(m, mode="F").resize((THUMB, THUMB),
+                                                                    Image.BILINEAR))
+                     for m in full])
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 1 / 255 + 0.01  # an 8-bit level and the two resizes
+
+
+def test_a_click_makes_the_evaluated_image_the_input(pictured, evaluation, data):
+    ex, _ = pictured
+    index = evaluation.worst("GradCAM", "sparseness", 1)[0]
+    version = ex.image_version
+    ex._on_msg(ex, {"type": "set_image", "evaluation_index": index}, [])
+    assert ex.error == ""
+    assert ex.image_version == version + 1
+    assert torch.equal(ex.input_tensor.cpu(), data[index][0][None])
+    images, _, _ = make_shapes(24, size=64, seed=5)
+    want = (images[index].permute(1, 2, 0).numpy() * 255).round()
+    assert np.abs(ex.image.astype(float) - want).max() <= 1
+    other = (index + 1) % 24
+    assert not torch.equal(data[other][0][None], ex.input_tensor.cpu())
+    for bad, says in ((99, "not one of the evaluation's 24 images"), ("3", "must be an integer")):
+        ex._on_msg(ex, {"type": "set_image", "evaluation_index": bad}, [])
+        assert says in ex.error, ex.error
+        ex.error = ""
+    assert ex.image_version == version + 1  # a bad index changes nothing
+
+
+def test_a_click_without_the_data_says_how_to_get_it(demo):
+    ex, _ = demo
+    ex._on_msg(ex, {"type": "set_image", "evaluation_index": 0}, [])
+    assert "evaluation_data=data" in ex.error
+
+
+def test_data_of_another_length_is_a_clear_error(evaluation):
+    with pytest.raises(ValueError, match=r"evaluation_data: The data has 30 items, but the "
+                                         r"evaluation scored 24 images"):
+        LayerExplorer(background=False, evaluation=evaluation,
+                      evaluation_data=ShapeImages(30, seed=5))
+    with pytest.raises(TypeError, match="evaluation_data= needs evaluation="):
+        LayerExplorer(background=False, evaluation_data=ShapeImages(24, seed=5))

@@ -44,7 +44,7 @@ from .picture import view_png
 from .progress import CellProgress
 from .requests import MessageError, request_kinds
 from .requests.cam import cam_method_name, class_agnostic
-from .requests.evaluation import check_evaluation, evaluation_summary
+from .requests.evaluation import EvaluationSource, evaluation_image, evaluation_summary
 from .requests.examples import ExamplesSource
 from .serialize import rgb_stack
 from .subject import Subject
@@ -87,6 +87,10 @@ class LayerExplorer(anywidget.AnyWidget):
         evaluation: the "Trust" view's table: what ``evaluate(model, data, methods,
             metrics)`` returns (its summary as a sortable table; a click on a row lists the
             images where that method does worst); ``None``: the table says how to make one.
+        evaluation_data: the ``data`` that ``evaluate`` was given (a ``DataLoader``,
+            ``Dataset``, image folder or tensors): the worst images are then shown as
+            thumbnails with the method's map, and a click on one makes it the input image;
+            ``None``: their dataset indices and values only.
 
     Raises:
         TypeError: ``model`` is a class, a function, a weights entry or anything else that is
@@ -143,6 +147,7 @@ class LayerExplorer(anywidget.AnyWidget):
     # or None without an evaluation
     evaluation_summary = traitlets.List(traitlets.Dict(), allow_none=True,
                                         default_value=None).tag(sync=True)
+    shown_evaluation_worst = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
 
     def __init__(
         self,
@@ -161,6 +166,7 @@ class LayerExplorer(anywidget.AnyWidget):
         views: Sequence[str] | None = None,
         examples: Any = None,
         evaluation: Any = None,
+        evaluation_data: Any = None,
         lang: str | None = None,
     ):
         chosen_lang = resolve_lang(lang)
@@ -231,9 +237,12 @@ class LayerExplorer(anywidget.AnyWidget):
         if source is not None:
             self.examples_info = source.to_json()
         if evaluation is not None:
-            result = check_evaluation(evaluation)
-            self._subject.evaluation = result
-            self.evaluation_summary = evaluation_summary(result)
+            evaluated = EvaluationSource(evaluation, evaluation_data)
+            self._subject.evaluation = evaluated
+            self.evaluation_summary = evaluation_summary(evaluated.result)
+        elif evaluation_data is not None:
+            raise TypeError("evaluation_data= needs evaluation=evaluate(model, data, methods, "
+                            "metrics): the data's images are shown for that evaluation.")
 
     # ------------------------------------------------------------------ Python API
 
@@ -442,6 +451,9 @@ class LayerExplorer(anywidget.AnyWidget):
             self.error = f"Ignored a message from the front end: {err}"
 
     def _on_set_image(self, msg: dict[str, Any], buffers: Sequence[Any]) -> None:
+        if "evaluation_index" in msg:  # one of the evaluated images (the Trust view)
+            self._set_image(evaluation_image(self._subject, msg["evaluation_index"]))
+            return
         h, w = msg.get("height"), msg.get("width")
         if not (isinstance(h, int) and isinstance(w, int) and 8 <= min(h, w) <= max(h, w) <= 2048):
             raise MessageError("set_image needs integer height and width in 8..2048")

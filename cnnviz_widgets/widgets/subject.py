@@ -95,7 +95,8 @@ class Subject:
     examples: Any = None
     """The dataset examples (:class:`~.requests.examples.ExamplesSource`) or ``None``."""
     evaluation: Any = None
-    """A dataset evaluation (``evaluate(...)``'s result) for the Trust view, or ``None``."""
+    """A dataset evaluation for the Trust view (:class:`~.requests.evaluation.
+    EvaluationSource`: ``evaluate(...)``'s result and its data), or ``None``."""
     pending_maps: dict[str, torch.Tensor] = field(default_factory=dict)
     """Float maps ``{layer: (C, H, W)}`` the first pass of the current image gave and no
     request has taken yet (quantised when asked for, not before the first paint)."""

@@ -7,6 +7,7 @@
  *   {type: "request", id, key, kind, ...params}        ask for data (params per kind)
  *   {type: "cancel"}                                   stop the running long job
  *   {type: "set_image", height, width} + [RGBA bytes]  use a drawing as the input
+ *   {type: "set_image", evaluation_index}              use an evaluated dataset image
  * Python -> front end:
  *   {type: "reply", id, key, kind, ...content} + buffers
  *   {type: "error", id, key, kind, message}
@@ -35,7 +36,7 @@ export const REQUEST_KINDS = ["features", "kernels", "predictions", "cam", "metr
 export type RequestKind = (typeof REQUEST_KINDS)[number];
 
 /** The kinds whose answer Python puts into the trait `shown_<kind>`. */
-export const SHOWN_KINDS = ["features", "kernels", "predictions", "cam", "saliency", "metrics", "examples", "sanity"] as const;
+export const SHOWN_KINDS = ["features", "kernels", "predictions", "cam", "saliency", "metrics", "examples", "sanity", "evaluation_worst"] as const;
 export type ShownKind = (typeof SHOWN_KINDS)[number];
 
 /** What a request of each kind asks for. `target: null`: a class-agnostic CAM method. */
@@ -88,7 +89,12 @@ export interface SetImageMessage {
   height: number;
   width: number;
 }
-export type Outgoing = RequestMessage | CancelMessage | SetImageMessage;
+/** Make dataset image `evaluation_index` of the explorer's evaluation data the input (no buffer). */
+export interface EvaluationImageMessage {
+  type: "set_image";
+  evaluation_index: number;
+}
+export type Outgoing = RequestMessage | CancelMessage | SetImageMessage | EvaluationImageMessage;
 
 export function requestMessage<K extends RequestKind>(kind: K, id: number, key: string, params: RequestParams[K]): RequestMessage {
   return { ...params, type: "request", id, key, kind } as RequestMessage;
@@ -187,7 +193,11 @@ export interface ReplyContent {
     value: number | null;
     fails: boolean | null;
   };
-  /** Worst first: dataset indices, values, explained classes, labels (null: none); `images`: whether images came. */
+  /**
+   * Worst first: dataset indices, values, explained classes, labels (null:
+   * none); `images`: whether images came (then `rgb`, the thumbnails, and
+   * `maps`, the method's map over each, are set).
+   */
   evaluation_worst: {
     method: string;
     metric: string;
@@ -200,7 +210,11 @@ export interface ReplyContent {
     target_names: string[] | null;
     label_names: string[] | null;
     n: number;
+    /** The method's CAM layer (null: not a CAM method, or not known). */
+    layer: string | null;
     images: boolean;
+    rgb: RgbMeta | null;
+    maps: StackMeta | null;
   };
 }
 

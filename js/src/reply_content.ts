@@ -146,9 +146,18 @@ export const CONTENT: { [K in RequestKind]: (r: Rec, buffers: readonly DataView[
       fails: typeof r.fails === "boolean" ? r.fails : null,
     };
   },
-  evaluation_worst: (r) => {
+  evaluation_worst: (r, b) => {
     const w = "evaluation_worst";
     if (!Array.isArray(r.values)) throw new PayloadError(`${w}: values must be a list`);
+    const images = r.images === true;
+    const rgb = images ? rgbMeta(r.rgb, b, 0, w) : null;
+    const maps = images ? stackMeta(r.maps, b.slice(1), w) : null;
+    if (rgb && maps) {
+      const [k, h, wd] = rgb.shape;
+      if (rgb.shape.length !== 4 || maps.shape[0] !== k || maps.shape[1] !== h || maps.shape[2] !== wd) {
+        throw new PayloadError(`${w}: thumbnails ${JSON.stringify(rgb.shape)} and maps ${JSON.stringify(maps.shape)} differ`);
+      }
+    }
     return {
       method: text(r, "method", w),
       metric: text(r, "metric", w),
@@ -160,7 +169,10 @@ export const CONTENT: { [K in RequestKind]: (r: Rec, buffers: readonly DataView[
       target_names: Array.isArray(r.target_names) ? r.target_names.map(String) : null,
       label_names: Array.isArray(r.label_names) ? r.label_names.map(String) : null,
       n: finite(r, "n", w),
-      images: r.images === true,
+      layer: r.layer === undefined || r.layer === null ? null : text(r, "layer", w),
+      images,
+      rgb,
+      maps,
     };
   },
   arithmetic: (r, b) => {

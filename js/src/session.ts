@@ -199,6 +199,11 @@ export class Session {
     this.options.send({ type: "set_image", height, width }, [rgba]);
   }
 
+  /** Make dataset image `index` of the explorer's evaluation data the input image. */
+  setEvaluationImage(index: number): void {
+    this.options.send({ type: "set_image", evaluation_index: index });
+  }
+
   /**
    * The input image is now `version`: drop the data of other versions, and
    * stop waiting for their requests (Python does not answer those).

@@ -130,6 +130,29 @@ export const CSS = `
 .cnnviz-examples-side { display: flex; flex-direction: column; gap: 2px; max-width: 132px; }
 .cnnviz-examples-here, .cnnviz-examples-actmax { display: block; image-rendering: pixelated; }
 .cnnviz-examples-channel { width: 5em; }
+.cnnviz-trust-title, .cnnviz-trust-verdict { font-weight: 600; }
+.cnnviz-trust-evaluation { margin-top: 12px; }
+.cnnviz-trust-maps, .cnnviz-trust-thumbs { display: flex; flex-wrap: wrap; gap: 8px; align-items: flex-start; }
+.cnnviz-trust-thumbs { margin: 4px 0; }
+.cnnviz-trust-map, .cnnviz-trust-thumb { margin: 0; width: 104px; }
+.cnnviz-trust-map-logit { width: 111px; padding-left: 6px; border-left: 1px dashed var(--jp-border-color1, #999); }
+.cnnviz-trust-canvas { display: block; image-rendering: pixelated; }
+.cnnviz-trust-caption-text { overflow-wrap: anywhere; }
+.cnnviz-trust-bad { color: var(--jp-error-color1, #b00020); }
+.cnnviz-trust-good { color: var(--jp-success-color1, #1b5e20); }
+.cnnviz-trust-table { border-collapse: collapse; font-size: 12px; margin-top: 4px; }
+.cnnviz-trust-cell { padding: 2px 8px; border-bottom: 1px solid var(--jp-border-color2, #ddd); text-align: left; white-space: nowrap; }
+.cnnviz-trust-sort { font: inherit; font-weight: 600; color: inherit; border: none; background: none; padding: 0; cursor: pointer; }
+.cnnviz-trust-row { cursor: pointer; }
+.cnnviz-trust-row:hover { background: var(--jp-layout-color2, #f3f3f3); }
+.cnnviz-trust-row-chosen, .cnnviz-trust-row-chosen:hover { background: rgba(33, 150, 243, 0.15); }
+.cnnviz-trust-worst-list { margin: 2px 0; }
+.cnnviz-trust-thumb-button { display: block; padding: 2px; background: none; border: 2px solid transparent; border-radius: 3px; cursor: pointer; }
+.cnnviz-trust-thumb-button:hover { border-color: var(--jp-border-color1, #bbb); }
+.cnnviz-trust-thumb-current .cnnviz-trust-thumb-button { border-color: var(--jp-brand-color1, #1976d2); }
+.cnnviz-trust-sort:focus-visible, .cnnviz-trust-row:focus-visible, .cnnviz-trust-thumb-button:focus-visible {
+  outline: 2px solid var(--jp-brand-color1, #1976d2); outline-offset: 1px;
+}
 .cnnviz-pad-side { display: flex; flex-direction: column; gap: 4px; min-width: 200px; }
 .cnnviz-pad-hint { margin: 4px 0; }
 .cnnviz-pad { display: block; cursor: crosshair; touch-action: none; image-rendering: pixelated; border: 1px solid var(--jp-border-color1, #bbb); }

@@ -119,6 +119,8 @@ export type ExplorerTraits = {
   shown_sanity: ShownValue | null;
   /** The summary of `LayerExplorer(evaluation=...)`: one record per method and metric; null without. */
   evaluation_summary: readonly EvaluationRecord[] | null;
+  /** The drill-down on screen: the images where a method does worst on a metric. */
+  shown_evaluation_worst: ShownValue | null;
 };
 
 export type TraitName = keyof ExplorerTraits;
@@ -162,6 +164,7 @@ export const DEFAULTS: Readonly<ExplorerTraits> = Object.freeze({
   examples_info: null,
   shown_sanity: null,
   evaluation_summary: null,
+  shown_evaluation_worst: null,
 });
 
 /** Whether `value` has the type of `fallback` (for null defaults: null or a dict/list). */

@@ -96,3 +96,56 @@ export function intervalText(r: Readonly<EvaluationRecord>, t: Translate = defau
   if (r.ci_low === null || r.ci_high === null) return t("trust.na");
   return `[${formatValue(r.ci_low)}, ${formatValue(r.ci_high)}]`;
 }
+
+// ---------- the drill-down to the worst images ----------
+
+/** What the drill-down's texts read of an `evaluation_worst` reply. */
+export type WorstText = Pick<ReplyContent["evaluation_worst"], "indices" | "values" | "targets" | "labels" | "target_names" | "label_names">;
+
+/**
+ * The line of worst image `i`: "image 12: 0.4123 · class ring", with
+ * "· label square" when the data has labels; names from the reply, else
+ * from `name`.
+ */
+export function worstItemText(c: Readonly<WorstText>, i: number, name: (index: number) => string, t: Translate = defaultT): string {
+  const value = c.values[i];
+  const params = {
+    index: c.indices[i] ?? "",
+    value: value === null || value === undefined ? t("trust.na") : formatValue(value),
+    target: c.target_names?.[i] ?? name(c.targets[i] ?? 0),
+    label: c.label_names?.[i] ?? (c.labels ? name(c.labels[i] ?? 0) : ""),
+  };
+  return t(c.labels ? "trust.worst_row_label" : "trust.worst_row", params);
+}
+
+/** CSS size [width, height] that shows a `width` x `height` image with its longer side `side` px. */
+export function fitSize(width: number, height: number, side: number): [number, number] {
+  const s = side / Math.max(width, height, 1);
+  return [Math.max(1, Math.round(width * s)), Math.max(1, Math.round(height * s))];
+}
+
+/**
+ * Which dataset image is the explorer's input, from a click on a thumbnail
+ * and the image version: a click waits for the next version (Python loads
+ * the image and bumps it), which then belongs to that image until the
+ * version changes again (another image, a drawing).
+ */
+export class LoadedImage {
+  private pending: { index: number; from: number } | null = null;
+  private current: { index: number; version: number } | null = null;
+
+  /** A thumbnail was clicked while the input was image version `version`. */
+  clicked(index: number, version: number): void {
+    this.pending = { index, from: version };
+  }
+
+  /** The dataset index shown as the input at image version `version` (null: another image), and whether one is on its way. */
+  at(version: number): { index: number | null; waiting: number | null } {
+    if (this.pending && version !== this.pending.from) {
+      this.current = { index: this.pending.index, version };
+      this.pending = null;
+    }
+    if (this.current && this.current.version !== version) this.current = null;
+    return { index: this.current?.index ?? null, waiting: this.pending?.index ?? null };
+  }
+}

@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { translator } from "../src/i18n";
 import { parseMessage } from "../src/messages";
 import type { EvaluationRecord } from "../src/traits";
-import { nextSort, scoresText, sortArrow, sortRows, stepLabel, verdictText } from "../src/trust_text";
+import { LoadedImage, fitSize, nextSort, scoresText, sortArrow, sortRows, stepLabel, verdictText, worstItemText } from "../src/trust_text";
 
 const en = translator("en");
 const zh = translator("zh");
@@ -113,5 +113,53 @@ describe("trust replies", () => {
     assert.equal(c.images, false);
     assert.equal(c.labels, null);
     assert.deepEqual(c.target_names, ["ring", "circle"]);
+  });
+});
+
+describe("the drill-down to the worst images", () => {
+  const reply = { indices: [5, 2, 9], values: [0.41234, null, 0.5], targets: [1, 0, 2], labels: null, target_names: ["ring", "circle", null as unknown as string], label_names: null };
+
+  it("writes each image's index, value and class; the label when the data has them", () => {
+    const names = (i: number): string => ["circle", "ring", "square"][i] ?? String(i);
+    assert.equal(worstItemText(reply, 0, names, en), "image 5: 0.4123 · class ring");
+    assert.equal(worstItemText(reply, 1, names, en), "image 2: n/a · class circle");
+    assert.equal(worstItemText({ ...reply, target_names: null }, 2, names, en), "image 9: 0.5 · class square");
+    const labelled = { ...reply, labels: [1, 2, 2], label_names: ["ring", "square", "square"] };
+    assert.equal(worstItemText(labelled, 1, names, en), "image 2: n/a · class circle · label square");
+    assert.equal(worstItemText(reply, 0, names, zh), "图像 5：0.4123 · 类别 ring");
+  });
+
+  it("fits a thumbnail's longer side to the box, keeping its aspect", () => {
+    assert.deepEqual(fitSize(64, 64, 96), [96, 96]);
+    assert.deepEqual(fitSize(96, 48, 96), [96, 48]);
+    assert.deepEqual(fitSize(30, 120, 96), [24, 96]);
+    assert.deepEqual(fitSize(1000, 1, 96), [96, 1]);
+  });
+
+  it("marks the clicked image as the input once the image version moves, until it moves again", () => {
+    const loaded = new LoadedImage();
+    assert.deepEqual(loaded.at(3), { index: null, waiting: null });
+    loaded.clicked(9, 3);
+    assert.deepEqual(loaded.at(3), { index: null, waiting: 9 }); // Python has not answered yet
+    assert.deepEqual(loaded.at(4), { index: 9, waiting: null });
+    assert.deepEqual(loaded.at(4), { index: 9, waiting: null });
+    assert.deepEqual(loaded.at(5), { index: null, waiting: null }); // another image (a drawing)
+  });
+
+  it("parses thumbnails and maps of the same size, and refuses others", () => {
+    const head = { type: "reply", id: 5, key: "evaluation_worst|GradCAM|sparseness", kind: "evaluation_worst", method: "GradCAM", metric: "sparseness", better: "higher", indices: [5, 2], values: [0.1, 0.2], targets: [1, 0], labels: null, target_names: null, n: 8, layer: "features.11", images: true };
+    const rgb = new Uint8Array(2 * 4 * 3 * 3);
+    const levels = new Uint8Array(2 * 4 * 3);
+    const lo = new Float32Array([0, 0]);
+    const hi = new Float32Array([1, 1]);
+    const m = parseMessage({ ...head, rgb: { shape: [2, 4, 3, 3] }, maps: { shape: [2, 4, 3], range_dtype: "float32" } }, [rgb, levels, lo, hi]);
+    assert.ok(m && m.type === "reply" && m.reply.kind === "evaluation_worst");
+    const c = m.reply.content as { images: boolean; layer: string | null; rgb: { shape: number[] } | null; maps: { shape: number[] } | null };
+    assert.equal(c.images, true);
+    assert.equal(c.layer, "features.11");
+    assert.deepEqual(c.rgb?.shape, [2, 4, 3, 3]);
+    assert.deepEqual(c.maps?.shape, [2, 4, 3]);
+    assert.throws(() => parseMessage({ ...head, rgb: { shape: [2, 4, 3, 3] }, maps: { shape: [2, 3, 4], range_dtype: "float32" } }, [rgb, levels, lo, hi]), /differ/);
+    assert.throws(() => parseMessage({ ...head, rgb: { shape: [2, 4, 3, 3] }, maps: { shape: [2, 4, 3] } }, [rgb]), /buffers/);
   });
 });

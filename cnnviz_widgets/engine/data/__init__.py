@@ -16,7 +16,7 @@ shard (:mod:`.shard`).
 * :mod:`.files`: :class:`ImageFiles`, a folder of images.
 * :mod:`.items`: an item's image, label, mask and box; :class:`Collate` -> :class:`Batch`.
 * :mod:`.source`: :func:`resolve_source`, :func:`make_loader`, :func:`load_batches`,
-  :func:`fingerprint`.
+  :func:`load_items`, :func:`fingerprint`.
 * :mod:`.shard`: torch.distributed: rank, the shard's batches, all-gather.
 * :mod:`.progress`: the progress bar or callback.
 * :mod:`.errors`: :class:`DataError` and its messages.
@@ -34,6 +34,7 @@ from .source import (
     Source,
     fingerprint,
     load_batches,
+    load_items,
     make_loader,
     resolve_source,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "fingerprint",
     "label_of",
     "load_batches",
+    "load_items",
     "make_loader",
     "not_an_image",
     "resolve_source",

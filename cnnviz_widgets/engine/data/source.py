@@ -1,6 +1,6 @@
 """Where the images of a dataset pass come from: :func:`resolve_source` turns the caller's
 ``data`` into a :class:`Source`, :func:`make_loader` reads this process's shard of it with
-torch's ``DataLoader``."""
+torch's ``DataLoader``, :func:`load_items` reads a few items again by index (to show them)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from torch.utils.data._utils.collate import default_collate
 
 from .errors import DataError
 from .files import ImageFiles
-from .items import Batch, Collate
+from .items import Batch, Collate, split_item
 from .shard import ShardBatches
-from .transform import ImageFunction, Transform
+from .transform import ImageFunction, Transform, display_rgb
 
 DEFAULT_BATCH_SIZE = 32
 
@@ -186,6 +186,28 @@ def load_batches(
     source = resolve_source(data, size, num_workers, transform)
     rank, world = shard if shard is not None else (0, 1)
     yield from make_loader(source, source.batch_size, rank, world, split="batches")
+
+
+def load_items(source: Source, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The items ``indices`` of ``source``'s dataset, read again as a pass reads them.
+
+    Returns:
+        Model input ``(k, C, H, W)`` (as :class:`~.items.Collate` makes it from each item's
+        image) and display RGB ``(k, H, W, 3)`` uint8: an image file's own pixels (resized and
+        cropped as the input), else the input shown by :func:`~.transform.display_rgb`.
+        Empty indices give ``(0, 3, 1, 1)`` and ``(0, 1, 1, 3)``.
+    """
+    if not indices:
+        return torch.zeros(0, 3, 1, 1), torch.zeros(0, 1, 1, 3, dtype=torch.uint8)
+    dataset, transform = source.dataset, source.transform
+    if isinstance(dataset, ImageFiles) and transform.function is None:
+        loaded = [dataset.load(i) for i in indices]
+        x = torch.cat([item.tensor for item in loaded])
+        rgb = torch.stack([torch.from_numpy(item.rgb) for item in loaded])
+        return x, rgb
+    convert = Collate(transform)
+    x = torch.stack([convert.image_tensor(split_item(dataset[i], i).image, i) for i in indices])
+    return x, display_rgb(x, transform)
 
 
 def fingerprint(source: Source, items: int = 4) -> str:

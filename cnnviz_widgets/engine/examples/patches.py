@@ -8,14 +8,12 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 
-from ..data import Collate, ImageFiles, Transform, display_rgb, split_item
+from ..data import Transform, load_items, resolve_source
 from ..receptive import ReceptiveField
 from .store import ExamplesError, ExamplesMismatchError
 
@@ -51,32 +49,21 @@ def read_items(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Model input ``(k, C, H, W)`` and display RGB ``(k, H, W, 3)`` of the dataset items
     ``indices`` of ``data``, the data a result with header ``meta`` was computed from
-    (a folder path, a ``Dataset`` or a ``DataLoader``; ``None`` is an error that says so)."""
+    (a folder path, a ``Dataset`` or a ``DataLoader``; ``None`` is an error that says so),
+    read by the data layer (:func:`~cnnviz_widgets.engine.data.load_items`)."""
     transform = Transform.from_description(meta["transform"])
     if data is None:
         raise ExamplesError(
             "patches() needs the data the examples were computed from: pass it as "
             "patches(layer, channel, data)."
         )
-    if isinstance(data, (str, os.PathLike)):
-        data = ImageFiles(data, transform)
-    elif isinstance(data, DataLoader):
-        data = data.dataset
-    if len(data) != meta["data"]["length"]:
+    source = resolve_source(data, None, 0, transform)
+    if len(source.dataset) != meta["data"]["length"]:
         raise ExamplesMismatchError(
-            f"The data has {len(data)} items, but the examples were computed on "
+            f"The data has {len(source.dataset)} items, but the examples were computed on "
             f"{meta['data']['length']}. Pass the same data."
         )
-    if not indices:
-        return torch.zeros(0, 3, 1, 1), torch.zeros(0, 1, 1, 3, dtype=torch.uint8)
-    if isinstance(data, ImageFiles):
-        loaded = [data.load(i) for i in indices]
-        x = torch.cat([item.tensor for item in loaded])
-        rgb = torch.stack([torch.from_numpy(item.rgb) for item in loaded])
-        return x, rgb
-    convert = Collate(transform)
-    x = torch.stack([convert.image_tensor(split_item(data[i], i).image, i) for i in indices])
-    return x, display_rgb(x, transform)
+    return load_items(source, indices)
 
 
 def crop_box(

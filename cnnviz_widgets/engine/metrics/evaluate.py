@@ -50,7 +50,7 @@ from ..layers import LayerRef
 from ..targets import OutputSelector
 from ._common import class_targets
 from .adapters import Context
-from .evaluation import Evaluation, merge_partial, summarise
+from .evaluation import Evaluation, merge_partial, minmax, summarise
 from .explain import Method, MethodLike, resolve_method
 from .localisation import box_masks
 from .registry import METRICS, metric_spec
@@ -163,6 +163,8 @@ def evaluate(
         summary=summarise(values, n_boot, confidence, seed),
         seconds=local["seconds"],
         confidence=confidence,
+        transform=source.transform,
+        explainers=dict(scorer.resolved),
     )
 
 
@@ -226,7 +228,7 @@ class _Scorer:
                 )
             m = self.resolved[name]
             start = time.perf_counter()
-            maps = _minmax(m.explain(self.model, x, classes))
+            maps = minmax(m.explain(self.model, x, classes))
             self._clock((name, "maps"), start)
             ctx = Context(
                 self.model, x, maps, classes, m, masks=masks, boxes=boxes,
@@ -278,14 +280,6 @@ class _Scorer:
             "seconds": self.seconds,
             "metrics": self.chosen,
         }
-
-
-def _minmax(maps: torch.Tensor) -> torch.Tensor:
-    """Each ``(H, W)`` map of ``(N, H, W)`` scaled to [0, 1] (a constant map becomes 0)."""
-    flat = maps.flatten(1)
-    lo = flat.amin(dim=1).view(-1, 1, 1)
-    span = (flat.amax(dim=1) - flat.amin(dim=1)).view(-1, 1, 1)
-    return torch.where(span > 0, (maps - lo) / torch.where(span > 0, span, 1.0), maps - lo)
 
 
 def _mask_boxes(masks: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """The result of :func:`~.evaluate.evaluate`: per-image values, their summary with bootstrap
-confidence intervals, and the merge of the pieces of a distributed evaluation."""
+confidence intervals, the merge of the pieces of a distributed evaluation, and the images and
+maps of some of its items again (to look at the ones where a method does worst)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
+from ..data import Source, Transform, load_items, resolve_source
+from ..inputs import prepare_input
+from .explain import Method
 from .registry import METRICS
 
 
@@ -51,6 +57,11 @@ class Evaluation:
         seconds: ``{(method, metric): seconds}`` spent on each metric, and
             ``{(method, "maps"): seconds}`` on the maps.
         confidence: the confidence level of the intervals.
+        transform: how the data's image files and PIL items became model input (``None``:
+            as :class:`~cnnviz_widgets.engine.data.Transform` does by default), to read items
+            again (:meth:`images`).
+        explainers: the methods as the evaluation resolved them (layer, options), by name, to
+            explain items again (:meth:`maps`); kept in memory only.
     """
 
     methods: tuple[str, ...]
@@ -62,6 +73,8 @@ class Evaluation:
     summary: list[dict[str, Any]] = field(default_factory=list)
     seconds: dict[tuple[str, str], float] = field(default_factory=dict)
     confidence: float = 0.95
+    transform: Transform | None = field(default=None, repr=False, compare=False)
+    explainers: dict[str, Method] = field(default_factory=dict, repr=False, compare=False)
 
     def value(self, method: str, metric: str) -> np.ndarray:
         """``(N,)`` values of one method and metric, in :attr:`indices` order."""
@@ -110,6 +123,78 @@ class Evaluation:
         bad = -vals if METRICS[metric].higher_is_better else vals
         order = np.argsort(np.where(np.isnan(bad), -np.inf, bad), kind="stable")[::-1]
         return [int(self.indices[i]) for i in order[:k]]
+
+
+    def source(self, data: Any) -> Source:
+        """``data``, what :func:`~.evaluate.evaluate` was given (a ``DataLoader``, ``Dataset``,
+        image folder or tensors), resolved by the data layer with the evaluation's transform.
+
+        Raises:
+            ValueError: the data has another number of items than the evaluation has images
+                (the message names both).
+        """
+        transform = self.transform if self.transform is not None else Transform()
+        source = resolve_source(data, None, 0, transform)
+        items, images = len(source.dataset), len(self.indices)
+        if items != images:
+            raise ValueError(
+                f"The data has {items} items, but the evaluation scored {images} images: pass "
+                "the data that evaluate(model, data, ...) was given."
+            )
+        return source
+
+    def images(self, data: Any, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Model input ``(k, C, H, W)`` and display RGB ``(k, H, W, 3)`` uint8 of the dataset
+        items ``indices`` of ``data`` (or of a :meth:`source`), read as the evaluation read
+        them (:func:`~cnnviz_widgets.engine.data.load_items`)."""
+        source = data if isinstance(data, Source) else self.source(data)
+        return load_items(source, [int(i) for i in indices])
+
+    def maps(
+        self, model: nn.Module, x: torch.Tensor, method: str, indices: Sequence[int]
+    ) -> torch.Tensor:
+        """``(k, H, W)`` float32 maps of ``method`` for the images ``x`` (the dataset items
+        ``indices``, from :meth:`images`), for the classes the evaluation explained, scaled to
+        [0, 1] per image: the maps its metrics scored, on the model's device.
+
+        Raises:
+            KeyError: a method the evaluation did not resolve here (not one of
+                :attr:`methods`, or an evaluation made without :func:`~.evaluate.evaluate`).
+            ValueError: an index that is not one of the evaluated images.
+        """
+        explainer = self.explainers.get(method)
+        if explainer is None:
+            raise KeyError(
+                f"No explainer for {method!r} in this evaluation; it explained "
+                f"{', '.join(self.explainers) or 'nothing it kept'}."
+            )
+        rows = self.rows(indices)
+        x = prepare_input(model, x)
+        classes = torch.as_tensor(self.targets[rows], dtype=torch.int64, device=x.device)
+        return minmax(explainer.explain(model, x, classes))
+
+    def rows(self, indices: Sequence[int]) -> np.ndarray:
+        """Positions in :attr:`indices` (and in every values array) of dataset indices.
+
+        Raises:
+            ValueError: an index that is not one of the evaluated images.
+        """
+        where = {int(v): i for i, v in enumerate(self.indices.tolist())}
+        missing = [int(i) for i in indices if int(i) not in where]
+        if missing:
+            raise ValueError(
+                f"Dataset index {missing[0]} is not one of the evaluation's {len(where)} images."
+            )
+        return np.asarray([where[int(i)] for i in indices], dtype=np.int64)
+
+
+def minmax(maps: torch.Tensor) -> torch.Tensor:
+    """Each ``(H, W)`` map of ``(N, H, W)`` scaled to [0, 1] (a constant map becomes 0): how
+    the evaluation scales every method's maps before scoring them."""
+    flat = maps.flatten(1)
+    lo = flat.amin(dim=1).view(-1, 1, 1)
+    span = (flat.amax(dim=1) - flat.amin(dim=1)).view(-1, 1, 1)
+    return torch.where(span > 0, (maps - lo) / torch.where(span > 0, span, 1.0), maps - lo)
 
 
 def summarise(

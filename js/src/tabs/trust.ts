@@ -8,8 +8,8 @@
  * Runs only when Run is pressed (one map per layer); cancellable.
  *
  * Evaluation: the summary of `LayerExplorer(evaluation=evaluate(...))` as a
- * table sorted by a click on a column header; a click on a row lists the
- * images where that method does worst on that metric.
+ * table sorted by a click on a column header; a click on a row shows the
+ * images where that method does worst on that metric (./trust_worst.ts).
  */
 
 import { paintScaled } from "../canvas_util";
@@ -27,6 +27,7 @@ import type { EvaluationRecord } from "../traits";
 import { COLUMNS, type Column, type SortState, intervalText, nextSort, scoresText, sortArrow, sortRows, stepLabel, verdictText } from "../trust_text";
 import { chosenClass } from "./predictions";
 import { type Tab, type TabContext, showPending } from "./tab";
+import { WorstImages } from "./trust_worst";
 
 /** Side of each map of the row, CSS pixels. */
 const MAP_SIZE = 96;
@@ -56,7 +57,6 @@ export function createTrustTab(ctx: TabContext): Tab {
   // ---------- sanity check ----------
   const sanity = el(doc, "section", "cnnviz-trust-sanity");
   const title = el(doc, "div", "cnnviz-trust-title", t("trust.sanity_title"));
-  title.style.fontWeight = "600";
   const about = el(doc, "div", "cnnviz-meta", t("trust.sanity_about"));
   const controls = el(doc, "div", "cnnviz-controls");
   const methodSel = select(doc, t("trust.method"), methodOptions(), method, (v) => {
@@ -86,27 +86,24 @@ export function createTrustTab(ctx: TabContext): Tab {
   const caption = el(doc, "div", "cnnviz-meta cnnviz-trust-caption");
   const row = el(doc, "div", "cnnviz-trust-maps");
   row.setAttribute("role", "group");
-  Object.assign(row.style, { display: "flex", flexWrap: "wrap", gap: "8px", alignItems: "flex-start" });
   const verdict = el(doc, "div", "cnnviz-trust-verdict");
-  verdict.style.fontWeight = "600";
   const logit = el(doc, "div", "cnnviz-meta cnnviz-trust-logit");
   sanity.append(title, about, controls, message.el, caption, row, verdict, logit);
 
   // ---------- evaluation ----------
   const evaluation = el(doc, "section", "cnnviz-trust-evaluation");
-  evaluation.style.marginTop = "12px";
   const evalTitle = el(doc, "div", "cnnviz-trust-title", t("trust.eval_title"));
-  evalTitle.style.fontWeight = "600";
   const evalAbout = el(doc, "div", "cnnviz-meta cnnviz-trust-eval-about");
   const table = el(doc, "table", "cnnviz-trust-table");
-  Object.assign(table.style, { borderCollapse: "collapse", fontSize: "12px", marginTop: "4px" });
   const worstMessage = new MessageLine(doc);
-  const worst = el(doc, "div", "cnnviz-trust-worst");
-  evaluation.append(evalTitle, evalAbout, table, worstMessage.el, worst);
+  const worst = new WorstImages(ctx);
+  evaluation.append(evalTitle, evalAbout, table, worstMessage.el, worst.el);
   panel.append(sanity, evaluation);
 
   let sort: SortState | null = null;
-  let chosen: RequestParams["evaluation_worst"] | null = null;
+  // a saved notebook shows its last drill-down: start with its method and metric
+  const shownWorst = ctx.get("shown_evaluation_worst")?.key.split("|") ?? [];
+  let chosen: RequestParams["evaluation_worst"] | null = shownWorst.length === 3 ? { method: shownWorst[1] ?? "", metric: shownWorst[2] ?? "" } : null;
   /** What the table was drawn from (redrawn only when it changes). */
   let drawnTable = "";
 
@@ -185,20 +182,15 @@ export function createTrustTab(ctx: TabContext): Tab {
       const isLogit = i > c.steps.length && c.random_logit !== null;
       const label = i === 0 ? t("trust.original") : step ? stepLabel(c.mode, step.layer, t) : isLogit && c.random_logit ? t("trust.random_logit", { name: c.random_logit.class_name ?? String(c.random_logit.target) }) : "";
       const scores = step ? step.scores : isLogit && c.random_logit ? c.random_logit.scores : null;
-      const fig = el(doc, "figure", "cnnviz-trust-map");
-      Object.assign(fig.style, { margin: "0", width: `${MAP_SIZE + 8}px` });
-      if (isLogit) Object.assign(fig.style, { borderLeft: "1px dashed #999", paddingLeft: "6px" });
-      const canvas = el(doc, "canvas");
+      const fig = el(doc, "figure", isLogit ? "cnnviz-trust-map cnnviz-trust-map-logit" : "cnnviz-trust-map");
+      const canvas = el(doc, "canvas", "cnnviz-trust-canvas");
       canvas.setAttribute("role", "img");
       canvas.setAttribute("aria-label", label);
-      canvas.style.imageRendering = "pixelated";
       paintScaled(canvas, source, i, Math.round(stack.width * s), Math.round(stack.height * s));
-      const cap = el(doc, "figcaption", "cnnviz-meta", label);
-      cap.style.overflowWrap = "anywhere";
-      fig.append(canvas, cap);
+      fig.append(canvas, el(doc, "figcaption", "cnnviz-meta cnnviz-trust-caption-text", label));
       if (scores) {
         const line = el(doc, "div", "cnnviz-meta cnnviz-trust-score", scoresText(scores, t));
-        if (!isLogit && scores.spearman !== null && scores.spearman > c.threshold) line.style.color = "#b00020";
+        if (!isLogit && scores.spearman !== null && scores.spearman > c.threshold) line.classList.add("cnnviz-trust-bad");
         fig.append(line);
       }
       figures.push(fig);
@@ -210,7 +202,8 @@ export function createTrustTab(ctx: TabContext): Tab {
     caption.textContent = t("trust.caption", { method: c.method, name, mode: modeText });
     verdict.textContent = verdictText(c, t);
     verdict.dataset.fails = String(c.fails);
-    verdict.style.color = c.fails ? "#b00020" : c.fails === false ? "#1b5e20" : "";
+    verdict.classList.toggle("cnnviz-trust-bad", c.fails === true);
+    verdict.classList.toggle("cnnviz-trust-good", c.fails === false);
     logit.textContent = c.random_logit
       ? t("trust.logit", { other: c.random_logit.class_name ?? String(c.random_logit.target), name, scores: scoresText(c.random_logit.scores, t) })
       : "";
@@ -225,7 +218,7 @@ export function createTrustTab(ctx: TabContext): Tab {
       evalAbout.textContent = t("trust.eval_none");
       table.replaceChildren();
       table.hidden = true;
-      worst.replaceChildren();
+      worst.clear();
       worstMessage.hide();
       drawnTable = "";
       return;
@@ -241,9 +234,7 @@ export function createTrustTab(ctx: TabContext): Tab {
   }
 
   function cell(tag: "td" | "th", text: string): HTMLTableCellElement {
-    const c = el(doc, tag, "", text);
-    Object.assign(c.style, { padding: "2px 8px", borderBottom: "1px solid #ddd", textAlign: "left", whiteSpace: "nowrap" });
-    return c;
+    return el(doc, tag, "cnnviz-trust-cell", text);
   }
 
   function drawTable(rows: readonly EvaluationRecord[]): void {
@@ -257,7 +248,7 @@ export function createTrustTab(ctx: TabContext): Tab {
         refreshEvaluation();
       });
       b.dataset.column = column;
-      Object.assign(b.style, { border: "none", background: "none", fontWeight: "600", cursor: "pointer", padding: "0" });
+      b.className = "cnnviz-trust-sort";
       if (sort?.column === column) th.setAttribute("aria-sort", sort.ascending ? "ascending" : "descending");
       th.append(b);
       tr.append(th);
@@ -267,12 +258,11 @@ export function createTrustTab(ctx: TabContext): Tab {
     for (const r of sortRows(rows, sort)) {
       const line = el(doc, "tr", "cnnviz-trust-row");
       line.tabIndex = 0;
-      line.style.cursor = "pointer";
       line.title = t("trust.row_label", { method: r.method, metric: r.metric });
       line.dataset.method = r.method;
       line.dataset.metric = r.metric;
       if (chosen && chosen.method === r.method && chosen.metric === r.metric) {
-        line.style.background = "rgba(33, 150, 243, 0.15)";
+        line.classList.add("cnnviz-trust-row-chosen");
         line.setAttribute("aria-selected", "true");
       }
       line.append(
@@ -301,44 +291,25 @@ export function createTrustTab(ctx: TabContext): Tab {
 
   function refreshWorst(): void {
     if (!chosen) {
-      worst.replaceChildren();
+      worst.clear();
       worstMessage.hide();
       return;
     }
     const key = requestKey("evaluation_worst", chosen);
     const entry = ctx.session.request("evaluation_worst", chosen);
     if (!entry) {
-      worst.replaceChildren();
+      worst.clear();
       showPending(ctx, worstMessage, "evaluation_worst", key, t("trust.worst_loading", chosen), refresh);
       return;
     }
     worstMessage.hide();
-    const c = entry.content;
-    const better = t(c.better === "higher" ? "trust.higher" : "trust.lower");
-    const head = el(doc, "div", "cnnviz-meta cnnviz-trust-worst-caption", t("trust.worst_caption", { count: c.indices.length, n: c.n, method: c.method, metric: c.metric, better }));
-    const list = el(doc, "ol", "cnnviz-trust-worst-list");
-    list.style.margin = "2px 0";
-    c.indices.forEach((index, i) => {
-      const value = c.values[i];
-      const params = {
-        index,
-        value: value === null || value === undefined ? t("trust.na") : formatValue(value),
-        target: c.target_names?.[i] ?? ctx.classes.name(c.targets[i] ?? 0),
-        label: c.label_names?.[i] ?? (c.labels ? ctx.classes.name(c.labels[i] ?? 0) : ""),
-      };
-      const item = el(doc, "li", "cnnviz-trust-worst-item", t(c.labels ? "trust.worst_row_label" : "trust.worst_row", params));
-      item.dataset.index = String(index);
-      list.append(item);
-    });
-    const parts: HTMLElement[] = [head, list];
-    if (!c.images) parts.push(el(doc, "div", "cnnviz-meta", t("trust.worst_no_images")));
-    worst.replaceChildren(...parts);
+    worst.draw(entry);
   }
 
   return {
     el: panel,
     kinds: ["predictions", "sanity", "evaluation_worst"],
-    traits: ["cam_methods", "saliency_methods", "target_class", "image_version", "cam_cmap", "opacity", "evaluation_summary", "shown_sanity"],
+    traits: ["cam_methods", "saliency_methods", "target_class", "image_version", "cam_cmap", "opacity", "evaluation_summary", "shown_sanity", "shown_evaluation_worst"],
     refresh,
     reply: () => {
       if (!panel.hidden) refresh();
