@@ -60,6 +60,7 @@ _WIDGETS = (
     "ActivationMaxView",
     "DatasetExamplesView",
     "TrustView",
+    "ObjectsView",
     "DrawingPad",
 )
 

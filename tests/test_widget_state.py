@@ -92,7 +92,9 @@ def test_large_layers_keep_their_first_maps_within_the_budget(resnet18):
 
 def test_saved_state_of_the_demo_is_small():
     ex = LayerExplorer(background=False)
-    assert state_bytes(ex) < 300_000
+    # most of it is the front end (177 KB as JSON with the objects view), then the first
+    # layer's maps (66 KB), the input image and the colour tables
+    assert state_bytes(ex) < 320_000
 
 
 def test_display_bundle_has_a_picture_of_the_current_view():

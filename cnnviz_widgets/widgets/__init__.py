@@ -10,6 +10,7 @@ from .views import (
     DrawingPad,
     FeatureMapsView,
     KernelsView,
+    ObjectsView,
     SaliencyView,
     TrustView,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "FeatureMapsView",
     "KernelsView",
     "LayerExplorer",
+    "ObjectsView",
     "SaliencyView",
     "TrustView",
 ]

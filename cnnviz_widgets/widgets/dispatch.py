@@ -54,6 +54,8 @@ KIND_NAMES = {
     "examples": "kind.examples",
     "sanity": "kind.sanity",
     "evaluation_worst": "kind.evaluation_worst",
+    "objects": "kind.objects",
+    "object_cam": "kind.object_cam",
 }
 """The message keys of the request kinds' names (a kind without one is shown as it is)."""
 

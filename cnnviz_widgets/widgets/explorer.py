@@ -46,11 +46,18 @@ from .requests import MessageError, request_kinds
 from .requests.cam import cam_method_name, class_agnostic
 from .requests.evaluation import EvaluationSource, evaluation_image, evaluation_summary
 from .requests.examples import ExamplesSource
+from .requests.objects import OBJECT_TASKS, ObjectTask, model_task
 from .serialize import rgb_stack
 from .subject import Subject
 
-VIEWS = ("kernels", "features", "cam", "saliency", "actmax", "examples", "trust", "draw")
+VIEWS = ("kernels", "features", "cam", "objects", "saliency", "actmax", "examples", "trust",
+         "draw")
 """The explorer's tabs, in order (the front end's tab registry has the same names)."""
+CLASSIFIER_VIEWS = ("cam", "trust")
+"""Views that explain a classifier's classes (a detector or segmenter explains objects in the
+"objects" view; its saliency tab explains the object chosen there)."""
+OBJECT_VIEWS = ("objects",)
+"""Views of a detector's or segmenter's predictions only."""
 DEFAULT_CACHE_BYTES = 512 * 2**20
 
 
@@ -74,7 +81,15 @@ class LayerExplorer(anywidget.AnyWidget):
         mean, std: the model's input normalisation when no ``weights`` are given.
         cache_bytes: memory budget of the Python-side cache of computed results.
         background: run long jobs in a worker thread (default: when inside a kernel).
-        views: the tabs to show (default all of :data:`VIEWS`).
+        views: the tabs to show (default: those of :data:`VIEWS` that fit the model: a
+            classifier's, or for a detector or segmenter the "objects" view, kernels, feature
+            maps, saliency and the drawing pad).
+        task: ``"classification"``, ``"detection"`` or ``"segmentation"``; default: what the
+            model is (torchvision's detectors and segmenters are recognised). With no model,
+            ``"detection"`` and ``"segmentation"`` open the bundled demo detector or segmenter
+            on one of its sample scenes (no download). A detector's or segmenter's input is
+            [0, 1] RGB (torchvision's detectors normalise inside; pass ``mean``/``std`` for a
+            segmenter that does not).
         lang: the language of every text the widget shows: ``"en"`` or ``"zh"`` (Simplified
             Chinese); default: the ``CNNVIZ_LANG`` environment variable, else the system
             locale (Chinese for ``zh*``), else English. Set ``explorer.lang`` to change it
@@ -99,6 +114,8 @@ class LayerExplorer(anywidget.AnyWidget):
 
     only_view: ClassVar[str | None] = None
     """The one tab of a focused view (:mod:`.views`); ``None``: the tabs of ``views=``."""
+    default_task: ClassVar[str | None] = None
+    """The task of the demo opened without a model (``None``: the ShapesNet classifier)."""
 
     _esm = traitlets.Unicode().tag(sync=True)
     _view = traitlets.Unicode("explorer").tag(sync=True)
@@ -143,6 +160,13 @@ class LayerExplorer(anywidget.AnyWidget):
     # the dataset examples: {layers, k, description, lazy}, or None without examples
     examples_info = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
     shown_sanity = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
+    # a detector's boxes or a segmenter's predicted classes, and the map of one of them
+    shown_objects = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
+    shown_object_cam = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
+    # the objects view: boxes with a lower score are hidden (front end only); maps of a box
+    # rescaled inside the box
+    score_threshold = traitlets.Float(0.5, min=0.0, max=1.0).tag(sync=True)
+    normalize_in_boxes = traitlets.Bool(False).tag(sync=True)
     # the evaluation's summary records (method, metric, mean, ci_low, ci_high, better, ...),
     # or None without an evaluation
     evaluation_summary = traitlets.List(traitlets.Dict(), allow_none=True,
@@ -168,6 +192,7 @@ class LayerExplorer(anywidget.AnyWidget):
         evaluation: Any = None,
         evaluation_data: Any = None,
         lang: str | None = None,
+        task: str | None = None,
     ):
         chosen_lang = resolve_lang(lang)
         if self.only_view is not None:
@@ -175,13 +200,27 @@ class LayerExplorer(anywidget.AnyWidget):
                 raise TypeError(f"{type(self).__name__} shows one view; use LayerExplorer("
                                 "views=[...]) to choose several.")
             views = [self.only_view]
-        chosen_views = list(views) if views is not None else list(VIEWS)
-        unknown = [v for v in chosen_views if v not in VIEWS]
+        unknown = [v for v in views or () if v not in VIEWS]
         if unknown:
             raise ValueError(f"Unknown view(s) {unknown}; choose from {list(VIEWS)}.")
         note: Msg | None = None
         demo_examples_of = None
-        if model is None:
+        if model is None and task is None:
+            task = self.default_task
+        if model is None and model_task(None, task) in OBJECT_TASKS:
+            from ..demo import demo_detector, demo_segmenter
+
+            scenes = (demo_detector if task == "detection" else demo_segmenter)(
+                allow_untrained=True)
+            model = scenes.model
+            classes = classes if classes is not None else scenes.classes
+            image = scenes.samples[0] if image is None else image
+            # both take [0, 1] RGB and normalise inside
+            mean, std = mean or (0.0, 0.0, 0.0), std or (1.0, 1.0, 1.0)
+            size = size or scenes.size
+            if not scenes.trained:
+                note = Msg("title.untrained")
+        elif model is None:
             demo = demo_model(allow_untrained=True)
             demo_examples_of = demo
             model = demo.model
@@ -200,6 +239,10 @@ class LayerExplorer(anywidget.AnyWidget):
         model = check_model(model)
         if device is not None:
             model = model.to(device)
+        task = model_task(model, task)
+        if task == "detection" and weights is None:  # torchvision's detectors normalise inside
+            mean, std = mean or (0.0, 0.0, 0.0), std or (1.0, 1.0, 1.0)
+        chosen_views = self._task_views(views, task, examples is not None)
         cams = list(available_cam_methods())
         saliency_methods = list(available_saliency_methods())
         self._title_parts = (type(model).__name__, note)
@@ -207,7 +250,7 @@ class LayerExplorer(anywidget.AnyWidget):
             _esm=front_end(),
             lang=chosen_lang,
             views=chosen_views,
-            tab="features" if "features" in chosen_views else chosen_views[0],
+            tab=next((v for v in ("objects", "features") if v in chosen_views), chosen_views[0]),
             colormaps={name: colormap_bytes(name) for name in SEQUENTIAL + DIVERGING},
             cam_methods=cams,
             class_agnostic_methods=[m for m in cams if class_agnostic(m)],
@@ -221,6 +264,9 @@ class LayerExplorer(anywidget.AnyWidget):
         self._size = size or 224
         self._subject = Subject.create(model, layers, classes, mean or IMAGENET_MEAN,
                                        std or IMAGENET_STD)
+        self._task = task
+        if task in OBJECT_TASKS:
+            self._subject.objects = ObjectTask(task)
         self._cache = ReplyCache(cache_bytes)
         self._jobs = JobRunner(in_kernel() if background is None else background)
         self._handlers = request_kinds(cams, saliency_methods)
@@ -292,7 +338,9 @@ class LayerExplorer(anywidget.AnyWidget):
 
     @property
     def target(self) -> int | None:
-        """The class explained (index); ``None``: the top prediction. Class names work too."""
+        """The class explained (index); ``None``: the top prediction. Class names work too.
+        A detector's targets are its boxes (index 0: the highest score), a segmenter's the
+        classes it predicts somewhere (index or name)."""
         return None if self.target_class < 0 else self.target_class
 
     @target.setter
@@ -301,6 +349,17 @@ class LayerExplorer(anywidget.AnyWidget):
             self.target_class = -1
             return
         classes = self._subject.classes
+        if self._subject.objects is not None:
+            if isinstance(value, str) and self._task == "detection":
+                raise ValueError("A detector's targets are its boxes: pass a box's index (0: "
+                                 "the highest score, as the objects view numbers them #1).")
+            if isinstance(value, str) and classes and value in classes:
+                value = classes.index(value)
+            try:
+                self.target_class = self._subject.objects.check(self._subject, value)
+            except MessageError as err:
+                raise ValueError(str(err)[0].upper() + str(err)[1:] + ".") from None
+            return
         if isinstance(value, str):
             if not classes or value not in classes:
                 close = difflib.get_close_matches(value, list(classes or ()), n=3)
@@ -318,6 +377,11 @@ class LayerExplorer(anywidget.AnyWidget):
     @property
     def classes(self) -> tuple[str, ...] | None:
         return self._subject.classes
+
+    @property
+    def task(self) -> str:
+        """What the model does: ``"classification"``, ``"detection"`` or ``"segmentation"``."""
+        return self._task
 
     @property
     def input_tensor(self) -> torch.Tensor:
@@ -372,6 +436,32 @@ class LayerExplorer(anywidget.AnyWidget):
         if parts is not None:
             self.title = titled(parts[0], parts[1], change["new"])
 
+    @staticmethod
+    def _task_views(views: Sequence[str] | None, task: str, examples: bool) -> list[str]:
+        """The views to show: ``views`` checked against the model's task, or the default
+        ones of the task (the dataset examples of a detector or segmenter only when
+        ``examples`` were given)."""
+        objects = task in OBJECT_TASKS
+        if views is None:
+            if objects:
+                skip = CLASSIFIER_VIEWS + (() if examples else ("examples",))
+            else:
+                skip = OBJECT_VIEWS
+            return [v for v in VIEWS if v not in skip]
+        wrong = [v for v in views if v in (CLASSIFIER_VIEWS if objects else OBJECT_VIEWS)]
+        if wrong and objects:
+            raise ValueError(
+                f"The view(s) {wrong} explain a classifier's classes; a {task} model's maps "
+                "are in the 'objects' view (its boxes or predicted classes, a click explains "
+                f"one), and its saliency view explains the object chosen there. Views for a "
+                f"{task} model: {[v for v in VIEWS if v not in CLASSIFIER_VIEWS]}.")
+        if wrong:
+            raise ValueError(
+                "The 'objects' view shows what a detector or segmenter predicts; this model "
+                "is a classifier. Pass a torchvision detector or segmenter (or task="
+                "'detection' / 'segmentation' with no model for the bundled demos).")
+        return list(views)
+
     def _examples_source(self, examples: Any, demo: Any) -> ExamplesSource | None:
         """The source of the dataset examples view (see ``examples`` in the class docstring)."""
         if examples is False:
@@ -418,8 +508,11 @@ class LayerExplorer(anywidget.AnyWidget):
             if self.cam_layer not in first.cam_layers:
                 self.cam_layer = first.cam_default
             self.input_image = rgb_stack(loaded.rgb[None])
-            for kind in ("cam", "saliency", "metrics", "sanity"):
+            for kind in ("cam", "saliency", "metrics", "sanity", "object_cam"):
                 setattr(self, f"shown_{kind}", None)
+            if subject.objects is not None:  # its objects: the explorer's targets
+                self.target_class = -1  # another image's object means nothing here
+                self._dispatcher.show_current("objects", {"version": subject.version})
             if self.layer_name not in subject.layer_names:
                 self.layer_name = subject.layer_names[0]
             self._show_layer(self.layer_name)

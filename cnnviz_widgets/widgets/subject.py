@@ -21,6 +21,7 @@ from torch import nn
 from ..engine import cam as cam_engine
 from ..engine import conv_layers
 from ..engine.cam.registry import method_class
+from ..engine.detection import model_family
 from ..engine.dryrun import default_layer
 from ..engine.features import whole_pass
 from ..engine.inputs import LoadedImage
@@ -97,6 +98,10 @@ class Subject:
     evaluation: Any = None
     """A dataset evaluation for the Trust view (:class:`~.requests.evaluation.
     EvaluationSource`: ``evaluate(...)``'s result and its data), or ``None``."""
+    objects: Any = None
+    """A detector's or segmenter's objects (:class:`~.requests.objects.ObjectTask`): the
+    targets of its maps are then objects (a detection, a predicted class's region), not
+    classes; ``None`` for a classifier."""
     pending_maps: dict[str, torch.Tensor] = field(default_factory=dict)
     """Float maps ``{layer: (C, H, W)}`` the first pass of the current image gave and no
     request has taken yet (quantised when asked for, not before the first paint)."""
@@ -116,9 +121,11 @@ class Subject:
 
     @property
     def fields(self) -> dict[str, ReceptiveField]:
-        """Receptive fields of the explored layers (traced on first use: nothing runs)."""
+        """Receptive fields of the explored layers (traced on first use: nothing runs). A
+        detector's are found for the current input's size (it resizes images inside)."""
         if self._fields is None:
-            self._fields = receptive_fields(self.model, self.layer_names)
+            size = None if self.image is None else (int(self.x.shape[-2]), int(self.x.shape[-1]))
+            self._fields = receptive_fields(self.model, self.layer_names, input_size=size)
         return self._fields
 
     def fill_fields(self) -> bool:
@@ -169,6 +176,8 @@ class Subject:
             self._probs = None
             self._cam_memo = {}
             self.pending_maps = {}
+            if self._fields and model_family(self.model) == "detection":
+                self._fields = None  # its fields depend on the input's size: found again
             if self.classes is None and loaded.classes is not None:
                 self.classes = tuple(loaded.classes)
             first = self._first_pass(progress)
@@ -234,6 +243,13 @@ class Subject:
     def class_name(self, index: int) -> str:
         return class_name(index, self.classes)
 
+    def engine_target(self, target: int | None) -> Any:
+        """What the engine explains for the explorer's target ``target``: the class itself
+        for a classifier, the object's box or region target for a detector or segmenter."""
+        if target is None or self.objects is None:
+            return target
+        return self.objects.target(self, target)
+
     # ------------------------------------------------------------------ CAMs
 
     def cam_maps(
@@ -258,7 +274,7 @@ class Subject:
             if one_pass and len(self.cam_layers) > 1:
                 try:
                     maps = cam_engine.cam_per_layer(self.model, self.x, list(self.cam_layers),
-                                         method=method, target=target)
+                                         method=method, target=self.engine_target(target))
                     found = {name: np.asarray(m, np.float32)[0] for name, m in maps.items()}
                 except Exception:  # one unsuitable layer of the slider: map the asked one alone
                     found = {}
@@ -268,8 +284,8 @@ class Subject:
                     progress(done, total, Msg("progress.cam", method=method, layer=layer,
                                               done=done, total=total))
 
-                single = cam_engine.cam(self.model, self.x, layer, method=method, target=target,
-                             progress=report)
+                single = cam_engine.cam(self.model, self.x, layer, method=method,
+                                        target=self.engine_target(target), progress=report)
                 found = {**memo, layer: np.asarray(single, np.float32)[0]}
             # Float maps of the latest (image, method, class) only: for faithfulness figures.
             self._cam_memo = {memo_key: found}

@@ -60,6 +60,21 @@ class TrustView(LayerExplorer):
     only_view = "trust"
 
 
+class ObjectsView(LayerExplorer):
+    """What a detector or segmenter predicts, and where it looks for each prediction. A
+    detector's boxes are drawn over the image with their class and score (a slider hides the
+    boxes under a score); a click on a box shows its class activation map (pytorch-grad-cam's
+    ``FasterRCNNBoxScoreTarget``), optionally normalised inside the box. A segmenter's
+    predicted classes are a translucent mask with a legend of their share of the pixels; a
+    click on a class or on a region of the image shows the map of that class over its region
+    (``SemanticSegmentationTarget``). Method and layer as the CAM view. With no model it opens
+    the bundled demo detector (``task="segmentation"``: the demo segmenter). Arguments as
+    :class:`LayerExplorer`."""
+
+    only_view = "objects"
+    default_task = "detection"
+
+
 class DrawingPad(LayerExplorer):
     """A drawing pad whose drawing becomes the model's input. Arguments as
     :class:`LayerExplorer`."""

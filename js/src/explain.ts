@@ -101,6 +101,8 @@ const KINDS: Readonly<Partial<Record<RequestKind, MessageKey>>> = {
   examples: "kind.examples",
   sanity: "kind.sanity",
   evaluation_worst: "kind.evaluation_worst",
+  objects: "kind.objects",
+  object_cam: "kind.object_cam",
 };
 
 /** What a request kind is called, in the language of `t` ("features"). */

@@ -28,10 +28,12 @@ export const KEYS: { [K in RequestKind]: (p: RequestParams[K]) => string } = {
   examples: (p) => `examples|${p.layer}|${p.channel}`,
   sanity: (p) => `sanity|${p.version}|${p.method}|${p.mode}|${p.target}`,
   evaluation_worst: (p) => `evaluation_worst|${p.method}|${p.metric}`,
+  objects: (p) => `objects|${p.version}`,
+  object_cam: (p) => `object_cam|${p.version}|${p.method}|${p.object}|${p.layer}|${p.normalize ? "box" : "image"}`,
 };
 
 /** Kinds whose key holds the image version (second field): they change with the image. */
-export const VERSIONED: ReadonlySet<string> = new Set<RequestKind>(["features", "predictions", "cam", "metrics", "saliency", "arithmetic", "sanity"]);
+export const VERSIONED: ReadonlySet<string> = new Set<RequestKind>(["features", "predictions", "cam", "metrics", "saliency", "arithmetic", "sanity", "objects", "object_cam"]);
 
 export function requestKey<K extends RequestKind>(kind: K, params: RequestParams[K]): string {
   return KEYS[kind](params);

@@ -32,11 +32,11 @@ import { type Rec, finite, record, text } from "./validate";
 
 export { parsePredictions } from "./reply_content";
 
-export const REQUEST_KINDS = ["features", "kernels", "predictions", "cam", "metrics", "saliency", "actmax", "arithmetic", "examples", "sanity", "evaluation_worst"] as const;
+export const REQUEST_KINDS = ["features", "kernels", "predictions", "cam", "metrics", "saliency", "actmax", "arithmetic", "examples", "sanity", "evaluation_worst", "objects", "object_cam"] as const;
 export type RequestKind = (typeof REQUEST_KINDS)[number];
 
 /** The kinds whose answer Python puts into the trait `shown_<kind>`. */
-export const SHOWN_KINDS = ["features", "kernels", "predictions", "cam", "saliency", "metrics", "examples", "sanity", "evaluation_worst"] as const;
+export const SHOWN_KINDS = ["features", "kernels", "predictions", "cam", "objects", "object_cam", "saliency", "metrics", "examples", "sanity", "evaluation_worst"] as const;
 export type ShownKind = (typeof SHOWN_KINDS)[number];
 
 /** What a request of each kind asks for. `target: null`: a class-agnostic CAM method. */
@@ -57,6 +57,13 @@ export interface RequestParams {
   sanity: { version: number; method: string; mode: SanityMode; target: number };
   /** The images of the explorer's evaluation where `method` does worst on `metric`. */
   evaluation_worst: { method: string; metric: string };
+  /** What a detector or segmenter predicts for the image: its boxes, or its class mask. */
+  objects: { version: number };
+  /**
+   * The map of one object: a detector's box `object` (its index, highest score first) or a
+   * segmenter's class `object`; `normalize`: rescaled inside the box (detectors only).
+   */
+  object_cam: { version: number; method: string; layer: string; object: number; normalize: boolean };
 }
 
 /** How a sanity check randomises: from the output down, cumulatively, or one layer at a time. */
@@ -136,6 +143,34 @@ export type Better = "lower" | "higher";
 
 /** The content (meta) of a reply of each kind; its buffers travel beside it. */
 export interface ReplyContent {
+  /**
+   * A detector's boxes (highest score first; buffers: boxes K x 4 float32 x1, y1, x2, y2 in
+   * input pixels, scores K float32; `floor`: the lowest score sent) or a segmenter's classes
+   * (the ones it predicts, most pixels first, background last; `pixels` per class; buffer:
+   * the mask, `mask_shape` uint8, each pixel the position of its class in `labels`).
+   */
+  objects: {
+    task: "detection" | "segmentation";
+    /** [H, W] of the input image. */
+    size: number[];
+    labels: number[];
+    label_names: string[];
+    floor: number | null;
+    pixels: number[] | null;
+    mask_shape: number[] | null;
+  };
+  /** One object's map (a one-map stack) and what it explains; `score`: a box's score, or a class's share of the pixels. */
+  object_cam: {
+    stack: StackMeta;
+    method: string;
+    layer: string;
+    object: number;
+    label: number;
+    class_name: string;
+    score: number;
+    box: number[] | null;
+    normalize: boolean;
+  };
   features: { layer?: string; stack: StackMeta };
   kernels: { layer?: string; stack: StackMeta; kernel_shape: number[]; absmax: number; rgb: RgbMeta | null };
   predictions: { top: Prediction[] };

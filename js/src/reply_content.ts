@@ -78,6 +78,46 @@ export const CONTENT: { [K in RequestKind]: (r: Rec, buffers: readonly DataView[
     return { layer: optionalText(r, "layer", "kernels"), stack: stackMeta(r.stack, b, "kernels"), kernel_shape: kernelShape, absmax, rgb };
   },
   predictions: (r) => ({ top: parsePredictions(r.top) }),
+  objects: (r, b) => {
+    const w = "objects";
+    const task = r.task === "segmentation" ? "segmentation" : r.task === "detection" ? "detection" : null;
+    if (task === null) throw new PayloadError(`${w}: task must be "detection" or "segmentation"`);
+    const size = numbers(r.size, `${w} size`);
+    if (size.length !== 2) throw new PayloadError(`${w}: size must be [H, W]`);
+    const labels = integers(r.labels, `${w} labels`);
+    if (!Array.isArray(r.label_names) || r.label_names.length !== labels.length) {
+      throw new PayloadError(`${w}: label_names must name each of the ${labels.length} labels`);
+    }
+    const names = r.label_names.map(String);
+    if (task === "detection") {
+      const shape = numbers(record(r.boxes, `${w} boxes`).shape, `${w} boxes shape`);
+      if (shape.length !== 2 || shape[0] !== labels.length || shape[1] !== 4) throw new PayloadError(`${w}: boxes must be [${labels.length}, 4]`);
+      if (b.length < 2) throw new PayloadError(`${w}: expected 2 buffers (boxes, scores), got ${b.length}`);
+      return { task, size, labels, label_names: names, floor: finite(r, "floor", w), pixels: null, mask_shape: null };
+    }
+    const maskShape = numbers(record(r.mask, `${w} mask`).shape, `${w} mask shape`);
+    if (maskShape.length !== 2) throw new PayloadError(`${w}: mask shape must be [H, W]`);
+    const pixels = numbers(r.pixels, `${w} pixels`);
+    if (pixels.length !== labels.length) throw new PayloadError(`${w}: pixels must count each of the ${labels.length} classes`);
+    if (b.length < 1) throw new PayloadError(`${w}: expected 1 buffer (the mask), got ${b.length}`);
+    return { task, size, labels, label_names: names, floor: null, pixels, mask_shape: maskShape };
+  },
+  object_cam: (r, b) => {
+    const w = "object_cam";
+    const box = r.box === null || r.box === undefined ? null : finiteNumbers(r.box, `${w} box`);
+    if (box && box.length !== 4) throw new PayloadError(`${w}: box must be [x1, y1, x2, y2]`);
+    return {
+      stack: stackMeta(r.stack, b, w),
+      method: text(r, "method", w),
+      layer: text(r, "layer", w),
+      object: finite(r, "object", w),
+      label: finite(r, "label", w),
+      class_name: text(r, "class_name", w),
+      score: finite(r, "score", w),
+      box,
+      normalize: r.normalize === true,
+    };
+  },
   cam: (r, b) => ({
     ...explained(r, "cam"),
     layer: optionalText(r, "layer", "cam"),

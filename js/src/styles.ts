@@ -163,6 +163,11 @@ export const CSS = `
 .cnnviz-layer-list { max-width: 16em; }
 .cnnviz-opacity-value { min-width: 3em; font-variant-numeric: tabular-nums; }
 .cnnviz-actmax-help { max-width: 60em; margin-bottom: 6px; }
+.cnnviz-objects-overlay { position: absolute; pointer-events: none; }
+.cnnviz-objects-threshold-value { min-width: 2.5em; font-variant-numeric: tabular-nums; }
+.cnnviz-objects-list { max-height: 7.5em; overflow-y: auto; }
+.cnnviz-swatch { align-self: center; width: 10px; height: 10px; border: 1px solid var(--jp-border-color1, #bbb); }
+.cnnviz-swatch-none { background: repeating-linear-gradient(45deg, transparent 0 2px, var(--jp-border-color1, #bbb) 2px 3px); }
 .cnnviz-error { color: var(--jp-error-color1, #d32f2f); font-style: normal; white-space: pre-wrap; }
 `;
 

@@ -117,6 +117,13 @@ export type ExplorerTraits = {
   /** The dataset examples: recorded layers, k, the data's description; null without examples. */
   examples_info: ExamplesInfo | null;
   shown_sanity: ShownValue | null;
+  /** A detector's boxes or a segmenter's classes, and the map of one of them (the objects view). */
+  shown_objects: ShownValue | null;
+  shown_object_cam: ShownValue | null;
+  /** The objects view hides boxes with a lower score (display only). */
+  score_threshold: number;
+  /** The objects view asks for a box's map rescaled inside the box. */
+  normalize_in_boxes: boolean;
   /** The summary of `LayerExplorer(evaluation=...)`: one record per method and metric; null without. */
   evaluation_summary: readonly EvaluationRecord[] | null;
   /** The drill-down on screen: the images where a method does worst on a metric. */
@@ -163,6 +170,10 @@ export const DEFAULTS: Readonly<ExplorerTraits> = Object.freeze({
   shown_examples: null,
   examples_info: null,
   shown_sanity: null,
+  shown_objects: null,
+  shown_object_cam: null,
+  score_threshold: 0.5,
+  normalize_in_boxes: false,
   evaluation_summary: null,
   shown_evaluation_worst: null,
 });

@@ -47,6 +47,6 @@ describe("the class a map explains", () => {
 describe("tab registry", () => {
   it("shows the tabs asked for, in table order; all when none are named", () => {
     assert.deepEqual(tabsFor(["draw", "features"]).map((t) => t.name), ["features", "draw"]);
-    assert.deepEqual(tabsFor([]).map((t) => t.name), ["kernels", "features", "cam", "saliency", "actmax", "examples", "trust", "draw"]);
+    assert.deepEqual(tabsFor([]).map((t) => t.name), ["kernels", "features", "cam", "objects", "saliency", "actmax", "examples", "trust", "draw"]);
   });
 });

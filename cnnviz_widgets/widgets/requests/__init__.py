@@ -17,6 +17,7 @@ from .examples import Examples
 from .features import Features, features_reply
 from .kernels import Kernels
 from .metrics import Metrics
+from .objects import ObjectCam, Objects
 from .predictions import Predictions
 from .saliency import Saliency
 from .sanity import Sanity
@@ -27,7 +28,8 @@ def request_kinds(cam_methods: list[str], saliency_methods: list[str]) -> dict[s
     handlers: list[RequestKind] = [
         Features(), Kernels(), Predictions(), Cam(cam_methods), Metrics(cam_methods),
         Saliency(saliency_methods), ActivationMax(), Arithmetic(), Examples(),
-        Sanity(cam_methods, saliency_methods), EvaluationWorst(),
+        Sanity(cam_methods, saliency_methods), EvaluationWorst(), Objects(),
+        ObjectCam(cam_methods),
     ]
     return {h.kind: h for h in handlers}
 

@@ -111,6 +111,11 @@ def canonical(name: Any, allowed: Sequence[str], what: str) -> str:
 
 
 def check_target(subject: Subject, target: Any) -> int:
+    """A class of a classifier, or an object of a detector or segmenter (see
+    :mod:`.objects`)."""
+    if subject.objects is not None:
+        checked: int = subject.objects.check(subject, target)
+        return checked
     if not isinstance(target, int) or isinstance(target, bool):
         raise MessageError("target must be a class index (integer)")
     n = subject.num_classes()

@@ -54,6 +54,9 @@ def explained(subject: Subject, target: int | None) -> dict[str, Any]:
     """What a map explains, for its label: the class, its name and its probability."""
     if target is None:
         return {"target": None, "class_name": None, "prob": None}
+    if subject.objects is not None:  # a detection or a segmented class: its name and score
+        found: dict[str, Any] = subject.objects.explained(subject, target)
+        return found
     return {"target": target, "class_name": subject.class_name(target),
             "prob": float(subject.probabilities()[target])}
 

@@ -23,5 +23,7 @@ class Predictions(RequestKind):
         return {"version": check_version(subject, msg)}
 
     def compute(self, subject: Subject, p: Params, job: Job) -> Reply:
+        if subject.objects is not None:  # a detector's boxes, a segmenter's classes
+            return Reply({"top": [asdict(t) for t in subject.objects.top(subject, TOP_K)]}, [])
         top = top_predictions(subject.probabilities(), TOP_K, subject.classes)
         return Reply({"top": [asdict(t) for t in top]}, [])

@@ -31,7 +31,8 @@ class Saliency(RequestKind):
 
     def compute(self, subject: Subject, p: Params, job: Job) -> Reply:
         with subject.lock:
-            attr = saliency(subject.model, subject.x, target=p["target"], method=p["method"],
+            attr = saliency(subject.model, subject.x, target=subject.engine_target(p["target"]),
+                            method=p["method"],
                             progress=lambda done, total: job.progress(
                                 done, total, Msg("progress.saliency", method=p["method"],
                                                  done=done, total=total)))

@@ -10,6 +10,7 @@ import { createExamplesTab } from "./examples";
 import { createFeaturesTab } from "./features";
 import { createKernelsTab } from "./kernels";
 import type { MessageKey } from "../i18n";
+import { createObjectsTab } from "./objects";
 import { createSaliencyTab } from "./saliency";
 import { createTrustTab } from "./trust";
 import type { TabFactory } from "./tab";
@@ -26,6 +27,7 @@ export const TABS: readonly TabSpec[] = [
   { name: "kernels", title: "tabs.kernels", create: createKernelsTab },
   { name: "features", title: "tabs.features", create: createFeaturesTab },
   { name: "cam", title: "tabs.cam", create: createCamTab },
+  { name: "objects", title: "tabs.objects", create: createObjectsTab },
   { name: "saliency", title: "tabs.saliency", create: createSaliencyTab },
   { name: "actmax", title: "tabs.actmax", create: createActmaxTab },
   { name: "examples", title: "tabs.examples", create: createExamplesTab },

@@ -1,0 +1,330 @@
+"""The objects view of detectors and segmenters: ``objects`` replies against the engine's
+``detections`` / ``segmentation``, ``object_cam`` maps against ``cam`` with a ``BoxTarget`` or
+``RegionTarget`` (quantised), the other tabs' requests on these models (kernels, feature maps,
+saliency of the chosen object, receptive fields at the detector's real input size), the
+``task=`` and ``views=`` choices, the saved state, cancel, and bad requests as clear errors
+with the model left as found. Random-init torchvision models (tests/helpers) and the demos.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cnnviz_widgets import LayerExplorer, ObjectsView
+from cnnviz_widgets.engine import feature_maps, kernels
+from cnnviz_widgets.engine.cam import cam
+from cnnviz_widgets.engine.detection import detections, segmentation
+from cnnviz_widgets.engine.receptive import receptive_fields
+from cnnviz_widgets.engine.regions import BoxTarget, RegionTarget
+from cnnviz_widgets.engine.saliency import saliency, saliency_map
+from cnnviz_widgets.widgets.jobs import Cancelled
+from cnnviz_widgets.widgets.recorder import Recorder
+from cnnviz_widgets.widgets.requests import Job, request_key
+from cnnviz_widgets.widgets.requests.objects import SCORE_FLOOR
+from cnnviz_widgets.widgets.serialize import decode_stack_message
+
+from .helpers.detection_models import build, smooth_images
+from .model_state import Fingerprint
+
+IMAGE = smooth_images(1, seed=7)[0]
+"""A smooth random 160 x 192 image; the explorer shows its 224 x 224 centre crop."""
+SEG_IMAGE = smooth_images(1, seed=1)[0]
+"""An image where the random LRASPP predicts four of its five classes (not class 2)."""
+
+
+def ask(ex: LayerExplorer, rec: Recorder, kind: str, rid: int = 1, **params):
+    """Send a request as the front end does; its reply or error ``(content, buffers)``."""
+    rec.request(ex, kind, rid=rid, key=request_key(kind, **params), **params)
+    replies = [(c, b) for c, b in rec.sent if c.get("id") == rid and c["type"] in ("reply",
+                                                                                 "error")]
+    assert replies, rec.sent[-3:]
+    return replies[-1]
+
+
+def close_to(got: np.ndarray, want: np.ndarray) -> bool:
+    """``got`` is ``want`` quantised to 8-bit levels of its own range (half a level)."""
+    assert got.shape == want.shape
+    span = float(want.max() - want.min())
+    return bool(np.all(np.abs(got - want) <= span / 255 * 0.51 + 1e-6))
+
+
+@pytest.fixture(scope="module")
+def faster():
+    model = build("fasterrcnn_mobilenet")
+    ex = LayerExplorer(model, IMAGE, background=False)
+    return ex, Recorder(ex)
+
+
+@pytest.fixture(scope="module")
+def segmenter():
+    model = build("lraspp")
+    ex = LayerExplorer(model, SEG_IMAGE, background=False)
+    return ex, Recorder(ex)
+
+
+def found_boxes(ex: LayerExplorer):
+    """What the detector predicts for the explorer's input, highest score first."""
+    d = detections(ex.model, ex.input_tensor, score_threshold=SCORE_FLOOR)[0]
+    order = torch.sort(-d.scores, stable=True).indices
+    return d.boxes[order], d.labels[order], d.scores[order]
+
+
+# ---------------------------------------------------------------------- detectors
+
+
+def test_a_detectors_explorer_opens_on_its_objects(faster):
+    ex, _ = faster
+    assert ex.task == "detection"
+    assert ex.views == ["kernels", "features", "objects", "saliency", "actmax", "draw"]
+    assert ex.tab == "objects"
+    # torchvision's detectors normalise inside: the input stays [0, 1]
+    x = ex.input_tensor
+    assert x.shape == (1, 3, 224, 224) and float(x.min()) >= 0 and float(x.max()) <= 1
+    assert torch.equal(x[0], torch.from_numpy(ex.image).permute(2, 0, 1).float() / 255)
+
+
+def test_the_objects_reply_is_the_engines_detections(faster):
+    ex, _ = faster
+    shown = ex.shown_objects
+    assert shown is not None and shown["key"] == f"objects|{ex.image_version}"
+    meta, buffers = shown["content"], shown["buffers"]
+    boxes, labels, scores = found_boxes(ex)
+    k = len(labels)
+    assert k >= 5  # a calibrated random detector finds boxes: the test compares something
+    assert meta["task"] == "detection" and meta["size"] == [224, 224]
+    assert meta["floor"] == SCORE_FLOOR and meta["boxes"]["shape"] == [k, 4]
+    assert meta["labels"] == labels.tolist()
+    assert meta["label_names"] == [f"class {v}" for v in labels.tolist()]  # no names given
+    got_boxes = np.frombuffer(buffers[0], "<f4").reshape(k, 4)
+    got_scores = np.frombuffer(buffers[1], "<f4")
+    assert np.array_equal(got_boxes, boxes.numpy()) and np.array_equal(got_scores,
+                                                                       scores.numpy())
+    assert np.all(np.diff(got_scores) <= 0) and got_scores.min() >= SCORE_FLOOR
+
+
+@pytest.mark.parametrize(("method", "index", "normalize"), [
+    ("GradCAM", 1, False), ("GradCAM", 0, True), ("EigenCAM", 2, False)])
+def test_a_box_map_is_cam_of_its_box_target(faster, method, index, normalize):
+    ex, rec = faster
+    before = Fingerprint.of(ex.model)
+    boxes, labels, scores = found_boxes(ex)
+    layer = ex.cam_layer
+    content, buffers = ask(ex, rec, "object_cam", version=ex.image_version, method=method,
+                           layer=layer, object=index, normalize=normalize)
+    assert content["type"] == "reply", content
+    target = BoxTarget(int(labels[index]), boxes[index])
+    want = cam(ex.model, ex.input_tensor, layer, method=method, target=target,
+               normalize_in_boxes=normalize)[0]
+    before.assert_same(ex.model)
+    got = decode_stack_message(content["stack"], buffers)[0]
+    assert close_to(got, want)
+    assert content["object"] == index and content["label"] == int(labels[index])
+    assert content["class_name"] == f"class {int(labels[index])} #{index + 1}"
+    assert content["score"] == pytest.approx(float(scores[index]))
+    assert content["box"] == pytest.approx(boxes[index].tolist())
+    assert content["layer"] == layer and content["normalize"] is normalize
+    if normalize:  # zero outside the box's pixels
+        x1, y1, x2, y2 = boxes[index].tolist()
+        outside = np.ones_like(got, bool)
+        outside[int(np.floor(y1)):int(np.ceil(y2)), int(np.floor(x1)):int(np.ceil(x2))] = False
+        assert outside.any() and float(got[outside].max()) == 0.0
+    # what a saved notebook shows
+    assert ex.shown_object_cam["key"] == (f"object_cam|{ex.image_version}|{method}|{index}|"
+                                          f"{layer}|{'box' if normalize else 'image'}")
+
+
+def test_the_other_tabs_work_on_a_detector(faster):
+    ex, rec = faster
+    x = ex.input_tensor
+    boxes, labels, scores = found_boxes(ex)
+    # the class buttons of other tabs are its boxes
+    top = ex.shown_predictions["content"]["top"]
+    assert [p["index"] for p in top] == [0, 1, 2, 3, 4]
+    assert [p["prob"] for p in top] == pytest.approx(scores[:5].tolist())
+    # kernels and feature maps of a backbone layer
+    name = "backbone.body.4.block.0.0"
+    content, buffers = ask(ex, rec, "kernels", rid=2, layer=name)
+    assert content["type"] == "reply", content
+    k = kernels(ex.model, name)
+    assert content["kernel_shape"] == list(k.shape)
+    got = decode_stack_message(content["stack"], buffers)
+    assert close_to(got[:8], k.reshape(-1, *k.shape[2:])[:8].numpy())
+    content, buffers = ask(ex, rec, "features", rid=3, version=ex.image_version, layer=name)
+    assert content["type"] == "reply", content
+    want = feature_maps(ex.model, x, [name])[name][0].numpy()
+    got = decode_stack_message(content["stack"], buffers)
+    assert got.shape == want.shape and all(close_to(g, w) for g, w in zip(got, want,
+                                                                          strict=True))
+    # saliency of a box: the engine's saliency of its BoxTarget
+    content, buffers = ask(ex, rec, "saliency", rid=4, version=ex.image_version,
+                           method="vanilla", target=1)
+    assert content["type"] == "reply", content
+    want = saliency_map(saliency(ex.model, x, target=BoxTarget(int(labels[1]), boxes[1]),
+                                 method="vanilla"))[0]
+    assert close_to(decode_stack_message(content["stack"], buffers)[0], np.asarray(want))
+    assert content["target"] == 1 and content["prob"] == pytest.approx(float(scores[1]))
+
+
+def test_a_detectors_receptive_fields_are_found_at_its_real_input_size(faster):
+    ex, _ = faster
+    name = "backbone.body.4.block.0.0"
+    info = next(i for i in ex.layers if i["name"] == name)
+    # the detector resizes 224 px to 160 px (min_size=160) before its backbone
+    want = receptive_fields(ex.model, [name], input_size=(224, 224))[name].to_json()
+    assert info["rf"] == {**want, "input": [224, 224]}
+    at_own = receptive_fields(ex.model, [name], input_size=(160, 160))[name].to_json()
+    assert want["size"] != at_own["size"]  # a field at the wrong size would differ
+
+
+# ---------------------------------------------------------------------- segmenters
+
+
+def test_the_objects_reply_of_a_segmenter_is_its_class_mask(segmenter):
+    ex, _ = segmenter
+    assert ex.task == "segmentation" and "objects" in ex.views and "cam" not in ex.views
+    meta, buffers = ex.shown_objects["content"], ex.shown_objects["buffers"]
+    pred = segmentation(ex.model, ex.input_tensor)[0]
+    classes, counts = torch.unique(pred, return_counts=True)
+    assert len(classes) == 4  # several classes: the order and the mask are tested
+    count = dict(zip(classes.tolist(), counts.tolist(), strict=True))
+    assert meta["task"] == "segmentation" and meta["mask"]["shape"] == list(pred.shape)
+    assert sorted(meta["labels"]) == sorted(count)
+    assert meta["pixels"] == [count[c] for c in meta["labels"]]
+    # most pixels first, the background (0) last
+    foreground = [c for c in meta["labels"] if c != 0]
+    assert [count[c] for c in foreground] == sorted((count[c] for c in foreground),
+                                                    reverse=True)
+    if 0 in count:
+        assert meta["labels"][-1] == 0
+    mask = np.frombuffer(buffers[0], np.uint8).reshape(pred.shape)
+    assert np.array_equal(np.asarray(meta["labels"])[mask], pred.numpy())
+
+
+def test_a_class_map_is_cam_of_its_region_target(segmenter):
+    ex, rec = segmenter
+    before = Fingerprint.of(ex.model)
+    pred = segmentation(ex.model, ex.input_tensor)[0]
+    label = ex.shown_objects["content"]["labels"][0]
+    content, buffers = ask(ex, rec, "object_cam", version=ex.image_version, method="GradCAM",
+                           layer=ex.cam_layer, object=label, normalize=False)
+    assert content["type"] == "reply", content
+    want = cam(ex.model, ex.input_tensor, ex.cam_layer, method="GradCAM",
+               target=RegionTarget(label, pred == label))[0]
+    before.assert_same(ex.model)
+    assert close_to(decode_stack_message(content["stack"], buffers)[0], want)
+    share = float((pred == label).float().mean())
+    assert content["box"] is None and content["score"] == pytest.approx(share)
+    assert content["class_name"] == f"class {label}"
+    # saliency of the class's region
+    content, buffers = ask(ex, rec, "saliency", rid=2, version=ex.image_version,
+                           method="vanilla", target=label)
+    want = saliency_map(saliency(ex.model, ex.input_tensor,
+                                 target=RegionTarget(label, pred == label), method="vanilla"))[0]
+    assert close_to(decode_stack_message(content["stack"], buffers)[0], np.asarray(want))
+
+
+# ---------------------------------------------------------------------- bad requests
+
+
+@pytest.mark.parametrize(("which", "params", "says"), [
+    ("faster", {"object": 999}, "object 999 out of range: the detector found"),
+    ("faster", {"object": -1}, "out of range"),
+    ("faster", {"object": "0"}, "must be an integer"),
+    ("faster", {"normalize": 1}, "normalize must be true or false"),
+    ("faster", {"method": "NoSuchCAM"}, "unknown CAM method"),
+    ("faster", {"layer": "roi_heads.box_head"}, "unknown layer"),
+    ("faster", {"version": 77}, "image version"),
+    ("segmenter", {"object": 2}, "class 2 is predicted nowhere in this image"),
+    ("segmenter", {"normalize": True}, "a segmenter's region has no box"),
+])
+def test_bad_object_requests_are_clear_errors(request, which, params, says):
+    ex, rec = request.getfixturevalue(which)
+    before = Fingerprint.of(ex.model)
+    first = ex.shown_objects["content"]["labels"][0] if which == "segmenter" else 0
+    msg = {"version": ex.image_version, "method": "GradCAM", "layer": ex.cam_layer,
+           "object": first, "normalize": False, **params}
+    rec.request(ex, "object_cam", rid=9, key="bad", **msg)
+    content, _ = rec.last
+    assert content["type"] == "error" and says in content["message"], content
+    before.assert_same(ex.model)
+
+
+def test_a_classifier_has_no_objects():
+    ex = LayerExplorer(background=False)
+    rec = Recorder(ex)
+    assert "objects" not in ex.views and ex.shown_objects is None and ex.task == "classification"
+    rec.request(ex, "objects", rid=1, key="k", version=ex.image_version)
+    assert rec.last[0]["type"] == "error" and "classifier" in rec.last[0]["message"]
+    with pytest.raises(ValueError, match="'objects' view shows what a detector or segmenter"):
+        LayerExplorer(views=["features", "objects"], background=False)
+
+
+def test_a_box_map_can_be_cancelled_and_leaves_the_model():
+    ex = LayerExplorer(task="detection", background=False)
+    before = Fingerprint.of(ex.model)
+    handler = ex._handlers["object_cam"]
+    p = handler.validate(ex._subject, {"version": ex.image_version, "method": "ScoreCAM",
+                                       "layer": ex.cam_layer, "object": 0, "normalize": False})
+    calls = []
+
+    def progress(done, total, text=""):
+        calls.append((done, total, str(text)))
+        if len(calls) == 2:
+            raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        handler.compute(ex._subject, p, Job(progress=progress, item=lambda meta, buffers: None))
+    assert len(calls) == 2 and calls[0][1] > 2  # one report per batch of masked inputs
+    before.assert_same(ex.model)
+
+
+# ---------------------------------------------------------------------- task, views, state
+
+
+def test_task_opens_the_bundled_demos_without_a_download():
+    for task, family in (("detection", "FCOS"), ("segmentation", "FCN")):
+        ex = LayerExplorer(task=task, background=False)
+        assert ex.task == task and type(ex.model).__name__ == family
+        assert ex.classes[0] == "background" and ex.image.shape == (128, 128, 3)
+        assert ex.tab == "objects" and ex.shown_objects["content"]["task"] == task
+        # the demos take [0, 1] RGB: the input is the sample scene itself
+        from cnnviz_widgets.demo import demo_detector, demo_segmenter
+
+        demo = (demo_detector if task == "detection" else demo_segmenter)(allow_untrained=True)
+        assert torch.allclose(ex.input_tensor[0], demo.samples[0], atol=1 / 255)
+    view = ObjectsView(background=False)
+    assert view.views == ["objects"] and view.task == "detection"
+
+
+def test_task_and_views_are_checked():
+    with pytest.raises(ValueError, match=r"Unknown task 'detect'; choose from \['classification"
+                                         r"', 'detection', 'segmentation'\]"):
+        LayerExplorer(task="detect", background=False)
+    detector = build("fasterrcnn_mobilenet")
+    with pytest.raises(ValueError, match="is a torchvision detection model: pass task="
+                                         "'detection'"):
+        LayerExplorer(detector, IMAGE, task="classification", background=False)
+    with pytest.raises(ValueError, match=r"\['cam'\] explain a classifier's classes"):
+        LayerExplorer(detector, IMAGE, views=["objects", "cam"], background=False)
+
+
+def test_a_new_image_resets_the_chosen_object_and_its_map():
+    ex = LayerExplorer(task="segmentation", background=False)
+    rec = Recorder(ex)
+    label = ex.shown_objects["content"]["labels"][0]
+    ex.target = label
+    assert ex.target == label
+    ask(ex, rec, "object_cam", version=ex.image_version, method="EigenCAM", layer=ex.cam_layer,
+        object=label, normalize=False)
+    assert ex.shown_object_cam is not None
+    with pytest.raises(ValueError, match="predicted nowhere"):
+        ex.target = 99
+    version = ex.image_version
+    ex.image = ex.image
+    assert ex.image_version == version + 1 and ex.target is None
+    assert ex.shown_object_cam is None and ex.shown_objects["key"] == f"objects|{version + 1}"
+    detector = LayerExplorer(task="detection", background=False)
+    with pytest.raises(ValueError, match="pass a box's index"):
+        detector.target = "circle"
