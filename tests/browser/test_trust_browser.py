@@ -1,7 +1,10 @@
 """The Trust tab in a real JupyterLab 4 with headless Chromium, on the demo explorer with an
-evaluation over generated shapes: a sanity check (maps in a row, scores, verdict) equal to the
-engine's, the evaluation table sorted by a header click, and a drill-down to the worst images
-equal to sorting the per-image values. Screenshot: test-artifacts/trust.png.
+evaluation over generated shapes and its data: a sanity check (maps in a row, scores, verdict)
+equal to the engine's, the evaluation table sorted by a header click, and a drill-down to the
+worst images equal to sorting the per-image values, drawn as thumbnails with the method's map;
+a click on one makes it the input (Python's input is then that dataset image). A second
+explorer without the data lists the indices and says how to get pictures. Screenshots:
+test-artifacts/trust.png (the drill-down), trust_no_data.png.
 """
 
 from __future__ import annotations
@@ -22,9 +25,16 @@ SETUP = (
     "from cnnviz_widgets.demo.examples import ShapeImages\n"
     "from cnnviz_widgets.engine.metrics import evaluate\n"
 )
-EVALUATE = ("evaluate(demo_model(allow_untrained=True).model, ShapeImages(24, seed=5), "
+EVALUATE = ("evaluate(demo_model(allow_untrained=True).model, data, "
             "['GradCAM', 'vanilla'], ['sparseness', 'deletion_auc'], batch_size=12, n_boot=200)")
-CELLS = [SETUP + f"result = {EVALUATE}\ndemo = LayerExplorer(evaluation=result)\ndemo"]
+CELLS = [
+    SETUP + f"data = ShapeImages(24, seed=5)\nresult = {EVALUATE}\n"
+    "demo = LayerExplorer(evaluation=result, evaluation_data=data)\ndemo",
+    "plain = LayerExplorer(evaluation=result)\nplain",
+    # which dataset images Python's input is now (after a click on a thumbnail)
+    "print('input is', [i for i in range(len(data)) "
+    "if torch.equal(demo.input_tensor.cpu(), data[i][0][None])])",
+]
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +62,10 @@ def reference():
 def lab(jupyter_server, browser, artifacts):
     context, page = open_notebook(jupyter_server, browser, "trust", CELLS)
     execute_cell(page, 0)
+    execute_cell(page, 1)
     try:
-        page.wait_for_selector(".cnnviz-explorer", timeout=180_000)
+        page.wait_for_function("() => document.querySelectorAll('.cnnviz-explorer').length >= 2",
+                               timeout=180_000)
     except Exception:
         page.screenshot(path=str(artifacts / "trust_setup_failure.png"))
         raise
@@ -118,13 +130,50 @@ def test_sanity_check_table_sort_and_drill_down(lab, reference, artifacts):
     means = [float(rows.nth(i).locator("td").nth(2).text_content()) for i in range(4)]
     assert means == sorted(means)
 
-    # drill-down: GradCAM's worst images on sparseness (higher is better: lowest first)
+    # drill-down: GradCAM's worst images on sparseness (higher is better: lowest first), as
+    # thumbnails with the map over each
     table.locator("tr[data-method='GradCAM'][data-metric='sparseness']").click()
-    items = tab.locator(".cnnviz-trust-worst-item")
-    items.first.wait_for(timeout=60_000)
+    thumbs = tab.locator(".cnnviz-trust-thumb")
+    thumbs.first.wait_for(timeout=60_000)
     values = result.value("GradCAM", "sparseness")
     order = sorted(range(len(values)), key=lambda i: values[i])[:6]
-    assert [int(items.nth(i).get_attribute("data-index")) for i in range(items.count())] == [
-        int(result.indices[i]) for i in order]
-    assert "keeps no images" in tab.locator(".cnnviz-trust-worst").text_content()
+    worst = [int(result.indices[i]) for i in order]
+    assert [int(thumbs.nth(i).get_attribute("data-index")) for i in range(thumbs.count())] == worst
+    for i, index in enumerate(worst):
+        caption = thumbs.nth(i).locator("figcaption").text_content()
+        assert caption.startswith(f"image {index}: ") and "· class " in caption, caption
+        assert f"{values[order[i]]:.4f}"[:4] in caption, caption
+    painted = page.evaluate(
+        "(cs) => cs.map((c) => { const d = c.getContext('2d').getImageData(0, 0, c.width,"
+        " c.height).data; const seen = new Set(); for (let i = 0; i < d.length; i += 4)"
+        " if (d[i + 3] > 0) seen.add(d[i] << 16 | d[i + 1] << 8 | d[i + 2]); return seen.size; })",
+        [tab.locator(".cnnviz-trust-thumb canvas").nth(i).element_handle() for i in range(6)])
+    assert all(n > 50 for n in painted), painted  # an image under a colour map, not a flat tile
+    drill_down = tab.locator(".cnnviz-trust-worst")
+    assert "Over each image: the map of GradCAM" in drill_down.text_content()
     tab.screenshot(path=str(artifacts / "trust.png"))
+
+    # a click on the third thumbnail makes that dataset image the explorer's input
+    thumbs.nth(2).locator("button").click()
+    current = tab.locator(".cnnviz-trust-thumb-current")
+    current.wait_for(timeout=60_000)  # once Python's new input image has arrived
+    assert current.get_attribute("data-index") == str(worst[2])
+    note = tab.locator(".cnnviz-trust-worst-note").text_content()
+    assert note.startswith(f"Image {worst[2]} is the input now"), note
+    assert current.count() == 1
+    execute_cell(page, 2)
+    out = page.locator(".jp-Cell").nth(2).locator(".jp-OutputArea-output")
+    out.first.wait_for(timeout=60_000)
+    assert out.first.text_content().strip() == f"input is [{worst[2]}]", out.first.text_content()
+
+    # without evaluation_data: the indices and values, and how to get the pictures
+    plain = page.locator(".cnnviz-explorer").nth(1)
+    open_tab(plain, "trust")
+    other = panel(plain, "trust")
+    other.locator(".cnnviz-trust-table tr[data-method='GradCAM'][data-metric='sparseness']").click()
+    items = other.locator(".cnnviz-trust-worst-item")
+    items.first.wait_for(timeout=60_000)
+    assert [int(items.nth(i).get_attribute("data-index")) for i in range(items.count())] == worst
+    assert other.locator(".cnnviz-trust-thumb").count() == 0
+    assert "pass evaluation_data=data" in other.locator(".cnnviz-trust-worst").text_content()
+    other.screenshot(path=str(artifacts / "trust_no_data.png"))

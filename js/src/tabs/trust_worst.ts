@@ -24,6 +24,9 @@ const THUMB_SIZE = 96;
 export class WorstImages {
   readonly el: HTMLElement;
   private readonly loaded = new LoadedImage();
+  /** What is drawn (redrawn only when it changes, so a focused thumbnail keeps its focus). */
+  private drawn = "";
+  private drawnEntry: Entry<"evaluation_worst"> | null = null;
 
   constructor(private readonly ctx: TabContext) {
     this.el = el(ctx.doc, "div", "cnnviz-trust-worst");
@@ -31,6 +34,7 @@ export class WorstImages {
 
   clear(): void {
     this.el.replaceChildren();
+    this.drawn = "";
   }
 
   draw(entry: Entry<"evaluation_worst">): void {
@@ -48,12 +52,16 @@ export class WorstImages {
         list.append(item);
       });
       this.el.replaceChildren(head, list, el(ctx.doc, "div", "cnnviz-meta cnnviz-trust-worst-note", t("trust.worst_no_images")));
+      this.drawn = "";
       return;
     }
+    const { index: current, waiting } = this.loaded.at(ctx.get("image_version"));
+    const identity = JSON.stringify([entry.key, ctx.get("cam_cmap"), ctx.get("opacity"), ctx.get("lang"), current, waiting]);
+    if (identity === this.drawn && entry === this.drawnEntry) return;
+    const focused = (this.el.querySelector(".cnnviz-trust-thumb-button:focus")?.closest(".cnnviz-trust-thumb") as HTMLElement | null)?.dataset.index;
     const t0 = performance.now();
     const rgb = (entry.decoded.rgb ??= decodeRgbStack(rgbPayload(c.rgb, entry.buffers, 0)));
     const maps = (entry.decoded.stack ??= decodeMapStack(stackPayload(c.maps, entry.buffers, 1)));
-    const { index: current, waiting } = this.loaded.at(ctx.get("image_version"));
     const source = this.overlay(rgb, maps);
     const [w, h] = fitSize(rgb.width, rgb.height, THUMB_SIZE);
     const row = el(ctx.doc, "div", "cnnviz-trust-thumbs");
@@ -87,6 +95,9 @@ export class WorstImages {
     const note = waiting !== null ? t("trust.worst_loading_image", { index: waiting }) : current !== null ? t("trust.worst_loaded", { index: current }) : t("trust.worst_click");
     const noteLine = el(ctx.doc, "div", "cnnviz-meta cnnviz-trust-worst-note", note);
     this.el.replaceChildren(head, el(ctx.doc, "div", "cnnviz-meta", c.layer ? overlay : t("trust.worst_overlay_plain", { method: c.method })), row, noteLine);
+    this.drawn = identity;
+    this.drawnEntry = entry;
+    if (focused !== undefined) row.querySelector<HTMLElement>(`.cnnviz-trust-thumb[data-index="${focused}"] button`)?.focus();
     ctx.markPaint("evaluation_worst", t0);
   }
 
