@@ -1,7 +1,8 @@
 /**
  * The Trust view's words and order: the sanity check's verdict and score
- * lines, the labels of the randomised maps, and the sorting of the
- * evaluation table (click a header: sort by it; again: the other way).
+ * lines, the labels of the randomised maps, the sorting of the evaluation
+ * table (click a header: sort by it; again: the other way), and the
+ * drill-down's lines, thumbnail sizes and which of its images is the input.
  *
  * Pure module: no DOM access.
  */
