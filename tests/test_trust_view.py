@@ -7,7 +7,9 @@ are clear errors and the model is left as found.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -20,6 +22,7 @@ from cnnviz_widgets.demo import make_shapes
 from cnnviz_widgets.demo.examples import ShapeImages
 from cnnviz_widgets.demo.model import MEAN, STD
 from cnnviz_widgets.engine.cam import cam
+from cnnviz_widgets.engine.data import Transform
 from cnnviz_widgets.engine.dryrun import default_layer
 from cnnviz_widgets.engine.metrics import evaluate, sanity_check
 from cnnviz_widgets.engine.metrics.sanity_result import SanityCheck
@@ -372,3 +375,24 @@ def test_data_of_another_length_is_a_clear_error(evaluation):
                       evaluation_data=ShapeImages(30, seed=5))
     with pytest.raises(TypeError, match="evaluation_data= needs evaluation="):
         LayerExplorer(background=False, evaluation_data=ShapeImages(24, seed=5))
+
+
+def test_an_unpickled_evaluation_shows_the_same_pictures(evaluation, data):
+    again = pickle.loads(pickle.dumps(evaluation))
+    assert again.explainers == {} and again.layers == evaluation.layers
+    assert again.layers["vanilla"] is None and again.layers["GradCAM"] is not None
+    replies = []
+    for result in (evaluation, again):
+        ex = LayerExplorer(background=False, evaluation=result, evaluation_data=data)
+        replies.append(ask(ex, Recorder(ex), "evaluation_worst", method="GradCAM",
+                           metric="sparseness"))
+    (first, first_buffers), (second, second_buffers) = replies
+    assert second["images"] is True and second["layer"] == first["layer"]
+    assert second_buffers == first_buffers  # the same thumbnails and maps, byte for byte
+    # a transform function that cannot be pickled: the items cannot be read again
+    lost = pickle.loads(pickle.dumps(dataclasses.replace(
+        evaluation, transform=Transform(function=lambda image: torch.zeros(3, 64, 64)))))
+    assert lost.transform_lost and lost.transform is None
+    with pytest.raises(ValueError, match="unpickled without its transform function"):
+        lost.source(data)
+

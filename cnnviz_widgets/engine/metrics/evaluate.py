@@ -163,6 +163,8 @@ def evaluate(
         summary=summarise(values, n_boot, confidence, seed),
         seconds=local["seconds"],
         confidence=confidence,
+        layers={name: m.layer for name, m in scorer.resolved.items()},
+        method_options={k: dict(v) for k, v in (method_options or {}).items()},
         transform=source.transform,
         explainers=dict(scorer.resolved),
     )

@@ -4,6 +4,7 @@ maps of some of its items again (to look at the ones where a method does worst).
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,7 @@ from torch import nn
 
 from ..data import Source, Transform, load_items, resolve_source
 from ..inputs import prepare_input
-from .explain import Method
+from .explain import Method, resolve_method
 from .registry import METRICS
 
 
@@ -57,11 +58,19 @@ class Evaluation:
         seconds: ``{(method, metric): seconds}`` spent on each metric, and
             ``{(method, "maps"): seconds}`` on the maps.
         confidence: the confidence level of the intervals.
+        layers: each method's CAM layer as the evaluation resolved it (``None`` for the
+            others).
+        method_options: the options each method was called with (``evaluate``'s
+            ``method_options``).
         transform: how the data's image files and PIL items became model input (``None``:
             as :class:`~cnnviz_widgets.engine.data.Transform` does by default), to read items
             again (:meth:`images`).
-        explainers: the methods as the evaluation resolved them (layer, options), by name, to
-            explain items again (:meth:`maps`); kept in memory only.
+        explainers: the methods as the evaluation resolved them, by name, to explain items
+            again (:meth:`maps`). Not pickled (they are closures): an unpickled evaluation
+            resolves a method given by name again, at its :attr:`layers` entry with its
+            :attr:`method_options` (:meth:`explainer`); a method given as a callable cannot be.
+        transform_lost: the transform had a function that could not be pickled, so this
+            (unpickled) evaluation cannot read the data's items again.
     """
 
     methods: tuple[str, ...]
@@ -73,8 +82,24 @@ class Evaluation:
     summary: list[dict[str, Any]] = field(default_factory=list)
     seconds: dict[tuple[str, str], float] = field(default_factory=dict)
     confidence: float = 0.95
+    layers: dict[str, str | None] = field(default_factory=dict)
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     transform: Transform | None = field(default=None, repr=False, compare=False)
     explainers: dict[str, Method] = field(default_factory=dict, repr=False, compare=False)
+    transform_lost: bool = field(default=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What pickling keeps: all but :attr:`explainers`, and the transform only when its
+        function (if any) can be pickled too (else :attr:`transform_lost`)."""
+        state = dict(self.__dict__)
+        state["explainers"] = {}
+        function = None if self.transform is None else self.transform.function
+        if function is not None:
+            try:
+                pickle.dumps(function)
+            except Exception:  # a lambda or a local function: the items cannot be read again
+                state["transform"], state["transform_lost"] = None, True
+        return state
 
     def value(self, method: str, metric: str) -> np.ndarray:
         """``(N,)`` values of one method and metric, in :attr:`indices` order."""
@@ -133,6 +158,12 @@ class Evaluation:
             ValueError: the data has another number of items than the evaluation has images
                 (the message names both).
         """
+        if self.transform_lost:
+            raise ValueError(
+                "This evaluation was unpickled without its transform function (it could not be "
+                "pickled), so the data's items cannot be read as the evaluation read them. Set "
+                "evaluation.transform = Transform(function=...) (cnnviz_widgets.engine.data) first."
+            )
         transform = self.transform if self.transform is not None else Transform()
         source = resolve_source(data, None, 0, transform)
         items, images = len(source.dataset), len(self.indices)
@@ -158,20 +189,34 @@ class Evaluation:
         [0, 1] per image: the maps its metrics scored, on the model's device.
 
         Raises:
-            KeyError: a method the evaluation did not resolve here (not one of
-                :attr:`methods`, or an evaluation made without :func:`~.evaluate.evaluate`).
+            KeyError: a method that :meth:`explainer` cannot give.
             ValueError: an index that is not one of the evaluated images.
         """
-        explainer = self.explainers.get(method)
+        explainer = self.explainer(model, method)
         if explainer is None:
             raise KeyError(
-                f"No explainer for {method!r} in this evaluation; it explained "
-                f"{', '.join(self.explainers) or 'nothing it kept'}."
+                f"Cannot explain with {method!r} again: not one of this evaluation's methods "
+                f"({', '.join(self.methods)}), or a callable not kept (an unpickled evaluation)."
             )
         rows = self.rows(indices)
         x = prepare_input(model, x)
         classes = torch.as_tensor(self.targets[rows], dtype=torch.int64, device=x.device)
         return minmax(explainer.explain(model, x, classes))
+
+    def explainer(self, model: nn.Module, method: str) -> Method | None:
+        """How the evaluation explained with ``method``: the kept :attr:`explainers` entry, or,
+        for a method given by name, the name resolved again for ``model`` at its
+        :attr:`layers` entry with its :attr:`method_options`; ``None`` when neither can be."""
+        found = self.explainers.get(method)
+        if found is not None or method not in self.methods:
+            return found
+        try:
+            found = resolve_method(model, method, layer=self.layers.get(method),
+                                   **self.method_options.get(method, {}))
+        except (TypeError, ValueError):  # the name of a callable: not a method name
+            return None
+        self.explainers[method] = found
+        return found
 
     def rows(self, indices: Sequence[int]) -> np.ndarray:
         """Positions in :attr:`indices` (and in every values array) of dataset indices.

@@ -192,7 +192,7 @@ def worst_reply(result: Evaluation, method: str, metric: str,
     indices = result.worst(method, metric, k)
     rows = result.rows(indices).tolist()
     values = result.value(method, metric)
-    explainer = result.explainers.get(method)
+    explainer = result.explainers.get(method) if model is None else result.explainer(model, method)
     meta: dict[str, Any] = {
         "method": method,
         "metric": metric,
@@ -205,7 +205,7 @@ def worst_reply(result: Evaluation, method: str, metric: str,
         "label_names": None if result.labels is None else [
             name(int(result.labels[r])) for r in rows],
         "n": len(result.indices),
-        "layer": None if explainer is None else explainer.layer,
+        "layer": result.layers.get(method) if explainer is None else explainer.layer,
         "images": False,
     }
     if data is None or model is None or explainer is None or not indices:
