@@ -328,3 +328,21 @@ def test_a_new_image_resets_the_chosen_object_and_its_map():
     detector = LayerExplorer(task="detection", background=False)
     with pytest.raises(ValueError, match="pass a box's index"):
         detector.target = "circle"
+
+
+def test_a_saved_page_holds_the_objects_and_the_chosen_objects_map(segmenter):
+    from cnnviz_widgets.widgets.html_export import page_data
+
+    ex, _ = segmenter
+    ex.target = None
+    data = page_data(ex, layers=[ex._subject.layer_names[0]])
+    first = ex.shown_objects["content"]["labels"][0]  # the largest class: shown first
+    v, method, layer = ex.image_version, ex.cam_method, ex.cam_layer
+    saved = data["replies"]
+    assert saved[f"objects|{v}"]["content"] == ex.shown_objects["content"]
+    cam_key = f"object_cam|{v}|{method}|{first}|{layer}|image"
+    assert saved[cam_key]["content"]["object"] == first
+    assert f"saliency|{v}|{ex.saliency_method}|{first}" in saved
+    assert not any(k.startswith("cam|") for k in saved)  # no class CAM: the view is absent
+    assert data["state"]["tab"] == "objects" and data["notes"] == []
+    assert "objects" in data["state"]["views"]

@@ -63,15 +63,29 @@ def page_data(explorer: LayerExplorer, layers: Sequence[str] | None = None) -> d
             add("kernels", layer=name)
     add("predictions", version=version)
     target = explorer.target
-    if target is None:
-        target = int(subject.probabilities().argmax())
     method = explorer.cam_method
     notes = []
-    for kind, params in (
-        ("cam", {"method": method, "target": None if class_agnostic(method) else target,
-                 "layer": explorer.cam_layer}),
-        ("saliency", {"method": explorer.saliency_method, "target": target}),
-    ):
+    explained: tuple[tuple[str, dict[str, Any]], ...]
+    if subject.objects is not None:  # a detector or segmenter: its objects, the chosen one's map
+        add("objects", version=version)
+        if target is None:
+            first = subject.objects.top(subject, 1)
+            target = first[0].index if first else None
+        normalize = explorer.normalize_in_boxes and subject.objects.task == "detection"
+        explained = () if target is None else (
+            ("object_cam", {"method": method, "layer": explorer.cam_layer, "object": target,
+                            "normalize": normalize}),
+            ("saliency", {"method": explorer.saliency_method, "target": target}),
+        )
+    else:
+        if target is None:
+            target = int(subject.probabilities().argmax())
+        explained = (
+            ("cam", {"method": method, "target": None if class_agnostic(method) else target,
+                     "layer": explorer.cam_layer}),
+            ("saliency", {"method": explorer.saliency_method, "target": target}),
+        )
+    for kind, params in explained:
         try:
             add(kind, version=version, **params)
         except (ImportError, RuntimeError, ValueError, TypeError) as err:

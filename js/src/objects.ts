@@ -201,11 +201,17 @@ export function legend(objects: SegmentationObjects): LegendEntry[] {
   }));
 }
 
+/** The colour of the lines between regions, and how much it covers the image there. */
+export const EDGE: readonly [number, number, number] = [20, 20, 20];
+export const EDGE_ALPHA = 0.75;
+
 /**
  * The image with the predicted classes over it: out = (1 - a) * image +
  * a * colour, a = `alpha` for class `selected` (a label) or when nothing is
- * selected, a / 3 for the other classes, 0 for the background. `rgb` is the
- * height * width * 3 input image, `out` height * width * 4 RGBA (opaque).
+ * selected, a / 2 for the other classes, 0 for the background; a pixel whose
+ * class differs from its right or lower neighbour's is a line between
+ * regions (EDGE at EDGE_ALPHA), so that regions show on any image. `rgb` is
+ * the height * width * 3 input image, `out` height * width * 4 RGBA (opaque).
  */
 export function paintMask(rgb: Uint8Array, objects: SegmentationObjects, alpha: number, selected: number | null, out: Uint8ClampedArray): void {
   const { height, width } = objects;
@@ -213,16 +219,17 @@ export function paintMask(rgb: Uint8Array, objects: SegmentationObjects, alpha: 
     throw new RangeError(`mask overlay: image ${rgb.length} bytes and output ${out.length} for ${height} x ${width}`);
   }
   const colours = objects.classes.map((c) => (c.label === BACKGROUND ? null : classColor(c.label)));
-  const weights = objects.classes.map((c) => (c.label === BACKGROUND ? 0 : selected === null || c.label === selected ? alpha : alpha / 3));
+  const weights = objects.classes.map((c) => (c.label === BACKGROUND ? 0 : selected === null || c.label === selected ? alpha : alpha / 2));
   const rowOf = Int32Array.from({ length: height }, (_, y) => Math.min(objects.maskHeight - 1, Math.floor((y * objects.maskHeight) / height)));
   const colOf = Int32Array.from({ length: width }, (_, x) => Math.min(objects.maskWidth - 1, Math.floor((x * objects.maskWidth) / width)));
+  const at = (y: number, x: number): number => objects.mask[(rowOf[y] as number) * objects.maskWidth + (colOf[x] as number)] as number;
   for (let y = 0; y < height; y++) {
-    const base = (rowOf[y] as number) * objects.maskWidth;
     for (let x = 0; x < width; x++) {
-      const p = objects.mask[base + (colOf[x] as number)] as number;
+      const p = at(y, x);
+      const edge = (x + 1 < width && at(y, x + 1) !== p) || (y + 1 < height && at(y + 1, x) !== p);
       const i = y * width + x;
-      const c = colours[p];
-      const a = c ? (weights[p] as number) : 0;
+      const c = edge ? EDGE : colours[p];
+      const a = edge ? EDGE_ALPHA : c ? (weights[p] as number) : 0;
       for (let k = 0; k < 3; k++) {
         out[4 * i + k] = (1 - a) * (rgb[3 * i + k] as number) + a * (c ? (c[k] as number) : 0);
       }

@@ -12,6 +12,8 @@ import {
   type Box,
   type SegmentationObjects,
   BACKGROUND,
+  EDGE,
+  EDGE_ALPHA,
   PALETTE,
   boxAt,
   boxRect,
@@ -172,18 +174,22 @@ describe("segmentation", () => {
     ]);
   });
 
-  it("blends the class colours over the image: the chosen class strongly, others faintly, background untouched", () => {
-    const rgb = new Uint8Array(2 * 4 * 3).fill(100);
-    const out = new Uint8ClampedArray(2 * 4 * 4);
-    paintMask(rgb, objects, 0.6, 3, out);
-    const at = (i: number): number[] => [...out.subarray(4 * i, 4 * i + 4)];
+  it("blends the class colours over the image: the chosen class strongly, others half, background untouched, lines between regions", () => {
+    // classes 3 | 1 left and right, background in the last row; 3 x 4 image over a 3 x 4 mask
+    const regions = segmentation([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 2, 2]], [3, 1, 0], [4, 4, 4]);
+    const rgb = new Uint8Array(3 * 4 * 3).fill(100);
+    const out = new Uint8ClampedArray(3 * 4 * 4);
+    paintMask(rgb, regions, 0.6, 3, out);
+    const px = (y: number, x: number): number[] => [...out.subarray(4 * (y * 4 + x), 4 * (y * 4 + x) + 4)];
     const mix = (a: number, c: readonly number[]): number[] => [...c.map((v) => Math.round((1 - a) * 100 + a * v)), 255];
-    assert.deepEqual(at(0), mix(0.6, classColor(3))); // chosen class 3
-    assert.deepEqual(at(2), mix(0.2, classColor(1))); // class 1: a third
-    assert.deepEqual(at(5), [100, 100, 100, 255]); // background
-    paintMask(rgb, objects, 0.6, null, out); // nothing chosen: every class at full opacity
-    assert.deepEqual(at(2), mix(0.6, classColor(1)));
-    assert.throws(() => paintMask(rgb.subarray(3), objects, 0.5, null, out), /mask overlay/);
+    assert.deepEqual(px(0, 0), mix(0.6, classColor(3))); // chosen class 3, inside its region
+    assert.deepEqual(px(0, 2), mix(0.3, classColor(1))); // class 1: half as strong
+    assert.deepEqual(px(2, 1), [100, 100, 100, 255]); // background
+    // a pixel whose right or lower neighbour is another class is a line between regions
+    for (const [y, x] of [[0, 1], [1, 0], [1, 1], [1, 3]]) assert.deepEqual(px(y as number, x as number), mix(EDGE_ALPHA, EDGE), `${y}, ${x}`);
+    paintMask(rgb, regions, 0.6, null, out); // nothing chosen: every class at full opacity
+    assert.deepEqual(px(0, 2), mix(0.6, classColor(1)));
+    assert.throws(() => paintMask(rgb.subarray(3), regions, 0.5, null, out), /mask overlay/);
   });
 });
 

@@ -13,6 +13,8 @@ export interface GridSectionOptions {
   /** Accessible name of the grid. */
   label: string;
   maxTile?: number;
+  /** Smallest tile (a small image is shown at a whole multiple of its size up to maxTile). */
+  minTile?: number;
   onHover?: (hover: GridHover | null) => void;
   /** The page changed: draw again. */
   onPage: () => void;
@@ -59,6 +61,7 @@ export class GridSection {
       label: options.label,
       t: ctx.t,
       ...(options.maxTile ? { maxTileSize: options.maxTile } : {}),
+      ...(options.minTile ? { minTileSize: options.minTile } : {}),
       onHover: (h) => {
         placeHighlight(highlight, this.grid.canvas, h);
         if (h) ctx.zoom.show(h);

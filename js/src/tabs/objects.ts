@@ -52,8 +52,9 @@ import { GridSection } from "./grid_section";
 import { methodOptions, opacitySlider } from "./overlay_view";
 import { type Tab, type TabContext, cancelledNote, showPending } from "./tab";
 
-/** Largest tile, CSS pixels. */
-const OBJECT_TILE = 360;
+/** Tiles between these sizes, CSS pixels: a 128 px scene 3x, a 224 px image 2x (labels need room). */
+const MIN_TILE = 300;
+const MAX_TILE = 448;
 /** Opacity of the class mask over the image. */
 const MASK_ALPHA = 0.55;
 /** The boxes' label font and its line height, CSS pixels. */
@@ -100,7 +101,7 @@ export function createObjectsTab(ctx: TabContext): Tab {
   const caption = el(doc, "div", "cnnviz-explained");
   caption.hidden = true;
   panel.append(controls, list, message.el, note, caption);
-  const section = new GridSection(ctx, panel, { label: t("objects.view_label"), maxTile: OBJECT_TILE, onPage: () => refresh(), onClick: (h) => clicked(h) });
+  const section = new GridSection(ctx, panel, { label: t("objects.view_label"), minTile: MIN_TILE, maxTile: MAX_TILE, onPage: () => refresh(), onClick: (h) => clicked(h) });
   const colorBar = new ColorBar(doc, t("overlay.colorbar", { label: t("objects.view_label") }));
   section.box.append(colorBar.el);
   /** Boxes and labels, drawn over the grid's canvas (vector, so that labels stay sharp). */
