@@ -346,3 +346,46 @@ def test_a_saved_page_holds_the_objects_and_the_chosen_objects_map(segmenter):
     assert not any(k.startswith("cam|") for k in saved)  # no class CAM: the view is absent
     assert data["state"]["tab"] == "objects" and data["notes"] == []
     assert "objects" in data["state"]["views"]
+
+
+def test_the_class_cam_kind_and_activation_maximisation_work_on_a_detector(faster):
+    """The 'cam' kind explains the chosen object too (its view is not shown for a detector:
+    the objects view is its CAM view), and optimised images need no class."""
+    ex, rec = faster
+    boxes, labels, _ = found_boxes(ex)
+    layer = ex.cam_layer
+    content, buffers = ask(ex, rec, "cam", rid=5, version=ex.image_version, method="GradCAM",
+                           target=2, layer=layer)
+    assert content["type"] == "reply", content
+    want = cam(ex.model, ex.input_tensor, layer, method="GradCAM",
+               target=BoxTarget(int(labels[2]), boxes[2]))[0]
+    assert close_to(decode_stack_message(content["stack"], buffers)[0], want)
+    assert content["class_name"] == f"class {int(labels[2])} #3"
+    before = Fingerprint.of(ex.model)
+    rec.request(ex, "actmax", rid=6, key="actmax-key", layer="backbone.body.2.block.0.0",
+                channels=[0, 1], regularize=False)
+    items = [(c, b) for c, b in rec.sent if c.get("id") == 6 and c["type"] == "item"]
+    assert [c["index"] for c, _ in items] == [0, 1] and rec.last[0]["type"] == "reply"
+    images = [np.frombuffer(b[0], np.uint8) for _, b in items]
+    assert images[0].size == 224 * 224 * 3 and not np.array_equal(images[0], images[1])
+    before.assert_same(ex.model)
+
+
+def test_the_display_picture_of_the_objects_view(faster):
+    """Renderers without JavaScript get the boxes over the image and the chosen box's map."""
+    from cnnviz_widgets.widgets.picture import class_colors, view_pixels
+
+    ex, rec = faster
+    ex.score_threshold = 0.0
+    ask(ex, rec, "object_cam", rid=7, version=ex.image_version, method="EigenCAM",
+        layer=ex.cam_layer, object=0, normalize=False)
+    pixels, caption, cmap = view_pixels(ex)
+    boxes, labels, scores = found_boxes(ex)
+    assert pixels.shape == (224, 2 * 224 + 4, 3) and cmap is None
+    assert f"{len(scores)} of {len(scores)} boxes >= 0" in caption and "EigenCAM" in caption
+    # the last box drawn (the lowest score) is outlined in its class's colour
+    x1, y1 = (int(v) for v in boxes[-1][:2].floor())
+    assert pixels[y1, x1].tolist() == class_colors(labels[-1:].numpy())[0].tolist()
+    ex.score_threshold = 1.0  # every box hidden: the image as it is
+    assert np.array_equal(view_pixels(ex)[0][:, :224], ex.image)
+    ex.score_threshold = 0.5

@@ -50,11 +50,61 @@ def _overlay(levels: np.ndarray, cmap: str, image: np.ndarray, opacity: float) -
                            heat.astype(np.uint8)], axis=1)
 
 
+def class_colors(labels: np.ndarray) -> np.ndarray:
+    """``(K, 3)`` uint8 colours of class labels, as the objects view draws them
+    (``js/src/objects.ts``: Tableau's 10 colours, then their tints, from label 1)."""
+    from matplotlib import colormaps
+
+    tab20 = np.asarray(colormaps["tab20"](np.arange(20))[:, :3])
+    palette = np.round(np.concatenate([tab20[0::2], tab20[1::2]]) * 255).astype(np.uint8)
+    return palette[(np.asarray(labels) - 1) % len(palette)]
+
+
+def _objects(explorer: LayerExplorer, image: np.ndarray) -> tuple[np.ndarray, str] | None:
+    """The objects view: the boxes (score at least the threshold) or the class mask over the
+    image, and the chosen object's map beside it when one is shown."""
+    shown = explorer.shown_objects
+    if not shown:
+        return None
+    meta, buffers = shown["content"], shown["buffers"]
+    left = Image.fromarray(image)
+    found = f"{explorer.title} | {meta['task']}"
+    if meta["task"] == "detection":
+        boxes = np.frombuffer(buffers[0], "<f4").reshape(-1, 4)
+        scores = np.frombuffer(buffers[1], "<f4")
+        keep = scores.astype(np.float64) >= explorer.score_threshold
+        draw = ImageDraw.Draw(left)
+        for box, color in zip(boxes[keep], class_colors(np.asarray(meta["labels"])[keep]),
+                              strict=True):
+            draw.rectangle([float(v) for v in box], outline=tuple(int(c) for c in color))
+        found += f" | {int(keep.sum())} of {len(scores)} boxes >= {explorer.score_threshold:g}"
+    else:
+        mask = np.frombuffer(buffers[0], np.uint8).reshape(meta["mask"]["shape"])
+        labels = np.asarray(meta["labels"])
+        if mask.shape == image.shape[:2]:
+            colors = class_colors(labels)[mask].astype(np.float32)
+            alpha = np.where(labels[mask] == 0, 0.0, 0.5)[..., None]
+            left = Image.fromarray(np.clip((1 - alpha) * image + alpha * colors, 0, 255)
+                                   .astype(np.uint8))
+    levels = _levels(explorer.shown_object_cam)
+    if levels is None or levels.shape[1:] != image.shape[:2]:
+        return np.asarray(left), found
+    overlay = _overlay(levels, explorer.cam_cmap, image, explorer.opacity)[:, :image.shape[1]]
+    content = explorer.shown_object_cam["content"] if explorer.shown_object_cam else {}
+    gap = np.full((image.shape[0], 4, 3), 255, np.uint8)
+    caption = f"{found} | {content.get('method', '')} | {content.get('class_name', '')}"
+    return np.concatenate([np.asarray(left), gap, overlay], axis=1), caption
+
+
 def view_pixels(explorer: LayerExplorer) -> tuple[np.ndarray, str, str | None] | None:
     """The current view as ``(H, W, 3)`` uint8 pixels, its caption and the colormap its pixels
     all come from (a grid of maps; ``None`` for an overlay on the photo), or ``None``."""
     tab, title = explorer.tab, explorer.title
     image = explorer.image
+    if tab == "objects" and image is not None:
+        objects = _objects(explorer, image)
+        if objects is not None:
+            return (*objects, None)
     if tab in ("cam", "saliency") and image is not None:
         shown = explorer.shown_cam if tab == "cam" else explorer.shown_saliency
         levels = _levels(shown)
