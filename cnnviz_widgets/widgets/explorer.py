@@ -58,6 +58,17 @@ CLASSIFIER_VIEWS = ("cam", "trust")
 "objects" view; its saliency tab explains the object chosen there)."""
 OBJECT_VIEWS = ("objects",)
 """Views of a detector's or segmenter's predictions only."""
+
+
+def default_views(task: str, examples: bool = True) -> list[str]:
+    """The views an explorer shows by default for a model of ``task``: a classifier's every
+    view but the objects view; a detector's or segmenter's every view but those that explain
+    classes, and the dataset examples only when ``examples`` were given."""
+    if task in OBJECT_TASKS:
+        skip = CLASSIFIER_VIEWS + (() if examples else ("examples",))
+    else:
+        skip = OBJECT_VIEWS
+    return [v for v in VIEWS if v not in skip]
 DEFAULT_CACHE_BYTES = 512 * 2**20
 
 
@@ -443,11 +454,7 @@ class LayerExplorer(anywidget.AnyWidget):
         ``examples`` were given)."""
         objects = task in OBJECT_TASKS
         if views is None:
-            if objects:
-                skip = CLASSIFIER_VIEWS + (() if examples else ("examples",))
-            else:
-                skip = OBJECT_VIEWS
-            return [v for v in VIEWS if v not in skip]
+            return default_views(task, examples)
         wrong = [v for v in views if v in (CLASSIFIER_VIEWS if objects else OBJECT_VIEWS)]
         if wrong and objects:
             raise ValueError(

@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from cnnviz_widgets.widgets.explorer import VIEWS
+from cnnviz_widgets.widgets.explorer import default_views
 from cnnviz_widgets.widgets.i18n import t
 
 from .conftest import execute_cell, open_notebook
@@ -54,7 +54,8 @@ def test_tabs_and_controls_read_in_chinese_and_hover_works(lab, artifacts, tmp_p
     assert root.get_attribute("lang") == "zh-Hans"
     tabs = {b.get_attribute("data-tab"): b.text_content()
             for b in root.locator(".cnnviz-tab").all()}
-    assert tabs == {name: zh(f"tabs.{name}") for name in VIEWS}, tabs  # the one list of views
+    # the one list of views (a classifier's)
+    assert tabs == {name: zh(f"tabs.{name}") for name in default_views("classification")}, tabs
     assert tabs["features"] == "特征图" and tabs["cam"] == "类激活"
 
     features = panel(root, "features")
