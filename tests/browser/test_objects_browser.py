@@ -214,3 +214,26 @@ def test_a_segmenters_legend_and_regions_retarget_the_map(lab, reference, artifa
     assert tab.get_attribute("data-selected") == str(labels[2])
     assert re.search(rf"{CLASSES[labels[2]]} \(\d+\.\d% of the pixels\)",
                      tab.locator(".cnnviz-explained").text_content())
+
+
+def test_a_saved_page_shows_the_boxes_and_the_chosen_boxs_map(browser, reference, artifacts,
+                                                             tmp_path):
+    """save_html's page, with no kernel: the boxes over the image and the first box's map."""
+    det, _ = reference
+    det.score_threshold = THRESHOLD
+    path = det.save_html(tmp_path / "objects.html", layers=["backbone.body.0.0"])
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    urls: list[str] = []
+    page.on("request", lambda r: urls.append(r.url))
+    page.goto(path.as_uri())
+    tab = panel(page.locator(".cnnviz-explorer"), "objects")
+    scores = np.frombuffer(det.shown_objects["buffers"][1], "<f4").astype(np.float64)
+    drawn_boxes(page, tab, int((scores >= THRESHOLD).sum()))
+    wait_map(page, tab, f"object_cam|{det.image_version}|GradCAM|0|{det.cam_layer}|image")
+    label = det.shown_objects["content"]["labels"][0]
+    assert f"GradCAM of {CLASSES[label]} #1 (score" in tab.locator(
+        ".cnnviz-explained").text_content()
+    page.screenshot(path=str(artifacts / "objects_saved_page.png"))
+    assert all(u.startswith(("file:", "blob:", "data:")) for u in urls), urls
+    context.close()
