@@ -1,4 +1,5 @@
-"""Activation maximization: FlashTorch's algorithm reproduced, ascent works, model untouched."""
+"""Activation maximization: FlashTorch's algorithm reproduced, ascent works, model untouched;
+batched images equal to each channel optimised alone, on the layer copy and on the model."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ import pytest
 import torch
 from torch import nn
 
-from cnnviz_widgets.engine.actmax import (
-    ActivationMaxWarning,
+from cnnviz_widgets.engine import actmax
+from cnnviz_widgets.engine.actmax import ActivationMaxWarning, layer_copy
+from cnnviz_widgets.engine.actmax import activation_max as activation_max_
+from cnnviz_widgets.engine.actmax_transforms import (
+    draw_transforms,
     fft_scale,
     random_transform,
     spectrum_to_rgb,
-)
-from cnnviz_widgets.engine.actmax import (
-    activation_max as activation_max_,
+    transform,
+    transform_pad,
 )
 from cnnviz_widgets.engine.capture import LayerNotExecutedError
 from cnnviz_widgets.engine.inputs import IMAGENET_MEAN, IMAGENET_STD, denormalize
@@ -188,9 +191,10 @@ def test_output_dtype_shape_and_range(small, regularize):
         assert rgb.min() > 0 and rgb.max() < 1
 
 
-def test_batch_equals_each_channel_alone(small):
+@pytest.mark.parametrize("regularize", [False, True])
+def test_batch_equals_each_channel_alone(small, regularize):
     channels = [1, 4, 6]
-    kwargs = {"regularize": False, "seed": 11, "size": 32, "steps": 6}
+    kwargs = {"regularize": regularize, "seed": 11, "size": 32, "steps": 6}
     batch_raw = activation_max(small, "conv2", channels, raw=True, **kwargs)
     batch = activation_max(small, "conv2", channels, **kwargs)
     for i, channel in enumerate(channels):
@@ -302,3 +306,227 @@ def test_demo_model_class_images():
             f"demo regularize={regularize}: {before.numpy().round(2)} -> {after.numpy().round(2)}"
         )
         assert (after > before).all()
+
+
+# --------------------------------------------------------------------------------------------
+# The batched run on the layer copy: each image equals its channel optimised alone
+# --------------------------------------------------------------------------------------------
+
+# (model, layer, channels): a block of a residual network, a ReLU of a VGG with BatchNorm, an
+# inverted-residual block (depthwise convolutions), and the first of two calls of a ReLU.
+TORCHVISION_CASES = [
+    ("resnet18", "layer2", [0, 5, 9]),
+    ("vgg11_bn", "features.10", [1, 3, 6]),
+    ("mobilenet_v2", "features.5", [0, 5, 9]),
+    ("resnet18", "layer1.0.relu", [2, 7]),
+]
+
+
+def torchvision_model(name: str, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """A seeded random-init torchvision model, eval mode, with random BatchNorm statistics and
+    affine parameters (so that folding them into the convolutions changes the weights)."""
+    import torchvision
+
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(weights=None, num_classes=10)
+    if name.startswith("vgg"):  # the classifier's 100 M weights play no part here
+        model.classifier = nn.Linear(512 * 7 * 7, 10)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+    return model.eval().to(dtype)
+
+
+def hooked_output(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
+    """The output of the first call of ``layer`` in ``model(x)``."""
+    record: list[torch.Tensor] = []
+    handle = model.get_submodule(layer).register_forward_hook(
+        lambda m, i, o: record.append(o.detach().clone())
+    )
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        handle.remove()
+    return record[0]
+
+
+def leaves_called_after(model: nn.Module, layer: str, x: torch.Tensor) -> set[str]:
+    """Leaf modules whose first call ends after the first call of ``layer`` ends."""
+    done: list[str] = []
+    handles = [
+        module.register_forward_hook(lambda m, i, o, name=name: done.append(name))
+        for name, module in model.named_modules()
+        if name == layer or not any(True for _ in module.children())
+    ]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    cut = done.index(layer)
+    return set(done[cut + 1 :]) - set(done[: cut + 1])
+
+
+@pytest.fixture
+def copies(monkeypatch) -> list[bool]:
+    """For each :func:`layer_copy` that ``activation_max`` made: whether it kept it."""
+    kept: list[bool] = []
+    checked_copy = actmax._Objective._checked_copy
+
+    def spy(self, first):
+        copy_ = checked_copy(self, first)
+        kept.append(copy_ is not None)
+        return copy_
+
+    monkeypatch.setattr(actmax._Objective, "_checked_copy", spy)
+    return kept
+
+
+@pytest.mark.parametrize(("arch", "layer", "channels"), TORCHVISION_CASES)
+def test_layer_copy_is_the_folded_model_cut_after_the_layer(arch, layer, channels):
+    model = torchvision_model(arch)
+    before = Fingerprint.of(model)
+    copy_ = layer_copy(model, layer, torch.device("cpu"))
+    before.assert_same(model)
+    assert copy_ is not None
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in copy_.modules())
+    assert not any(p.requires_grad for p in copy_.parameters())
+    # Nothing after the layer: no leaf module first called after the layer's first call is in
+    # the copy (the ReLU of a residual block, called again later, is kept for its first call).
+    later = leaves_called_after(model, layer, torch.randn(1, 3, 40, 40))
+    assert later and not later & {name for name, _ in copy_.named_modules()}
+    x = torch.randn(2, 3, 40, 40)
+    want = hooked_output(model, layer, x)
+    got = copy_(x.contiguous(memory_format=torch.channels_last))
+    scale = float(want.abs().max())
+    print(f"{arch} {layer}: max |copy - model| = {float((got - want).abs().max()):.3g}")
+    assert got.shape == want.shape and scale > 0
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * scale)
+
+
+def test_layer_copy_cannot_stand_for_a_folded_layer():
+    """A BatchNorm folded away leaves no node; a convolution with its BatchNorm folded into it
+    outputs the BatchNorm's result, so activation_max does not keep that copy."""
+    model = torchvision_model("resnet18", torch.float64)
+    assert layer_copy(model, "layer1.0.bn1", torch.device("cpu")) is None
+    conv = layer_copy(model, "layer1.0.conv1", torch.device("cpu"))
+    assert conv is not None
+    x = torch.randn(1, 3, 32, 32, dtype=torch.float64)
+    folded = conv(x)
+    assert not torch.allclose(folded, hooked_output(model, "layer1.0.conv1", x), atol=1e-3)
+    torch.testing.assert_close(folded, hooked_output(model, "layer1.0.bn1", x))
+
+
+def test_a_copy_that_disagrees_is_not_used(copies):
+    model = torchvision_model("resnet18", torch.float64)
+    kwargs = {"steps": 3, "size": 32, "seed": 2, "raw": True}
+    for regularize in (False, True):
+        got = activation_max(model, "layer1.0.conv1", [1, 4], regularize=regularize, **kwargs)
+        want = activation_max(model, "layer1.0.conv1", [1, 4], regularize=regularize,
+                              fuse=False, **kwargs)
+        np.testing.assert_array_equal(got, want)  # the model itself ran both times
+    assert copies == [False, False]  # made, checked, dropped
+
+
+@pytest.mark.parametrize("regularize", [False, True])
+@pytest.mark.parametrize(("arch", "layer", "channels"), TORCHVISION_CASES[:3])
+def test_batch_on_the_copy_equals_each_channel_alone_float64(
+    copies, arch, layer, channels, regularize
+):
+    """In float64, rounding is far below what gradient ascent can amplify (a ReLU or max-pool
+    decision flipped, an Adam step on a gradient entry at rounding level): the batch on the copy,
+    each channel alone on the copy, and the batch on the model itself agree to the float32
+    rounding of the returned images (1e-6)."""
+    model = torchvision_model(arch, torch.float64)
+    kwargs = {"regularize": regularize, "seed": 3, "size": 40, "steps": 5, "raw": True}
+    start = activation_max(model, layer, channels, **{**kwargs, "steps": 0})
+    batch = activation_max(model, layer, channels, **kwargs)
+    assert copies == [True]
+    alone = np.concatenate([activation_max(model, layer, [c], **kwargs) for c in channels])
+    plain = activation_max(model, layer, channels, fuse=False, **kwargs)
+    assert copies == [True] * (1 + len(channels))  # fuse=False makes none
+    moved = np.abs(batch - start).reshape(len(channels), -1).max(axis=1)
+    print(f"{arch} regularize={regularize}: moved {moved.round(3)}, "
+          f"max |batch - alone| = {np.abs(batch - alone).max():.3g}, "
+          f"max |copy - model| = {np.abs(batch - plain).max():.3g}")
+    assert (moved > 1e-2).all()  # every channel's image changed: a test that can fail
+    np.testing.assert_allclose(batch, alone, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(batch, plain, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("regularize", [False, True])
+@pytest.mark.parametrize(("arch", "layer", "channels"), TORCHVISION_CASES[:3])
+def test_batch_on_the_copy_equals_each_channel_alone_float32(arch, layer, channels, regularize):
+    """In float32 one step of the batch on the copy moves each image as the channel alone on
+    the model does, to rounding: the difference is at most 1e-3 of how far the image moved
+    (RMS), and the display images differ by at most one level."""
+    model = torchvision_model(arch)
+    kwargs = {"regularize": regularize, "seed": 3, "size": 40, "steps": 1}
+    start = activation_max(model, layer, channels, raw=True, **{**kwargs, "steps": 0})
+    batch = activation_max(model, layer, channels, raw=True, **kwargs)
+    alone = np.concatenate([activation_max(model, layer, [c], raw=True, fuse=False, **kwargs)
+                            for c in channels])
+    n = len(channels)
+    moved = np.sqrt(((alone - start) ** 2).reshape(n, -1).mean(axis=1))
+    diff = np.sqrt(((batch - alone) ** 2).reshape(n, -1).mean(axis=1))
+    print(f"{arch} regularize={regularize}: RMS moved {moved.round(4)}, RMS diff {diff}")
+    assert (moved > 1e-3).all()
+    assert (diff <= 1e-3 * moved).all()
+    shown = activation_max(model, layer, channels, **kwargs)
+    shown_alone = np.concatenate([activation_max(model, layer, c, fuse=False, **kwargs)
+                                  for c in channels])
+    assert np.abs(shown.astype(int) - shown_alone.astype(int)).max() <= 1
+
+
+def test_draw_transforms_draws_as_one_step_at_a_time():
+    """All steps drawn up front equal the draws of one step after another, per generator."""
+    def gens():
+        return [torch.Generator().manual_seed(s) for s in (4, 9)]
+
+    upfront = draw_transforms(gens(), 96, 5)
+    one_by_one = gens()
+    stepwise = torch.stack([draw_transforms(one_by_one, 96, 1)[0] for _ in range(5)])
+    assert upfront.shape == (5, 2, 2, 3)
+    torch.testing.assert_close(upfront, stepwise, rtol=0, atol=0)
+    # Each matrix is a rotation over a scale of 0.9..1.1 and an integer-pixel shift.
+    side = 96 + 2 * transform_pad(96)
+    a, b = upfront[..., 0, 0], upfront[..., 1, 0]
+    scale = 1 / torch.sqrt(a * a + b * b)
+    assert ((scale > 0.9 - 1e-9) & (scale < 1.1 + 1e-9)).all()
+    torch.testing.assert_close(upfront[..., 0, 1], -b)
+    torch.testing.assert_close(upfront[..., 1, 1], a)
+    shifts = upfront[..., 2] * side / 2
+    torch.testing.assert_close(shifts, shifts.round())
+    assert shifts.abs().max() <= 6 + 3  # 8 and 4 px at 128 px, scaled to 96 px
+
+
+def test_transform_is_each_image_resampled_by_its_matrix():
+    """The batched transform equals padding and resampling each image alone; a pure integer
+    shift moves the padded image by whole pixels (values checked by indexing)."""
+    torch.manual_seed(1)
+    image = torch.rand(3, 3, 20, 20)
+    theta = draw_transforms([torch.Generator().manual_seed(s) for s in range(3)], 20, 1)[0]
+    batched = transform(image, theta.float())
+    pad = transform_pad(20)
+    for i in range(3):
+        padded = torch.nn.functional.pad(image[i : i + 1], (pad,) * 4, value=0.5)
+        grid = torch.nn.functional.affine_grid(theta[i : i + 1].float(), list(padded.shape),
+                                               align_corners=False)
+        alone = torch.nn.functional.grid_sample(padded, grid, padding_mode="border",
+                                                align_corners=False)
+        torch.testing.assert_close(batched[i : i + 1], alone)
+    side = 20 + 2 * pad
+    dx, dy = 2, -1
+    shift = torch.tensor([[[1.0, 0.0, 2 * dx / side], [0.0, 1.0, 2 * dy / side]]])
+    moved = transform(image[:1], shift)[0]
+    padded = torch.nn.functional.pad(image[:1], (pad,) * 4, value=0.5)[0]
+    # output pixel (y, x) samples input pixel (y + dy, x + dx), clamped at the border
+    ys = (torch.arange(side) + dy).clamp(0, side - 1)
+    xs = (torch.arange(side) + dx).clamp(0, side - 1)
+    torch.testing.assert_close(moved, padded[:, ys][:, :, xs], rtol=1e-5, atol=1e-5)

@@ -20,8 +20,9 @@ of the mean activation of their channel). Two modes:
   RGB with the ImageNet colour-correlation matrix and a sigmoid (so pixels are in [0, 1]), and
   each step shows the model a randomly padded, jittered, scaled and rotated copy (normalised
   with ``mean``/``std``), optimised with Adam. Defaults: 128 px, 256 steps, ``lr`` 0.05. The
-  start spectrum has standard deviation :data:`SPECTRUM_INIT_STD` (0.1, Lucid's is 0.01; see
-  there why).
+  start spectrum has standard deviation
+  :data:`~cnnviz_widgets.engine.actmax_transforms.SPECTRUM_INIT_STD` (0.1, Lucid's is 0.01; see
+  there why). The parameterisation and transforms are in :mod:`.actmax_transforms`.
 
 A channel whose gradient is exactly zero at every step (dead behind a ReLU for every image
 tried) keeps its start image; :class:`ActivationMaxWarning` names it.
@@ -30,24 +31,42 @@ Randomness is per channel: the start image and the random transforms of batch it
 from a generator seeded by ``(seed, channels[i])``, so a channel's image does not depend on
 which other channels are optimised with it.
 
-The forward pass stops at the layer (a hook records its output and ends the pass), the model
-runs borrowed (eval mode, parameters frozen) and is left exactly as it was.
+The forward pass stops at the layer, and the model runs borrowed (eval mode, parameters frozen)
+and is left exactly as it was. With ``fuse=True`` (default) the forward and backward passes run
+on :func:`layer_copy`: the model's inference copy (BatchNorm folded into the convolutions,
+channels-last weights on the CPU; :func:`~cnnviz_widgets.engine.cam.inference.inference_copy`)
+cut right after the layer, used only once its layer output agrees with the model's on the first
+image (else, or when the model cannot be traced, the model itself runs with a hook that records
+the layer's output and ends the pass). The images then agree with ``fuse=False`` to float
+rounding: the batch norms' arithmetic is reordered (about 1e-6 relative per step), and gradient
+ascent carries such differences along (``tests/test_actmax.py`` states the bounds).
+
+Cost: each step is one forward pass to the layer and one backward pass to the image for the
+whole batch (only the input gradient: the weights are frozen); 8 channels cost about 8 times the
+arithmetic of one, so batching saves the per-step overhead, not the convolutions
+(``benchmarks/bench_actmax.py``, ``benchmarks/results/actmax.json``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
+from torch import fx, nn
 
+from .actmax_transforms import (
+    draw_transforms,
+    fft_scale,
+    spectrum_to_rgb,
+    start_spectrum,
+    transform,
+)
 from .borrow import borrowed
+from .cam.inference import inference_copy, outputs_agree
 from .capture import LayerNotExecutedError, LayerOutputError
 from .devices import model_device, model_dtype
 from .inputs import IMAGENET_MEAN, IMAGENET_STD, expected_channels, normalize
@@ -59,25 +78,6 @@ Progress = Callable[[int, int], Any]
 PLAIN_DEFAULTS = {"steps": 30, "lr": 1.0, "size": 224}
 # Lucid/Lucent-style defaults.
 REGULARIZED_DEFAULTS = {"steps": 256, "lr": 0.05, "size": 128}
-
-# Square root of the ImageNet colour correlation matrix (Lucid's ``color_correlation_svd_sqrt``),
-# scaled so its largest column norm is 1.
-_COLOR_SQRT = np.array(
-    [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=np.float64
-)
-COLOR_CORRELATION = _COLOR_SQRT / np.max(np.linalg.norm(_COLOR_SQRT, axis=0))
-
-# Lucent's standard transforms, in pixels for a 128 px image (scaled with the image size).
-_PAD, _JITTER1, _JITTER2 = 12, 8, 4
-_SCALES = tuple(1 + (i - 5) / 50 for i in range(11))
-_ANGLES = tuple(range(-10, 11)) + (0,) * 5
-
-
-# Standard deviation of the start spectrum. Lucid uses 0.01, which gives an almost flat grey
-# image (pixel std about 0.003); a model whose first ReLUs are all off for grey input (the
-# bundled demo model is one) then passes back an exactly zero gradient and the image never
-# moves. 0.1 starts from faint coloured noise (pixel std about 0.03).
-SPECTRUM_INIT_STD = 0.1
 
 
 class ActivationMaxWarning(UserWarning):
@@ -102,6 +102,7 @@ def activation_max(
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
     raw: bool = False,
+    fuse: bool = True,
 ) -> np.ndarray:
     """Images that maximise the mean activation of ``channels`` of ``layer``.
 
@@ -123,6 +124,8 @@ def activation_max(
         progress: called as ``progress(step, total)`` after each step (``step`` from 1).
         mean, std: the per-channel normalisation the model expects (ImageNet's by default).
         raw: return the final model input instead of display images (see Returns).
+        fuse: run the passes on :func:`layer_copy` where it agrees with the model (see the
+            module docstring); False runs the model itself.
 
     Returns:
         ``(len(channels), size, size, 3)`` uint8 RGB images; with ``raw=True`` the final
@@ -134,7 +137,7 @@ def activation_max(
         ValueError: a channel out of range, a bad size/steps/seed, a model that does not take
             3-channel images.
     """
-    _, module = resolve_layer(model, layer)
+    name, module = resolve_layer(model, layer)
     chans = _channels(channels)
     defaults = REGULARIZED_DEFAULTS if regularize else PLAIN_DEFAULTS
     steps = int(defaults["steps"] if steps is None else steps)
@@ -155,14 +158,10 @@ def activation_max(
     generators = _generators(seed, chans)
     device, dtype = model_device(model), model_dtype(model)
     run = _optimise_regularized if regularize else _optimise_plain
-    with (
-        borrowed(model),
-        torch.inference_mode(False),
-        torch.enable_grad(),
-        _LayerProbe(model, module) as probe,
-    ):
+    with borrowed(model), torch.inference_mode(False), torch.enable_grad():
+        objective = _Objective(_LayerProbe(model, module), name, chans, fuse=fuse and steps > 0)
         model_input, shown = run(
-            probe, chans, steps, lr, size, generators, progress, mean, std, device, dtype
+            objective, steps, lr, size, generators, progress, mean, std, device, dtype
         )
     if raw:
         return model_input.detach().to("cpu", torch.float32).numpy()
@@ -173,6 +172,44 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     """``(N, 3, H, W)`` floats in [0, 1] -> ``(N, H, W, 3)`` uint8 (``round(v * 255)``)."""
     u8 = images.detach().to("cpu", torch.float32).mul(255).round().clamp(0, 255).to(torch.uint8)
     return u8.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def layer_copy(model: nn.Module, name: str, device: torch.device) -> fx.GraphModule | None:
+    """The model's inference copy cut right after the first call of the layer ``name``.
+
+    :func:`~cnnviz_widgets.engine.cam.inference.inference_copy` (BatchNorm folded into the
+    convolution before it, channels-last weights on the CPU), its graph ending with the last
+    node traced inside the layer's first call; parameters frozen. The user's model is not
+    touched (the copy is a deep copy).
+
+    Returns:
+        A module mapping the model's input to the layer's output (for a CPU copy, feed it
+        channels-last input), or ``None`` when the model cannot be traced or the layer left no
+        node in the traced graph (a BatchNorm folded away, a layer inside a leaf module).
+        Whether it computes what the model's layer outputs is for the caller to check (a
+        convolution whose BatchNorm was folded into it outputs the BatchNorm's result).
+    """
+    folded = inference_copy(model, device)
+    if not isinstance(folded, fx.GraphModule):
+        return None
+    last = None
+    for node in folded.graph.nodes:
+        if name in (node.meta.get("nn_module_stack") or {}):  # '<name>@1', ...: later calls
+            last = node
+        elif last is not None:
+            break
+    if last is None or last.op in ("placeholder", "output"):
+        return None
+    graph = fx.Graph()
+    env: dict[fx.Node, fx.Node] = {}
+    for node in folded.graph.nodes:
+        env[node] = graph.node_copy(node, env.__getitem__)
+        if node is last:
+            break
+    graph.output(env[last])
+    cut = fx.GraphModule(folded, graph)
+    cut.requires_grad_(False)
+    return cut.eval()
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,22 +257,13 @@ def _generators(seed: int | None, channels: list[int]) -> list[torch.Generator]:
 
 
 class _LayerProbe:
-    """Hook on one layer: records its output and ends the forward pass right there."""
+    """Runs the model up to one layer: a hook, registered for the forward pass only (so that the
+    model carries none while it is copied), records the layer's output and ends the pass."""
 
     def __init__(self, model: nn.Module, module: nn.Module) -> None:
         self.model = model
         self.module = module
         self.output: torch.Tensor | None = None
-        self._handle: torch.utils.hooks.RemovableHandle | None = None
-
-    def __enter__(self) -> _LayerProbe:
-        self._handle = self.module.register_forward_hook(self._hook)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
 
     def _hook(self, module: nn.Module, inputs: tuple, output: object) -> None:
         if not isinstance(output, torch.Tensor):
@@ -246,11 +274,15 @@ class _LayerProbe:
         self.output = output
         raise _LayerReached
 
-    def __call__(self, x: torch.Tensor, channels: list[int]) -> torch.Tensor:
-        """``(N,)`` mean activation of ``channels[i]`` in item ``i`` of the layer output."""
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's output for the model input ``x``."""
         self.output = None
-        with contextlib.suppress(_LayerReached):
-            self.model(x)
+        handle = self.module.register_forward_hook(self._hook)
+        try:
+            with contextlib.suppress(_LayerReached):
+                self.model(x)
+        finally:
+            handle.remove()
         out = self.output
         self.output = None
         if out is None:
@@ -258,6 +290,49 @@ class _LayerProbe:
                 f"The layer ({type(self.module).__name__}) was not called during the forward "
                 "pass. Choose a layer that the model's forward() uses."
             )
+        return out
+
+
+class _Objective:
+    """What each step maximises: ``(N,)``, the mean activation of ``channels[i]`` in item ``i``.
+
+    At the first call with ``fuse``, :func:`layer_copy` is made and kept when its layer output
+    for the first image agrees with the model's (``outputs_agree``); the layer's output comes
+    from the copy from then on, else from the model through ``probe``.
+    """
+
+    def __init__(
+        self, probe: _LayerProbe, name: str, channels: list[int], *, fuse: bool
+    ) -> None:
+        self.probe = probe
+        self.name = name
+        self.channels = channels
+        self.copy: nn.Module | None = None
+        self._undecided = fuse
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self._undecided:
+            self._undecided = False
+            self.copy = self._checked_copy(x[:1].detach())
+        out = self.probe(x) if self.copy is None else self.copy(_layout(x))
+        return self._pick(out)
+
+    def _checked_copy(self, first: torch.Tensor) -> nn.Module | None:
+        with torch.no_grad():
+            want = self.probe(first)
+            self._pick(want)  # a bad layer or channel fails here, before any copy is made
+            copy = layer_copy(self.probe.model, self.name, first.device)
+            if copy is None:
+                return None
+            try:
+                got = copy(_layout(first))
+            except Exception:  # the copy does not run like the model: use the model
+                return None
+        agrees = isinstance(got, torch.Tensor) and outputs_agree(got, want, first.dtype)
+        return copy if agrees else None
+
+    def _pick(self, out: torch.Tensor) -> torch.Tensor:
+        channels = self.channels
         if out.ndim < 2:
             raise LayerOutputError(
                 f"The layer output has shape {tuple(out.shape)}; activation maximization needs "
@@ -268,9 +343,17 @@ class _LayerProbe:
                 f"Channel {max(channels)} is out of range: the layer has {out.shape[1]} "
                 f"channels (0..{out.shape[1] - 1})."
             )
-        index = torch.as_tensor(channels, device=out.device)
-        picked = out[torch.arange(out.shape[0], device=out.device), index]
-        return picked.reshape(out.shape[0], -1).mean(dim=1)
+        n = out.shape[0]
+        index = torch.as_tensor(channels[:n], device=out.device)
+        picked = out[torch.arange(n, device=out.device), index]
+        return picked.reshape(n, -1).mean(dim=1)
+
+
+def _layout(x: torch.Tensor) -> torch.Tensor:
+    """Channels-last on the CPU (what the copy's oneDNN convolutions run fastest on)."""
+    if x.device.type == "cpu" and x.ndim == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,8 +389,7 @@ def display_plain(x: torch.Tensor) -> torch.Tensor:
 
 
 def _optimise_plain(
-    probe: _LayerProbe,
-    channels: list[int],
+    objective: _Objective,
     steps: int,
     lr: float,
     size: int,
@@ -320,18 +402,21 @@ def _optimise_plain(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Returns ``(final model input, display image in [0, 1])``, both ``(N, 3, H, W)``."""
     x = plain_start(generators, size, mean, std).to(device=device, dtype=dtype)
-    alive = torch.zeros(len(channels), dtype=torch.bool, device=device)
+    n = x.shape[0]
+    alive = torch.zeros(n, dtype=torch.bool, device=device)
     if steps == 0:
-        probe(x, channels)  # validates the layer and channels
+        with torch.no_grad():
+            objective(x)  # validates the layer and channels
     for step in range(1, steps + 1):
         leaf = x.detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(probe(leaf, channels).sum(), leaf)
-        alive |= grad.reshape(len(channels), -1).ne(0).any(dim=1)
-        rms = grad.pow(2).reshape(grad.shape[0], -1).mean(dim=1).sqrt().view(-1, 1, 1, 1)
+        (grad,) = torch.autograd.grad(objective(leaf).sum(), leaf)
+        flat = grad.reshape(n, -1)
+        alive |= flat.ne(0).any(dim=1)
+        rms = flat.pow(2).mean(dim=1).sqrt().view(-1, 1, 1, 1)
         x = x + lr * grad / (rms + 1e-5)
         if progress is not None:
             progress(step, steps)
-    _warn_stalled(channels, alive, steps)
+    _warn_stalled(objective.channels, alive, steps)
     return x, display_plain(x)
 
 
@@ -340,75 +425,8 @@ def _optimise_plain(
 # --------------------------------------------------------------------------------------------
 
 
-def fft_scale(size: int, decay_power: float = 1.0) -> torch.Tensor:
-    """``1 / max(f, 1/size) ** decay_power`` for the rFFT frequencies of a ``size``^2 image.
-
-    Returns:
-        ``(size, size // 2 + 1)`` float32, frequencies in cycles per pixel.
-    """
-    fy = np.fft.fftfreq(size)[:, None]
-    fx = np.fft.rfftfreq(size)[None, :]
-    freqs = np.sqrt(fx * fx + fy * fy)
-    return torch.as_tensor(1.0 / np.maximum(freqs, 1.0 / size) ** decay_power, dtype=torch.float32)
-
-
-def spectrum_to_rgb(spectrum: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """Fourier parameters -> RGB in (0, 1).
-
-    Args:
-        spectrum: ``(N, 3, H, W // 2 + 1, 2)`` real/imaginary parts in decorrelated colour.
-        scale: ``(H, W // 2 + 1)`` from :func:`fft_scale`.
-
-    Returns:
-        ``(N, 3, H, W)``: inverse FFT (orthonormal) of the scaled spectrum, divided by 4 (Lucid's
-        constant), mapped through :data:`COLOR_CORRELATION`, then a sigmoid.
-    """
-    size = spectrum.shape[2]
-    complex_spec = torch.view_as_complex(spectrum) * scale
-    image = torch.fft.irfft2(complex_spec, s=(size, size), norm="ortho") / 4.0
-    corr = torch.as_tensor(COLOR_CORRELATION, dtype=image.dtype, device=image.device)
-    image = torch.einsum("dc,nchw->ndhw", corr, image)
-    return torch.sigmoid(image)
-
-
-def random_transform(
-    image: torch.Tensor, generators: Sequence[torch.Generator], size: int
-) -> torch.Tensor:
-    """Lucent's standard transforms as one affine resampling per image.
-
-    Pads with grey (0.5) by ``12 * size / 128`` px, then shifts by up to ``8`` and ``4 * size /
-    128`` px (two uniform integer jitters), scales by one of 0.9..1.1 and rotates by one of
-    -10..10 degrees (0 more likely), each drawn per image from its generator. Bilinear sampling.
-
-    Args:
-        image: ``(N, 3, H, W)`` in [0, 1].
-
-    Returns:
-        ``(N, 3, H + 2 pad, W + 2 pad)``.
-    """
-    k = size / 128
-    pad = max(1, round(_PAD * k))
-    j1, j2 = max(1, round(_JITTER1 * k)), max(1, round(_JITTER2 * k))
-    padded = F.pad(image, (pad, pad, pad, pad), mode="constant", value=0.5)
-    side = padded.shape[-1]
-    thetas = []
-    for g in generators:
-        shift = torch.randint(-j1, j1 + 1, (2,), generator=g) + torch.randint(
-            -j2, j2 + 1, (2,), generator=g
-        )
-        scale = _SCALES[int(torch.randint(len(_SCALES), (1,), generator=g))]
-        angle = math.radians(_ANGLES[int(torch.randint(len(_ANGLES), (1,), generator=g))])
-        cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
-        tx, ty = (2.0 * shift.double() / side).tolist()
-        thetas.append([[cos, -sin, tx], [sin, cos, ty]])
-    theta = torch.tensor(thetas, dtype=image.dtype, device=image.device)
-    grid = F.affine_grid(theta, list(padded.shape), align_corners=False)
-    return F.grid_sample(padded, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
 def _optimise_regularized(
-    probe: _LayerProbe,
-    channels: list[int],
+    objective: _Objective,
     steps: int,
     lr: float,
     size: int,
@@ -420,27 +438,26 @@ def _optimise_regularized(
     dtype: torch.dtype,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Returns ``(final model input, RGB image in [0, 1])``, both ``(N, 3, H, W)``."""
-    freq = size // 2 + 1
-    spectrum = torch.stack(
-        [torch.randn((3, size, freq, 2), generator=g) * SPECTRUM_INIT_STD for g in generators]
-    ).to(device=device, dtype=dtype)
-    alive = torch.zeros(len(channels), dtype=torch.bool, device=device)
+    spectrum = start_spectrum(generators, size).to(device=device, dtype=dtype)
+    thetas = draw_transforms(generators, size, steps).to(device=device, dtype=dtype)
+    n = spectrum.shape[0]
+    alive = torch.zeros(n, dtype=torch.bool, device=device)
     spectrum.requires_grad_(True)
     scale = fft_scale(size).to(device=device, dtype=dtype)
     optimizer = torch.optim.Adam([spectrum], lr=lr)
     if steps == 0:
         with torch.no_grad():
-            probe(normalize(spectrum_to_rgb(spectrum, scale), mean, std), channels)
+            objective(normalize(spectrum_to_rgb(spectrum, scale), mean, std))
     for step in range(1, steps + 1):
         rgb = spectrum_to_rgb(spectrum, scale)
-        seen = normalize(random_transform(rgb, generators, size), mean, std)
-        loss = -probe(seen, channels).sum()
+        seen = normalize(transform(rgb, thetas[step - 1]), mean, std)
+        loss = -objective(seen).sum()
         (spectrum.grad,) = torch.autograd.grad(loss, spectrum)
-        alive |= spectrum.grad.reshape(len(channels), -1).ne(0).any(dim=1)
+        alive |= spectrum.grad.reshape(n, -1).ne(0).any(dim=1)
         optimizer.step()
         if progress is not None:
             progress(step, steps)
-    _warn_stalled(channels, alive, steps)
+    _warn_stalled(objective.channels, alive, steps)
     with torch.no_grad():
         rgb = spectrum_to_rgb(spectrum, scale)
     return normalize(rgb, mean, std), rgb
