@@ -84,8 +84,8 @@ ones on the coarse one."""
 CENTER_SAMPLING_RADIUS = 6.0
 """Positive locations lie within this many anchor sizes of an object's centre: 12 px on level
 ``"0"`` and 24 px on level ``"1"``, 1.5 strides as FCOS's default."""
-DECODER_CHANNELS = 32
-"""Channels of the segmenter's decoder stages (its ``"out"`` has this many)."""
+DECODER_CHANNELS: tuple[int, int, int] = (64, 32, 16)
+"""Channels of the segmenter's decoder at strides 8, 4 and 2 (its ``"out"`` has the last)."""
 
 
 def _conv_bn(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
@@ -168,29 +168,33 @@ class ShapesFPN(nn.Module):
 
 
 class ShapesUNet(nn.Module):
-    """The segmenter's backbone: normalisation, :class:`ShapesBody`, and a decoder back to
-    stride 2 that adds each upsampled stage to the skip connection of the body at its
-    resolution (a small U-Net).
+    """The segmenter's backbone: normalisation, :class:`ShapesBody`, a context layer and a
+    decoder back to stride 2 that adds each upsampled stage to a projection of the body's
+    output at its resolution (a small U-Net).
 
-    ``normalize`` (:class:`ImageNormalize`) maps [0, 1] RGB to the body's input; ``up2``,
-    ``up1``, ``up0`` (1x1 projection of the skip, sum with the bilinearly upsampled coarser
-    stage, 3x3 conv, batch norm, ReLU) give stride 8, 4 and 2. Returns ``{"out": (N, C, H/2,
-    W/2)}`` with ``C = channels``.
+    ``normalize`` (:class:`ImageNormalize`) maps [0, 1] RGB to the body's input; ``context``
+    (3x3 conv, batch norm, ReLU at stride 16) widens the receptive field to 111 px, enough to
+    see a whole object from any of its pixels; ``up2``, ``up1``, ``up0`` (the sum of the
+    bilinearly upsampled coarser stage and a 1x1 projection of the body's stage, then 3x3
+    conv, batch norm, ReLU) give stride 8, 4 and 2 with ``DECODER_CHANNELS`` channels.
+    Returns ``{"out": (N, DECODER_CHANNELS[-1], H/2, W/2)}``.
     """
 
-    def __init__(self, channels: int = DECODER_CHANNELS) -> None:
+    def __init__(self, channels: tuple[int, int, int] = DECODER_CHANNELS) -> None:
         super().__init__()
         self.normalize = ImageNormalize()
         self.body = ShapesBody()
         w0, w1, w2, w3 = self.body.widths
-        self.top = nn.Conv2d(w3, channels, kernel_size=1)
-        self.skip2 = nn.Conv2d(w2, channels, kernel_size=1)
-        self.skip1 = nn.Conv2d(w1, channels, kernel_size=1)
-        self.skip0 = nn.Conv2d(w0, channels, kernel_size=1)
-        self.up2 = _conv_bn(channels, channels)
-        self.up1 = _conv_bn(channels, channels)
-        self.up0 = _conv_bn(channels, channels)
-        self.out_channels = channels
+        c2, c1, c0 = channels
+        self.context = _conv_bn(w3, w3)
+        self.top = nn.Conv2d(w3, c2, kernel_size=1)
+        self.skip2 = nn.Conv2d(w2, c2, kernel_size=1)
+        self.up2 = _conv_bn(c2, c1)
+        self.skip1 = nn.Conv2d(w1, c1, kernel_size=1)
+        self.up1 = _conv_bn(c1, c0)
+        self.skip0 = nn.Conv2d(w0, c0, kernel_size=1)
+        self.up0 = _conv_bn(c0, c0)
+        self.out_channels = c0
 
     @staticmethod
     def _merge(coarse: Tensor, skip: Tensor) -> Tensor:
@@ -205,7 +209,7 @@ class ShapesUNet(nn.Module):
             x = stage(x)
             stages.append(x)
         s0, s1, s2, s3 = stages
-        y = self.up2(self._merge(self.top(s3), self.skip2(s2)))
+        y = self.up2(self._merge(self.top(self.context(s3)), self.skip2(s2)))
         y = self.up1(self._merge(y, self.skip1(s1)))
         y = self.up0(self._merge(y, self.skip0(s0)))
         return OrderedDict(out=y)
