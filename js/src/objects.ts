@@ -146,6 +146,27 @@ export function labelPlace(box: Rect, textWidth: number, textHeight: number, bou
   return { x, y };
 }
 
+function overlaps(a: Rect, b: Rect): boolean {
+  return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+}
+
+/**
+ * Places for the labels of several boxes that do not cover each other:
+ * each at its `labelPlace`, moved down by its height while it overlaps a
+ * label placed before it (earlier labels keep their place: pass the most
+ * important first), as long as it stays within `bounds`.
+ */
+export function placeLabels(items: readonly { box: Rect; width: number }[], height: number, bounds: Rect): { x: number; y: number }[] {
+  const placed: Rect[] = [];
+  return items.map(({ box, width }) => {
+    const at = labelPlace(box, width, height, bounds);
+    const rect = { x: at.x, y: at.y, width, height };
+    while (placed.some((q) => overlaps(q, rect)) && rect.y + 2 * height <= bounds.y + bounds.height) rect.y += height;
+    placed.push(rect);
+    return { x: rect.x, y: rect.y };
+  });
+}
+
 /** The mask value (class position) at input pixel (x, y), or null outside the image. */
 export function maskAt(objects: SegmentationObjects, x: number, y: number): number | null {
   if (x < 0 || y < 0 || x >= objects.width || y >= objects.height) return null;

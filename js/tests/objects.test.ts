@@ -25,6 +25,7 @@ import {
   legend,
   maskAt,
   paintMask,
+  placeLabels,
   tileToImage,
   visibleBoxes,
 } from "../src/objects";
@@ -144,6 +145,28 @@ describe("boxes", () => {
     assert.deepEqual(labelPlace({ x: 10, y: 40, width: 30, height: 20 }, 50, 15, tile), { x: 10, y: 25 });
     assert.deepEqual(labelPlace({ x: 10, y: 5, width: 30, height: 20 }, 50, 15, tile), { x: 10, y: 5 });
     assert.deepEqual(labelPlace({ x: 80, y: 40, width: 15, height: 20 }, 50, 15, tile), { x: 50, y: 25 });
+  });
+});
+
+describe("labels", () => {
+  const tile = { x: 0, y: 0, width: 100, height: 100 };
+
+  it("stack the labels of boxes in the same place, the first one kept where it was", () => {
+    const box = { x: 10, y: 40, width: 30, height: 20 };
+    const other = { x: 60, y: 70, width: 30, height: 20 };
+    assert.deepEqual(placeLabels([{ box, width: 40 }, { box, width: 50 }, { box: other, width: 20 }, { box, width: 10 }], 15, tile), [
+      { x: 10, y: 25 },
+      { x: 10, y: 40 },
+      { x: 60, y: 55 },
+      { x: 10, y: 55 },
+    ]);
+  });
+
+  it("leave a label that would go past the tile's bottom where it was", () => {
+    const box = { x: 10, y: 80, width: 30, height: 20 };
+    assert.deepEqual(placeLabels([{ box, width: 40 }, { box, width: 40 }], 15, tile), [{ x: 10, y: 65 }, { x: 10, y: 80 }]);
+    const low = { x: 10, y: 92, width: 30, height: 8 };
+    assert.deepEqual(placeLabels([{ box: low, width: 40 }, { box: low, width: 40 }], 15, tile), [{ x: 10, y: 77 }, { x: 10, y: 77 }]);
   });
 });
 

@@ -38,8 +38,8 @@ import {
   classColor,
   cssColor,
   decodeObjects,
-  labelPlace,
   legend,
+  placeLabels,
   paintMask,
   tileToImage,
   visibleBoxes,
@@ -308,9 +308,8 @@ export function createObjectsTab(ctx: TabContext): Tab {
     g.font = LABEL_FONT;
     g.textBaseline = "middle";
     const drawn: { index: number; x: number; y: number; width: number; height: number }[] = [];
-    const outline = (tile: Rect, b: Box, selectedBox: boolean, labelled: boolean): void => {
+    const outline = (tile: Rect, b: Box, selectedBox: boolean): Rect => {
       const r = boxRect(b, tile, objects.height, objects.width);
-      const colour = classColor(b.label);
       g.save();
       g.beginPath();
       g.rect(tile.x, tile.y, tile.width, tile.height);
@@ -319,29 +318,34 @@ export function createObjectsTab(ctx: TabContext): Tab {
       g.strokeStyle = "rgba(255, 255, 255, 0.9)";
       g.strokeRect(r.x, r.y, r.width, r.height);
       g.lineWidth = selectedBox ? 2.5 : 1.5;
-      g.strokeStyle = cssColor(colour);
+      g.strokeStyle = cssColor(classColor(b.label));
       g.strokeRect(r.x, r.y, r.width, r.height);
-      if (labelled) {
-        const text = `${b.name} ${b.score.toFixed(2)}`;
-        const w = g.measureText(text).width + 6;
-        const at = labelPlace(r, w, LABEL_HEIGHT, tile);
-        g.fillStyle = cssColor(colour);
-        g.fillRect(at.x, at.y, w, LABEL_HEIGHT);
-        g.fillStyle = textOn(colour);
-        g.fillText(text, at.x + 3, at.y + LABEL_HEIGHT / 2);
-      }
       g.restore();
       drawn.push({ index: b.index, x: r.x, y: r.y, width: r.width, height: r.height });
+      return r;
     };
     const tile0 = tileRect(layout, 0);
-    // the largest first, so that smaller boxes (and their labels) stay on top; the explained box last
-    const order = [...shown.boxes].sort((a, b) => (b.x2 - b.x1) * (b.y2 - b.y1) - (a.x2 - a.x1) * (a.y2 - a.y1));
-    for (const b of order) if (b.index !== shown.selected) outline(tile0, b, false, true);
     const chosen = shown.selected === null ? undefined : objects.boxes[shown.selected];
-    if (chosen) {
-      if (shown.boxes.includes(chosen)) outline(tile0, chosen, true, true);
-      outline(tileRect(layout, 1), chosen, true, false);
+    // the largest first, so that smaller boxes stay on top; the explained box last
+    const order = [...shown.boxes].sort((a, b) => (b.x2 - b.x1) * (b.y2 - b.y1) - (a.x2 - a.x1) * (a.y2 - a.y1));
+    const rects = new Map<Box, Rect>();
+    for (const b of order) if (b !== chosen) rects.set(b, outline(tile0, b, false));
+    if (chosen && shown.boxes.includes(chosen)) rects.set(chosen, outline(tile0, chosen, true));
+    // labels over every box, placed so that they do not cover each other: the explained box's
+    // first, then by score; drawn in reverse, so that the first is on top
+    const labelled = [...(chosen && rects.has(chosen) ? [chosen] : []), ...shown.boxes.filter((b) => b !== chosen)];
+    const texts = labelled.map((b) => `${b.name} ${b.score.toFixed(2)}`);
+    const widths = texts.map((text) => g.measureText(text).width + 6);
+    const places = placeLabels(labelled.map((b, i) => ({ box: rects.get(b) as Rect, width: widths[i] as number })), LABEL_HEIGHT, tile0);
+    for (let i = labelled.length - 1; i >= 0; i--) {
+      const colour = classColor((labelled[i] as Box).label);
+      const at = places[i] as { x: number; y: number };
+      g.fillStyle = cssColor(colour);
+      g.fillRect(at.x, at.y, widths[i] as number, LABEL_HEIGHT);
+      g.fillStyle = textOn(colour);
+      g.fillText(texts[i] as string, at.x + 3, at.y + LABEL_HEIGHT / 2);
     }
+    if (chosen) outline(tileRect(layout, 1), chosen, true);
     overlay.dataset.boxes = JSON.stringify(drawn.slice(0, drawn.length - (chosen ? 1 : 0)));
   }
 
