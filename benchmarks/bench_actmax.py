@@ -9,8 +9,10 @@ the regularised mode at 32 px (one image leaves the cores idle, as on a GPU). Ta
 The machine is shared, so every case runs ``--repeats`` times, interleaved (one round runs each
 case once), and the JSON keeps the medians, every sample and the load average before and after.
 Cases: ``one`` (1 channel), ``eight`` (channels 0..7 in one batch), ``singles`` (8 runs of 1
-channel), each with the layer copy (``fuse=True``, the default) and without (``fuse=False``, the
-model itself, as before the copy).
+channel), with the layer copy (``fuse=True``, the default; each call makes its copy, see
+``layer_copy_s``), and ``one_unfused``, ``eight_unfused`` without it (``fuse=False``: the model
+itself, as before the copy). ``seconds`` are wall-clock, ``cpu_seconds`` the process's CPU time
+(all threads; less sensitive to other jobs on the machine).
 
 ``profile``: one optimisation step split into its parts (milliseconds, medians of interleaved
 repeats), for batches of 1, 2, 4 and 8 and with and without the copy: the image
@@ -56,10 +58,11 @@ def load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
+def timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds (all threads) of ``fn()``."""
+    start, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def medians(samples: dict[str, list[float]], digits: int = 3) -> dict[str, float]:
@@ -75,22 +78,28 @@ def end_to_end(model: torch.nn.Module, steps: int, repeats: int) -> dict[str, An
             activation_max(model, LAYER, channels, steps=steps, size=size,
                            regularize=regularize, seed=0, fuse=fuse)
 
-        calls: dict[str, Callable[[], object]] = {}
-        for fuse, tag in ((True, ""), (False, "_unfused")):
-            calls["one" + tag] = lambda run=run, fuse=fuse: run([0], fuse)
-            calls["eight" + tag] = lambda run=run, fuse=fuse: run(list(range(8)), fuse)
-            calls["singles" + tag] = lambda run=run, fuse=fuse: [run([c], fuse) for c in range(8)]
+        calls: dict[str, Callable[[], object]] = {
+            "one": lambda run=run: run([0], True),
+            "eight": lambda run=run: run(list(range(8)), True),
+            "singles": lambda run=run: [run([c], True) for c in range(8)],
+            "one_unfused": lambda run=run: run([0], False),
+            "eight_unfused": lambda run=run: run(list(range(8)), False),
+        }
         for call in calls.values():  # warm up
             call()
         samples: dict[str, list[float]] = {k: [] for k in calls}
+        cpu: dict[str, list[float]] = {k: [] for k in calls}
         load_before = load()
         for _ in range(repeats):
             for key, call in calls.items():
-                samples[key].append(timed(call))
+                wall, used = timed(call)
+                samples[key].append(wall)
+                cpu[key].append(used)
         med = medians(samples)
         out[mode] = {
             "size": size,
             "seconds": med,
+            "cpu_seconds": medians(cpu),
             "batched_over_one": round(med["eight"] / med["one"], 2),
             "batched_over_singles": round(med["eight"] / med["singles"], 3),
             "unfused_batched_over_one": round(med["eight_unfused"] / med["one_unfused"], 2),
@@ -193,13 +202,12 @@ def main() -> None:
     torch.manual_seed(0)
     model = torchvision.models.resnet18(weights=None).eval()
     with borrowed(model):
-        start = time.perf_counter()
-        actmax.layer_copy(model, LAYER, torch.device("cpu"))
-        copy_s = time.perf_counter() - start
+        copy_s = [timed(lambda: actmax.layer_copy(model, LAYER, torch.device("cpu")))[0]
+                  for _ in range(args.repeats)]
     results: dict[str, Any] = {
         "threads": args.threads, "steps": args.steps, "repeats": args.repeats,
-        "torch": torch.__version__, "layer": f"resnet18 {LAYER}",
-        "layer_copy_s": round(copy_s, 3),
+        "torch": torch.__version__, "cpus": os.cpu_count(), "layer": f"resnet18 {LAYER}",
+        "layer_copy_s": round(statistics.median(copy_s), 3),
     }
     results["profile"] = profile(model, args.profile_repeats)
     results["end_to_end"] = end_to_end(model, args.steps, args.repeats)
