@@ -476,7 +476,7 @@ def test_gradient_methods_ignore_progress(net, x):
 
 
 def test_scorecam_folded_copy_agrees_with_the_model(net, x):
-    from cnnviz_widgets.engine.cam.inference import FastForward
+    from cnnviz_widgets.engine.accel.inference import FastForward
 
     forward = FastForward(net.eval(), None, torch.float32, enabled=True)
     with torch.no_grad():
@@ -490,7 +490,7 @@ def test_scorecam_folded_copy_agrees_with_the_model(net, x):
 
 
 def test_scorecam_with_a_model_fx_cannot_trace(net, x):
-    from cnnviz_widgets.engine.cam.inference import FastForward
+    from cnnviz_widgets.engine.accel.inference import FastForward
 
     class Branchy(nn.Module):
         def __init__(self, inner: nn.Module) -> None:

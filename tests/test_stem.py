@@ -1,4 +1,4 @@
-"""ScoreCAM's first convolution by linearity (`engine/cam/stem.py`) vs convolving each mask."""
+"""ScoreCAM's first convolution by linearity (`engine/accel/stem.py`) vs convolving each mask."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import torch
 import torchvision
 from torch import fx, nn
 
+from cnnviz_widgets.engine.accel.inference import inference_copy
+from cnnviz_widgets.engine.accel.stem import LinearStem, split_stem, stem_pays
 from cnnviz_widgets.engine.cam import cam, score
-from cnnviz_widgets.engine.cam.inference import inference_copy
 from cnnviz_widgets.engine.cam.score import MASK_EPS, upsample
-from cnnviz_widgets.engine.cam.stem import LinearStem, split_stem, stem_pays
 
 
 def masked_conv(conv, image, maps, low, scale):

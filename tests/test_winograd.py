@@ -11,9 +11,8 @@ import torch
 import torchvision
 from torch import nn
 
-from cnnviz_widgets.engine.cam import cam
-from cnnviz_widgets.engine.cam.inference import FastForward
-from cnnviz_widgets.engine.cam.winograd import (
+from cnnviz_widgets.engine.accel.inference import FastForward
+from cnnviz_widgets.engine.accel.winograd import (
     AT,
     BT,
     MAX_PIXELS,
@@ -24,6 +23,7 @@ from cnnviz_widgets.engine.cam.winograd import (
     use_winograd,
     winograd_eligible,
 )
+from cnnviz_widgets.engine.cam import cam
 
 
 def slow_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

@@ -24,10 +24,10 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from ..accel.inference import CPU_CHUNK, FastForward, outputs_agree
+from ..accel.stem import LinearStem, stem_pays
 from ..targets import Scores
 from .base import CamMethod, LayerData, Run, score_rows
-from .inference import CPU_CHUNK, FastForward, outputs_agree
-from .stem import LinearStem, stem_pays
 
 MASK_EPS = 1e-8
 """The reference's offset in the mask's denominator."""
