@@ -210,7 +210,7 @@ def test_the_views_are_the_front_ends_tab_registry():
     import re
     from pathlib import Path
 
-    from cnnviz_widgets.widgets.explorer import VIEWS
+    from cnnviz_widgets.widgets.view_list import VIEWS
 
     registry = (Path(__file__).parents[1] / "js" / "src" / "tabs" / "registry.ts").read_text()
     assert tuple(re.findall(r'\{ name: "(\w+)", title:', registry)) == VIEWS

@@ -25,13 +25,12 @@ import torch
 import traitlets
 from torch import nn
 
-from ..demo import demo_model, sample_photo
+from ..demo import sample_photo
 from ..demo.examples import DEMO_EXAMPLE_IMAGES, demo_examples
 from ..engine import conv_layers, load_image, resolve_layer
 from ..engine.cam import available_cam_methods
 from ..engine.inputs import IMAGENET_MEAN, IMAGENET_STD, LoadedImage
 from ..engine.layers import close_matches
-from ..engine.models import build_model, check_model
 from ..engine.saliency import available_saliency_methods
 from ..render.colormaps import DIVERGING, SEQUENTIAL, colormap_bytes
 from .cache import ReplyCache
@@ -40,35 +39,18 @@ from .frontend import front_end
 from .html_export import write_explorer_html
 from .i18n import Msg, check_lang, resolve_lang, t, titled
 from .jobs import JobRunner, after_cell, in_kernel
+from .opening import open_model
 from .picture import view_png
 from .progress import CellProgress
 from .requests import MessageError, request_kinds
 from .requests.cam import cam_method_name, class_agnostic
 from .requests.evaluation import EvaluationSource, evaluation_image, evaluation_summary
 from .requests.examples import ExamplesSource
-from .requests.objects import OBJECT_TASKS, ObjectTask, model_task
+from .requests.objects import OBJECT_TASKS, ObjectTask
 from .serialize import rgb_stack
 from .subject import Subject
+from .view_list import VIEWS, first_view, task_views
 
-VIEWS = ("kernels", "features", "cam", "objects", "saliency", "actmax", "examples", "trust",
-         "draw")
-"""The explorer's tabs, in order (the front end's tab registry has the same names)."""
-CLASSIFIER_VIEWS = ("cam", "trust")
-"""Views that explain a classifier's classes (a detector or segmenter explains objects in the
-"objects" view; its saliency tab explains the object chosen there)."""
-OBJECT_VIEWS = ("objects",)
-"""Views of a detector's or segmenter's predictions only."""
-
-
-def default_views(task: str, examples: bool = True) -> list[str]:
-    """The views an explorer shows by default for a model of ``task``: a classifier's every
-    view but the objects view; a detector's or segmenter's every view but those that explain
-    classes, and the dataset examples only when ``examples`` were given."""
-    if task in OBJECT_TASKS:
-        skip = CLASSIFIER_VIEWS + (() if examples else ("examples",))
-    else:
-        skip = OBJECT_VIEWS
-    return [v for v in VIEWS if v not in skip]
 DEFAULT_CACHE_BYTES = 512 * 2**20
 
 
@@ -211,49 +193,12 @@ class LayerExplorer(anywidget.AnyWidget):
                 raise TypeError(f"{type(self).__name__} shows one view; use LayerExplorer("
                                 "views=[...]) to choose several.")
             views = [self.only_view]
-        unknown = [v for v in views or () if v not in VIEWS]
-        if unknown:
-            raise ValueError(f"Unknown view(s) {unknown}; choose from {list(VIEWS)}.")
-        note: Msg | None = None
-        demo_examples_of = None
-        if model is None and task is None:
-            task = self.default_task
-        if model is None and model_task(None, task) in OBJECT_TASKS:
-            from ..demo import demo_detector, demo_segmenter
-
-            scenes = (demo_detector if task == "detection" else demo_segmenter)(
-                allow_untrained=True)
-            model = scenes.model
-            classes = classes if classes is not None else scenes.classes
-            image = scenes.samples[0] if image is None else image
-            # both take [0, 1] RGB and normalise inside
-            mean, std = mean or (0.0, 0.0, 0.0), std or (1.0, 1.0, 1.0)
-            size = size or scenes.size
-            if not scenes.trained:
-                note = Msg("title.untrained")
-        elif model is None:
-            demo = demo_model(allow_untrained=True)
-            demo_examples_of = demo
-            model = demo.model
-            classes = classes if classes is not None else demo.classes
-            image = demo.samples[0] if image is None else image
-            mean, std = mean or demo.mean, std or demo.std
-            size = size or demo.size
-            if not demo.trained:
-                note = Msg("title.untrained")
-        elif isinstance(model, str):
-            built = build_model(model, "DEFAULT" if weights is None else weights)
-            if built.note:
-                print(built.note)
-            model, weights = built.model, built.weights
-            note = None if built.weights is not None else Msg("title.random_weights")
-        model = check_model(model)
-        if device is not None:
-            model = model.to(device)
-        task = model_task(model, task)
-        if task == "detection" and weights is None:  # torchvision's detectors normalise inside
-            mean, std = mean or (0.0, 0.0, 0.0), std or (1.0, 1.0, 1.0)
-        chosen_views = self._task_views(views, task, examples is not None)
+        opened = open_model(
+            model, task if task is not None or model is not None else self.default_task,
+            weights=weights, classes=classes, image=image, mean=mean, std=std, size=size,
+            device=device)
+        model, task, weights, note = opened.model, opened.task, opened.weights, opened.note
+        chosen_views = task_views(views, task, examples is not None)
         cams = list(available_cam_methods())
         saliency_methods = list(available_saliency_methods())
         self._title_parts = (type(model).__name__, note)
@@ -261,7 +206,7 @@ class LayerExplorer(anywidget.AnyWidget):
             _esm=front_end(),
             lang=chosen_lang,
             views=chosen_views,
-            tab=next((v for v in ("objects", "features") if v in chosen_views), chosen_views[0]),
+            tab=first_view(chosen_views),
             colormaps={name: colormap_bytes(name) for name in SEQUENTIAL + DIVERGING},
             cam_methods=cams,
             class_agnostic_methods=[m for m in cams if class_agnostic(m)],
@@ -272,9 +217,9 @@ class LayerExplorer(anywidget.AnyWidget):
         )
         self.model: nn.Module | None = model
         self._weights = weights
-        self._size = size or 224
-        self._subject = Subject.create(model, layers, classes, mean or IMAGENET_MEAN,
-                                       std or IMAGENET_STD)
+        self._size = opened.size or 224
+        self._subject = Subject.create(model, layers, opened.classes,
+                                       opened.mean or IMAGENET_MEAN, opened.std or IMAGENET_STD)
         self._task = task
         if task in OBJECT_TASKS:
             self._subject.objects = ObjectTask(task)
@@ -288,8 +233,9 @@ class LayerExplorer(anywidget.AnyWidget):
             lang=lambda: self.lang,
         )
         self.on_msg(self._on_msg)
-        self._set_image(sample_photo("chelsea") if image is None else image, in_cell=True)
-        source = self._examples_source(examples, demo_examples_of)
+        self._set_image(sample_photo("chelsea") if opened.image is None else opened.image,
+                        in_cell=True)
+        source = self._examples_source(examples, opened.demo)
         self._subject.examples = source
         if source is not None:
             self.examples_info = source.to_json()
@@ -446,28 +392,6 @@ class LayerExplorer(anywidget.AnyWidget):
         parts: tuple[str, Msg | None] | None = getattr(self, "_title_parts", None)
         if parts is not None:
             self.title = titled(parts[0], parts[1], change["new"])
-
-    @staticmethod
-    def _task_views(views: Sequence[str] | None, task: str, examples: bool) -> list[str]:
-        """The views to show: ``views`` checked against the model's task, or the default
-        ones of the task (the dataset examples of a detector or segmenter only when
-        ``examples`` were given)."""
-        objects = task in OBJECT_TASKS
-        if views is None:
-            return default_views(task, examples)
-        wrong = [v for v in views if v in (CLASSIFIER_VIEWS if objects else OBJECT_VIEWS)]
-        if wrong and objects:
-            raise ValueError(
-                f"The view(s) {wrong} explain a classifier's classes; a {task} model's maps "
-                "are in the 'objects' view (its boxes or predicted classes, a click explains "
-                f"one), and its saliency view explains the object chosen there. Views for a "
-                f"{task} model: {[v for v in VIEWS if v not in CLASSIFIER_VIEWS]}.")
-        if wrong:
-            raise ValueError(
-                "The 'objects' view shows what a detector or segmenter predicts; this model "
-                "is a classifier. Pass a torchvision detector or segmenter (or task="
-                "'detection' / 'segmentation' with no model for the bundled demos).")
-        return list(views)
 
     def _examples_source(self, examples: Any, demo: Any) -> ExamplesSource | None:
         """The source of the dataset examples view (see ``examples`` in the class docstring)."""

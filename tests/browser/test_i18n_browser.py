@@ -12,8 +12,8 @@ import shutil
 
 import pytest
 
-from cnnviz_widgets.widgets.explorer import default_views
 from cnnviz_widgets.widgets.i18n import t
+from cnnviz_widgets.widgets.view_list import default_views
 
 from .conftest import execute_cell, open_notebook
 from .test_explorer_browser import open_tab, panel, tile_centre, wait_tiles

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnviz_widgets.widgets.explorer import default_views
+from cnnviz_widgets.widgets.view_list import default_views
 
 pytestmark = pytest.mark.browser
 
