@@ -8,9 +8,11 @@ import torch
 import torchvision
 from torch import fx, nn
 
-from cnnviz_widgets.engine.accel.inference import inference_copy
-from cnnviz_widgets.engine.accel.stem import LinearStem, split_stem, stem_pays
-from cnnviz_widgets.engine.cam import cam, score
+from cnnviz_widgets.engine.accel import forget
+from cnnviz_widgets.engine.accel.inference import accelerated_entry, inference_copy
+from cnnviz_widgets.engine.accel.stem import LinearStem, split_stem, stem_fits
+from cnnviz_widgets.engine.accel.trial import Trial
+from cnnviz_widgets.engine.cam import cam
 from cnnviz_widgets.engine.cam.score import MASK_EPS, upsample
 
 
@@ -92,47 +94,53 @@ def test_split_stem_refuses(model):
     assert split_stem(model) is None
 
 
-def test_stem_pays_only_when_cheaper_and_small():
+def test_stem_fits_only_with_fewer_multiply_adds_and_a_small_basis():
     resnet_stem = nn.Conv2d(3, 64, 7, stride=2, padding=3)
-    assert stem_pays(resnet_stem, (7, 7), (224, 224))  # 50 terms vs 147
-    assert not stem_pays(resnet_stem, (14, 14), (224, 224))  # 197 terms
-    assert not stem_pays(nn.Conv2d(3, 64, 3, padding=1), (7, 7), (224, 224))  # VGG: 27
-    assert not stem_pays(resnet_stem, (7, 7), (1024, 1024))  # basis over the byte cap
+    assert stem_fits(resnet_stem, (7, 7), (224, 224))  # 50 terms vs 147
+    assert stem_fits(resnet_stem, (11, 11), (128, 128))  # 122 terms vs 147: timed
+    assert not stem_fits(resnet_stem, (14, 14), (224, 224))  # 197 terms
+    assert not stem_fits(nn.Conv2d(3, 64, 3, padding=1), (7, 7), (224, 224))  # VGG: 27
+    assert not stem_fits(resnet_stem, (7, 7), (1024, 1024))  # basis over the byte cap
 
 
 @pytest.fixture
-def stem_kept(monkeypatch) -> list[bool]:
-    """Per image ScoreCAM scores, whether the linear stem was set up and kept after its check."""
-    kept: list[bool] = []
-    real = score.MaskedForward._try_stem
+def stem_verdict(monkeypatch):
+    """``stem_verdict(model)``: ScoreCAM's cached stem decisions for the model, with every
+    trial deciding for the stem (so that the check, not the timing, decides)."""
 
-    def spy(self, *args):
-        out = real(self, *args)
-        kept.append(self.stem is not None)
-        return out
+    def decide(self: Trial) -> str:
+        return "stem" if "stem" in self.names else self.names[0]
 
-    monkeypatch.setattr(score.MaskedForward, "_try_stem", spy)
-    return kept
+    monkeypatch.setattr(Trial, "decide", decide)
+
+    def verdict(model):
+        entry = accelerated_entry(model)
+        assert entry is not None
+        return {k: v for k, v in entry.notes.items() if k[0] == "stem" and len(k) == 3}
+
+    return verdict
 
 
-def test_scorecam_uses_the_stem_and_matches_the_plain_path(stem_kept):
+def test_scorecam_uses_the_stem_and_matches_the_plain_path(stem_verdict):
     torch.manual_seed(2)
     model = torchvision.models.resnet18().eval()
+    forget(model)
     x = torch.rand(1, 3, 64, 64)
-    fast = cam(model, x, "layer3", "ScoreCAM")  # 256 maps of 4x4: 17 terms vs 147
-    assert stem_kept == [True]
+    fast = cam(model, x, "layer3", "ScoreCAM", batch_size=16)  # 256 maps of 4x4: 17 terms
+    assert stem_verdict(model) == {("stem", (64, 64), (4, 4)): True}
     plain = cam(model, x, "layer3", "ScoreCAM", fuse=False)
     assert np.abs(fast - plain).mean() < 1e-5
     assert np.corrcoef(fast.ravel(), plain.ravel())[0, 1] > 0.9999
 
 
-def test_a_disagreeing_stem_is_dropped(monkeypatch, stem_kept):
+def test_a_disagreeing_stem_is_dropped(monkeypatch, stem_verdict):
     torch.manual_seed(3)
     model = torchvision.models.resnet18().eval()
+    forget(model)
     x = torch.rand(1, 3, 64, 64)
     real = LinearStem.__call__
     monkeypatch.setattr(LinearStem, "__call__", lambda self, *a: real(self, *a) + 1.0)
-    fast = cam(model, x, "layer3", "ScoreCAM")
-    assert stem_kept == [False]
+    fast = cam(model, x, "layer3", "ScoreCAM", batch_size=16)
+    assert stem_verdict(model) == {("stem", (64, 64), (4, 4)): False}
     plain = cam(model, x, "layer3", "ScoreCAM", fuse=False)
     assert np.abs(fast - plain).mean() < 1e-5

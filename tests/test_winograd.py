@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 
 import numpy as np
 import pytest
@@ -11,15 +10,17 @@ import torch
 import torchvision
 from torch import nn
 
+from cnnviz_widgets.engine.accel import trial
 from cnnviz_widgets.engine.accel.inference import FastForward
 from cnnviz_widgets.engine.accel.winograd import (
     AT,
     BT,
-    MAX_PIXELS,
+    MARGIN,
     G,
     WinogradConv2d,
     input_transform,
     output_transform,
+    set_winograd_mode,
     use_winograd,
     winograd_eligible,
 )
@@ -101,7 +102,7 @@ def test_equals_the_slow_convolution(size, bias):
     x = torch.randn(3, 6, *size)
     want = slow_conv3x3(x, layer.weight.detach(), layer.bias.detach() if bias else None)
     with torch.inference_mode():
-        got = WinogradConv2d(layer)(x)
+        got = WinogradConv2d(layer, mode="winograd")(x)
     assert got.shape == want.shape
     assert relative_error(got, want) < 1e-5
 
@@ -117,7 +118,7 @@ def test_any_input_layout(layout):
         x = x[:, :, :, ::2]  # (2, 8, 9, 10), not contiguous in any format
     want = slow_conv3x3(x, layer.weight.detach(), layer.bias.detach())
     with torch.inference_mode():
-        got = WinogradConv2d(layer)(x)
+        got = WinogradConv2d(layer, mode="winograd")(x)
     assert relative_error(got, want) < 1e-5
 
 
@@ -128,26 +129,88 @@ def test_error_at_resnet_width_is_a_few_ulp_of_the_scale():
     x = torch.relu(torch.randn(4, 256, 14, 14))
     want = slow_conv3x3(x, layer.weight.detach(), layer.bias.detach())
     with torch.inference_mode():
-        winograd = WinogradConv2d(layer)(x)
+        winograd = WinogradConv2d(layer, mode="winograd")(x)
         direct = layer(x)
     assert relative_error(winograd, want) < 3e-5
     assert relative_error(direct, want) < 3e-6  # for scale: direct float32 is ~10x closer
 
 
-def test_large_maps_are_convolved_directly():
-    """Above ``MAX_PIXELS`` the transforms' memory traffic outweighs the saved products."""
-    layer = conv(4, 4)
-    side = math.isqrt(MAX_PIXELS) + 1
-    x = torch.randn(2, 4, side, side)
+class FakeClock:
+    """The timer of :mod:`.trial`, advanced by what the timed paths say they cost."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(trial, "clock", fake)
+    return fake
+
+
+def costed(module: WinogradConv2d, clock: FakeClock, direct_s: float, winograd_s: float) -> list:
+    """Make each path advance the fake clock by its cost per call; returns the paths run."""
+    ran: list[str] = []
+    direct, winograd = module.direct.forward, module.winograd
+
+    def run_direct(x):
+        ran.append("direct")
+        clock.now += direct_s
+        return direct(x)
+
+    def run_winograd(x):
+        ran.append("winograd")
+        clock.now += winograd_s
+        return winograd(x)
+
+    module.direct.forward = run_direct  # type: ignore[method-assign]
+    module.winograd = run_winograd  # type: ignore[method-assign]
+    return ran
+
+
+@pytest.mark.parametrize(
+    ("winograd_s", "kept"), [(0.5, "winograd"), (MARGIN * 1.05, "direct"), (2.0, "direct")]
+)
+def test_auto_mode_times_both_paths_then_keeps_the_faster(clock, winograd_s, kept):
+    """Both paths run on the first calls of a shape (the direct one's output is returned), and
+    after the warm-up and the timed calls only the faster does; Winograd must beat the direct
+    convolution by the margin. The outputs equal the slow convolution throughout."""
+    layer = conv(8, 6)
+    module = WinogradConv2d(layer)
+    ran = costed(module, clock, 1.0, winograd_s)
+    torch.manual_seed(10)
+    x = torch.randn(4, 8, 9, 9)
+    want = slow_conv3x3(x, layer.weight.detach(), layer.bias.detach())
     with torch.inference_mode():
-        assert torch.equal(WinogradConv2d(layer)(x), layer(x))
-        small = torch.randn(2, 4, side - 1, side - 1)
-        assert not torch.equal(WinogradConv2d(layer)(small), layer(small))  # the Winograd path
+        outputs = [module(x) for _ in range(6)]
+    assert module.uses_winograd((8, 9, 9)) is (kept == "winograd")
+    calls = len(ran)
+    assert ran[calls - 1] == kept and ran.count(kept) > ran.count(
+        "winograd" if kept == "direct" else "direct"
+    )
+    for out in outputs:
+        assert relative_error(out, want) < 1e-5
+
+
+def test_auto_mode_decides_per_input_shape(clock):
+    module = WinogradConv2d(conv(8, 8))
+    costed(module, clock, 1.0, 0.5)
+    with torch.inference_mode():
+        for _ in range(4):
+            module(torch.randn(2, 8, 5, 5))
+    assert module.uses_winograd((8, 5, 5)) is True
+    assert module.uses_winograd((8, 12, 12)) is None  # not seen yet: undecided
+    module.mode = "direct"
+    assert module.uses_winograd((8, 5, 5)) is False
 
 
 def test_empty_batch():
     with torch.inference_mode():
-        out = WinogradConv2d(conv(4, 4))(torch.zeros(0, 4, 6, 6))
+        out = WinogradConv2d(conv(4, 4), mode="winograd")(torch.zeros(0, 4, 6, 6))
     assert out.shape == (0, 4, 6, 6)
 
 
@@ -165,7 +228,7 @@ def test_empty_batch():
         nn.Conv2d(128, 128, 5, padding=2),
         nn.Conv2d(128, 128, 3, padding=0),
         nn.Conv2d(128, 128, 3, padding=1, padding_mode="reflect"),
-        nn.Conv2d(64, 64, 3, padding=1),
+        nn.Conv2d(16, 16, 3, padding=1),
         nn.Conv2d(3, 128, 3, padding=1),
         nn.Conv2d(128, 128, 3, padding=1).double(),
         nn.ConvTranspose2d(128, 128, 3, padding=1),
@@ -182,17 +245,20 @@ def test_eligible_and_refusal_message():
         WinogradConv2d(nn.Conv2d(8, 8, 3, stride=2, padding=1))
 
 
-def test_use_winograd_replaces_only_the_wide_3x3_convolutions():
+def test_use_winograd_replaces_only_the_stride_1_3x3_convolutions():
     torch.manual_seed(6)
     model = torchvision.models.resnet18().eval()
     copied = copy.deepcopy(model)
-    assert use_winograd(copied) == 9  # 3 stride-1 3x3 convs in each of layer2..layer4
+    assert use_winograd(copied) == 13  # 4 in layer1, 3 stride-1 3x3 convs in each of layer2..4
     kinds = {name: type(m).__name__ for name, m in copied.named_modules()}
-    assert kinds["layer1.0.conv1"] == "Conv2d"  # 64 channels: left to oneDNN
+    assert kinds["conv1"] == "Conv2d"  # 7x7, 3 input channels
+    assert kinds["layer1.0.conv1"] == "WinogradConv2d"
     assert kinds["layer2.0.conv1"] == "Conv2d"  # stride 2
+    assert kinds["layer2.0.downsample.0"] == "Conv2d"  # 1x1
     assert kinds["layer2.0.conv2"] == "WinogradConv2d"
     assert kinds["layer4.1.conv2"] == "WinogradConv2d"
     x = torch.rand(2, 3, 64, 64)
+    set_winograd_mode(copied, "winograd")
     with torch.inference_mode():
         want, got = model(x), copied(x)
     assert relative_error(got, want.double()) < 1e-5
@@ -245,8 +311,8 @@ def test_scorecam_copy_uses_winograd_and_agrees():
 
 
 def test_a_disagreeing_winograd_copy_falls_back_to_the_folded_one(monkeypatch):
-    real = WinogradConv2d.forward
-    monkeypatch.setattr(WinogradConv2d, "forward", lambda self, x: real(self, x) + 1.0)
+    real = WinogradConv2d.winograd
+    monkeypatch.setattr(WinogradConv2d, "winograd", lambda self, x: real(self, x) + 1.0)
     model = Wide().eval()
     x = torch.rand(1, 3, 12, 12)
     forward = FastForward(model, None, torch.float32, enabled=True)
@@ -254,6 +320,8 @@ def test_a_disagreeing_winograd_copy_falls_back_to_the_folded_one(monkeypatch):
         want = model(x)
     torch.testing.assert_close(forward(x), want, rtol=1e-4, atol=1e-5)
     assert forward.uses_copy and not forward.uses_winograd
+    modes = {m.mode for m in forward._fast.modules() if isinstance(m, WinogradConv2d)}
+    assert modes == {"direct"}  # never tried again for this model
 
 
 def test_no_winograd_for_float64():

@@ -14,6 +14,11 @@ basis: ``h * w + 1`` multiply-adds per output value instead of the convolution's
 of 147, and the product runs as one large GEMM (measured at 224 px, 16 masks: 23 ms against 50
 ms for the convolution, 2 threads). :func:`split_stem` cuts a traced model into that first
 convolution and the rest. Results agree with convolving each masked image to float rounding.
+
+:func:`stem_fits` only says where the stem can be tried (fewer multiply-adds, a basis within
+:data:`MAX_BASIS_BYTES`); whether it is used is measured on the first masks
+(:class:`~.masked.MaskedForward`), since building the basis costs ``h * w + 1`` convolutions
+per image and a GEMM's speed against oneDNN's convolution depends on the CPU.
 """
 
 from __future__ import annotations
@@ -53,12 +58,12 @@ def split_stem(model: nn.Module) -> tuple[nn.Conv2d, fx.GraphModule] | None:
     return conv, fx.GraphModule(model, graph)
 
 
-def stem_pays(conv: nn.Conv2d, map_size: tuple[int, int], image_size: tuple[int, int]) -> bool:
-    """Whether :class:`LinearStem` beats convolving: at most half the multiply-adds per output
-    value, and a basis within :data:`MAX_BASIS_BYTES`."""
+def stem_fits(conv: nn.Conv2d, map_size: tuple[int, int], image_size: tuple[int, int]) -> bool:
+    """Whether :class:`LinearStem` is worth timing against convolving: fewer multiply-adds per
+    output value than the convolution, and a basis within :data:`MAX_BASIS_BYTES`."""
     terms = map_size[0] * map_size[1] + 1
     per_output = conv.in_channels // conv.groups * conv.kernel_size[0] * conv.kernel_size[1]
-    if 2 * terms > per_output:
+    if terms >= per_output:
         return False
     if isinstance(conv.padding, str):  # "same" / "valid": the output is at most the input's size
         out_h, out_w = image_size
@@ -86,7 +91,8 @@ class LinearStem:
         image: ``(C, H, W)`` the unmasked input.
         map_size: ``(h, w)`` of the maps the masks are upsampled from.
         upsample: the masks' upsampling, ``(B, h, w) -> (B, H, W)``; it must be linear.
-        batch: the most masks per call (sizes the reused output buffer).
+        batch: masks per call expected (sizes the reused output buffer, which grows if a call
+            brings more).
     """
 
     def __init__(
@@ -113,6 +119,8 @@ class LinearStem:
         """``(B, h, w)`` maps, ``(B,)`` lows and scales -> ``(B, O, H', W')`` (channels-last,
         in a buffer the next call overwrites)."""
         b = maps.shape[0]
+        if b > self._out.shape[0]:
+            self._out = self._out.new_empty(b, self.basis.shape[1])
         coef = torch.cat([maps.flatten(1) * scale[:, None], (-low * scale)[:, None]], dim=1)
         out = torch.mm(coef.to(self.basis.dtype), self.basis, out=self._out[:b])
         out = out.view(b, self.height, self.width, self.channels)

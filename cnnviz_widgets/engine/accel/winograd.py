@@ -4,14 +4,16 @@ A 3x3, stride-1, padding-1 convolution computes each 4x4 output tile from a 6x6 
 with 36 multiplications per input/output channel pair instead of 144:
 ``Y = A^T [ (G g G^T) * (B^T d B) ] A``. Summed over input channels, the 36 element-wise
 products become 36 matrix products ``(tiles, C_in) @ (C_in, C_out)``, which BLAS runs near peak.
-On a CPU without a Winograd kernel in oneDNN (AVX2), this makes the wide 3x3 layers of a
-ResNet 1.4-1.9x faster than oneDNN's direct convolution (ResNet-18 at 224 px, batch 16:
-``128@28`` 24 -> 16 ms, ``256@14`` 24 -> 15 ms, ``512@7`` 26 -> 13 ms, 2 threads). Where the
-tiles are many and the matrix products small, the transforms' memory traffic dominates and it
-loses: narrow layers (64 channels; :func:`winograd_eligible` leaves them to oneDNN) and large
-feature maps (VGG at 224 px: ``128@112`` 356 -> 675 ms, ``256@56`` 350 -> 421 ms, but
-``512@28`` 395 -> 229 ms), so :class:`WinogradConv2d` convolves directly above
-:data:`MAX_PIXELS`.
+Whether that beats oneDNN's direct convolution depends on the CPU and on the layer: on an
+AVX2 machine it made the wide 3x3 layers of a ResNet 1.4-1.9x faster (ResNet-18 at 224 px,
+batch 16: ``128@28`` 24 -> 16 ms, ``512@7`` 26 -> 13 ms), while narrow layers and large maps
+lost (VGG at 224 px: ``128@112`` 356 -> 675 ms), where the transforms' memory traffic dominates;
+on tiny maps (AlexNet at 64 px: ``384@3``) it loses several times over, because a 3x3 map pads
+to one 6x6 tile. So no threshold decides: :class:`WinogradConv2d` times itself against the
+direct convolution on its first calls for each input shape (both run on the same input:
+one untimed warm-up call and :data:`~.trial.RUNS` timed ones, :class:`~.trial.Trial`) and keeps
+the faster, the direct one unless Winograd is faster by :data:`MARGIN` (the direct
+convolution is the more exact).
 
 The transforms use the interpolation points ``0, 1, -1, 2, -2, inf``. Results agree with the
 direct convolution to a few ulp of the output's scale (about 1e-5 relative in float32, against
@@ -23,9 +25,13 @@ preallocated tensors and is not differentiable.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .trial import Trial
 
 TILE = 4
 """Output tile side ``m`` of F(m x m, 3 x 3)."""
@@ -33,12 +39,15 @@ TILE = 4
 ALPHA = TILE + 2
 """Input tile side ``m + r - 1``."""
 
-MIN_CHANNELS = 128
-"""Narrowest convolution replaced (input and output channels); measured on ResNet-18."""
+MIN_CHANNELS = 32
+"""Narrowest convolution tried (input and output channels): below it the 36 products
+``(tiles, C_in) @ (C_in, C_out)`` are too thin for BLAS to win, so the trial is not worth
+its cost."""
 
-MAX_PIXELS = 32 * 32
-"""Largest feature map (``H * W``) run as Winograd; larger ones use the direct convolution
-(measured, batch 16: ``128@32`` 49 -> 25 ms, ``256@40`` 166 -> 149 ms, ``128@56`` 89 -> 130 ms)."""
+MARGIN = 0.9
+"""Winograd is kept only if its best time is below this fraction of the direct one's."""
+
+Mode = Literal["auto", "winograd", "direct"]
 
 BT = (
     (4, 0, -5, 0, 1, 0),
@@ -132,15 +141,20 @@ class WinogradConv2d(nn.Module):
     """Inference-only stand-in for an eligible ``nn.Conv2d`` (see :func:`winograd_eligible`).
 
     Holds the transformed filters ``U`` of shape ``(36, C_in, C_out)``, the bias ``(C_out,)``
-    and the convolution itself, ``direct``, which it runs for maps larger than
-    :data:`MAX_PIXELS`. ``forward`` maps ``(N, C_in, H, W)`` to ``(N, C_out, H, W)``; any
-    ``H, W >= 1`` (edges are padded to whole tiles and cropped).
+    and the convolution itself, ``direct``. ``forward`` maps ``(N, C_in, H, W)`` to
+    ``(N, C_out, H, W)``; any ``H, W >= 1`` (edges are padded to whole tiles and cropped).
+
+    Attributes:
+        mode: ``"auto"`` (default: on the first calls for each input shape ``(C_in, H, W)``,
+            run both paths and time them (:class:`~.trial.Trial`), then run the faster),
+            ``"winograd"`` or ``"direct"`` (always that path).
+        trials: ``{(C_in, H, W): Trial}``, whose ``choice`` is the decision for that shape.
     """
 
     u: torch.Tensor  # buffers, registered in __init__
     bias: torch.Tensor
 
-    def __init__(self, conv: nn.Conv2d) -> None:
+    def __init__(self, conv: nn.Conv2d, mode: Mode = "auto") -> None:
         super().__init__()
         if not winograd_eligible(conv, min_channels=1):
             raise ValueError(f"WinogradConv2d needs a 3x3/stride-1/padding-1 Conv2d; got {conv}.")
@@ -148,11 +162,29 @@ class WinogradConv2d(nn.Module):
         bias = conv.bias if conv.bias is not None else torch.zeros_like(conv.weight[:, 0, 0, 0])
         self.register_buffer("bias", bias.detach().clone())
         self.direct = conv
+        self.mode: Mode = mode
+        self.trials: dict[tuple[int, ...], Trial[torch.Tensor]] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode != "auto":
+            return self.winograd(x) if self.mode == "winograd" else self.direct(x)
+        key = tuple(x.shape[1:])
+        trial = self.trials.get(key)
+        if trial is None:
+            trial = self.trials[key] = Trial(("direct", "winograd"), margin=MARGIN)
+        paths = {"direct": lambda: self.direct(x), "winograd": lambda: self.winograd(x)}
+        return trial.run(paths, x.shape[0])
+
+    def uses_winograd(self, shape: tuple[int, ...]) -> bool | None:
+        """Whether inputs of ``shape`` ``(C_in, H, W)`` run as Winograd (``None``: undecided)."""
+        if self.mode != "auto":
+            return self.mode == "winograd"
+        trial = self.trials.get(shape)
+        return None if trial is None or trial.choice is None else trial.choice == "winograd"
+
+    def winograd(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolution of ``x`` by the Winograd transforms."""
         n, c, h, w = x.shape
-        if h * w > MAX_PIXELS:
-            return self.direct(x)
         rows, cols = -(-h // TILE), -(-w // TILE)  # tiles down and across
         # (N, H + pad, W + pad, C): zero padding 1 plus whatever completes the last tile.
         image = F.pad(x, (1, 1 + TILE * cols - w, 1, 1 + TILE * rows - h)).permute(0, 2, 3, 1)
@@ -184,7 +216,8 @@ class WinogradConv2d(nn.Module):
 
 def use_winograd(module: nn.Module, min_channels: int = MIN_CHANNELS) -> int:
     """Replace, in place, every eligible ``nn.Conv2d`` in ``module`` by a
-    :class:`WinogradConv2d`; returns how many were replaced. Only for a copy the caller owns."""
+    :class:`WinogradConv2d` (``"auto"`` mode); returns how many were replaced. Only for a copy
+    the caller owns."""
     replaced = 0
     for name, child in list(module.named_modules()):
         if name and winograd_eligible(child, min_channels):
@@ -192,3 +225,10 @@ def use_winograd(module: nn.Module, min_channels: int = MIN_CHANNELS) -> int:
             setattr(module.get_submodule(parent), leaf, WinogradConv2d(child))
             replaced += 1
     return replaced
+
+
+def set_winograd_mode(module: nn.Module, mode: Mode) -> None:
+    """Set the :attr:`WinogradConv2d.mode` of every Winograd convolution in ``module``."""
+    for child in module.modules():
+        if isinstance(child, WinogradConv2d):
+            child.mode = mode

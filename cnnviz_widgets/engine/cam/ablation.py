@@ -12,14 +12,20 @@ exactly (float arithmetic in the activation dtype) so results match the referenc
 ``batch_size`` (its default is 32, as here). Option ``ablation_value=v`` sets every ablated
 channel to ``v`` instead (``0.0`` is the paper's choice).
 
-Cost: the ablated copies are injected by a forward hook on the layer, ``batch_size`` at a time
-under ``torch.inference_mode``. The part of the network before the layer runs on the single
-sample and only the part after it on the batch of copies (tensors from before the layer that
-join later broadcast over the copies); if the model does not allow that (an error, a wrong
-output batch, or an un-ablated copy that does not reproduce ``y``), every chunk runs the whole
-network on ``batch_size`` copies of the input instead, as the reference does. A channel that
-already equals the ablation value everywhere is not run: ablating it changes nothing, and its
-activation is then 0 under the zero rule, so its weight cannot change the map.
+Cost: ``batch_size`` ablated copies at a time under ``torch.inference_mode``, by the first of
+these ways that works for the model (checked on the first batch, which carries one extra
+un-ablated copy that must reproduce ``y``; an error or a wrong output batch also moves on):
+
+1. only the part of the network after the layer (:mod:`~cnnviz_widgets.engine.accel.tail`: the
+   model traced with ``torch.fx`` and cut after the layer; the part before it runs once per
+   sample, and the values it passes on are expanded over the copies);
+2. the whole model on the single sample with the layer's output replaced by the copies by a
+   forward hook (the part before the layer runs once per batch, on one image; tensors from
+   before the layer that join later broadcast over the copies);
+3. the whole network on ``batch_size`` copies of the input, as the reference does.
+
+A channel that already equals the ablation value everywhere is not run: ablating it changes
+nothing, and its activation is then 0 under the zero rule, so its weight cannot change the map.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..targets import Scores
+from ..accel.tail import Tail, split_after
+from ..targets import Scores, select_scores
 from .base import CamMethod, LayerData, Run, score_rows
 from .errors import CamMethodError
 
@@ -91,7 +98,9 @@ class AblationCAM(CamMethod):
         n_samples, channels = output.shape[:2]
         original = run.required_target_values.to(output.device)
         ablated = original[:, None].repeat(1, channels)
-        self._broadcast: bool | None = None
+        self._ways = ["tail", "broadcast", "full"]
+        self._checked = False
+        self._tail_sample: int | None = None
         fixed = self.options["ablation_value"]
         for n in range(n_samples):
             sample = output[n]
@@ -123,25 +132,52 @@ class AblationCAM(CamMethod):
         self, run: Run, layer: LayerData, n: int, copies: torch.Tensor, original: torch.Tensor
     ) -> torch.Tensor:
         """``(B,)`` target scores with the layer's output replaced by each of ``copies``."""
-        count = copies.shape[0]
         target = run.required_targets[n]
-        sample_x = run.x[n : n + 1]
-        if self._broadcast is None:
-            # First chunk: try the single-input path with one extra un-ablated copy as a check.
+        while self._ways:
+            way = self._ways[0]
+            if self._checked:
+                return score_rows(self._forward(way, run, layer, n, copies), target)
+            # First batch: one extra un-ablated copy must reproduce the original score.
             check = torch.cat([copies, layer.output[n : n + 1]])
             try:
-                outputs = forward_replacing(run, layer.module, sample_x, check)
-                ok = len(outputs) == count + 1
+                outputs = self._forward(way, run, layer, n, check)
+                ok = len(outputs) == check.shape[0]
                 if ok:
                     scores = score_rows(outputs, target)
                     tol = 1e3 * torch.finfo(run.x.dtype).eps * max(1.0, abs(float(original)))
                     ok = abs(float(scores[-1]) - float(original)) <= tol
-            except RuntimeError:
+            except Exception:  # this way does not run this model: the next one
                 ok = False
-            self._broadcast = ok
             if ok:
+                self._checked = True
                 return scores[:-1]
-        if self._broadcast:
-            return score_rows(forward_replacing(run, layer.module, sample_x, copies), target)
-        full_x = sample_x.expand(count, *sample_x.shape[1:])
-        return score_rows(forward_replacing(run, layer.module, full_x, copies), target)
+            self._ways.pop(0)
+        raise AssertionError("the whole network on copies of the input always applies")
+
+    def _forward(
+        self, way: str, run: Run, layer: LayerData, n: int, copies: torch.Tensor
+    ) -> Scores:
+        """The model's scores for ``copies`` of the layer's output of sample ``n``, one way."""
+        sample_x = run.x[n : n + 1]
+        if way == "tail":
+            tail = self._tail_for(run, layer, n)
+            if tail is None:
+                raise RuntimeError("the model cannot be cut after the layer")
+            with torch.inference_mode():
+                return select_scores(tail(copies), run.output)
+        if way == "broadcast":
+            return forward_replacing(run, layer.module, sample_x, copies)
+        full_x = sample_x.expand(copies.shape[0], *sample_x.shape[1:])
+        return forward_replacing(run, layer.module, full_x, copies)
+
+    def _tail_for(self, run: Run, layer: LayerData, n: int) -> Tail | None:
+        """The model cut after the layer, prepared on sample ``n`` (cached per call)."""
+        key = f"ablation_tail:{layer.name}"
+        if key not in run.cache:
+            run.cache[key] = split_after(run.model, layer.name)
+        tail = run.cache[key]
+        if tail is not None and tail.needs_sample and self._tail_sample != n:
+            with torch.inference_mode():
+                tail.prepare(run.x[n : n + 1])
+            self._tail_sample = n
+        return tail

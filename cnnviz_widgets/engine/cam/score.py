@@ -10,11 +10,13 @@ Cost: one forward pass per channel and sample, run ``batch_size`` masked images 
 A channel whose upsampled map is constant gets the all-zero mask, i.e. the score of an all-zero
 input: that score is computed once (one forward pass) and reused for every such channel.
 
-Option ``fuse`` (default ``True``): run the masked images through a faster copy of the model
-(:mod:`.inference`: BatchNorm folded, channels-last and Winograd 3x3 convolutions on the CPU)
-and, on the CPU where it pays, compute the first convolution of every masked image by linearity
-from a per-image basis (:mod:`.stem`). Each is checked against the plain computation before use;
-the scores agree with the model's own to float rounding. ``fuse=False`` uses the model itself.
+Option ``fuse`` (default ``True``): run the masked images through the accelerated paths of
+:mod:`~cnnviz_widgets.engine.accel` (a BatchNorm-folded, channels-last copy of the model with
+Winograd 3x3 convolutions on the CPU, and the first convolution of every masked image by
+linearity from a per-image basis), each checked against the plain computation before use and
+each used only where a timed trial on the first masks found it faster (decisions cached per
+model); the scores agree with the model's own to float rounding. ``fuse=False`` uses the model
+itself.
 """
 
 from __future__ import annotations
@@ -24,9 +26,8 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from ..accel.inference import CPU_CHUNK, FastForward, outputs_agree
-from ..accel.stem import LinearStem, stem_pays
-from ..targets import Scores
+from ..accel.inference import FastForward
+from ..accel.masked import MaskedForward
 from .base import CamMethod, LayerData, Run, score_rows
 
 MASK_EPS = 1e-8
@@ -50,74 +51,6 @@ def upsampled_range(maps: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Te
         lows.append(up.amin(dim=1))
         highs.append(up.amax(dim=1))
     return torch.cat(lows), torch.cat(highs)
-
-
-class MaskedForward:
-    """Model outputs for one image under batches of ScoreCAM masks.
-
-    Computes ``forward(image * M)`` with ``M = (upsample(maps) - low) / (high - low + 1e-8)``.
-    Where :func:`.stem.stem_pays`, the first convolution runs by linearity
-    (:class:`.stem.LinearStem`); that path is checked once against the plain one on the first
-    mask and dropped if it disagrees.
-    """
-
-    def __init__(self, forward: FastForward, image: torch.Tensor, size: tuple[int, int]) -> None:
-        self.forward = forward
-        self.image = image
-        self.size = size
-        self.stem: LinearStem | None = None
-        self._first = True
-
-    def plain(self, maps: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> Scores:
-        lo = low[:, None, None]
-        masks = (upsample(maps, self.size) - lo) / (high[:, None, None] - lo + MASK_EPS)
-        return self.forward(self.image * masks[:, None])
-
-    def by_linearity(
-        self, maps: torch.Tensor, low: torch.Tensor, high: torch.Tensor
-    ) -> torch.Tensor:
-        assert self.stem is not None
-        scale = 1.0 / (high - low + MASK_EPS)
-        outputs = []
-        for start in range(0, maps.shape[0], CPU_CHUNK):
-            part = slice(start, start + CPU_CHUNK)
-            with torch.inference_mode():
-                stem = self.stem(maps[part], low[part], scale[part])
-            outputs.append(self.forward.tail(stem))
-        return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
-
-    def _try_stem(self, maps: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> Scores:
-        """The plain outputs of the first mask; sets up and checks the linear stem on it."""
-        want = self.plain(maps[:1], low[:1], high[:1])  # also prepares the forward's copy
-        split = self.forward.split()
-        map_size = (maps.shape[-2], maps.shape[-1])
-        if split is None or not isinstance(want, torch.Tensor) or not stem_pays(
-            split[0], map_size, self.size
-        ):
-            return want
-        with torch.inference_mode():
-            self.stem = LinearStem(split[0], self.image, map_size, upsample, CPU_CHUNK)
-        if not outputs_agree(self.by_linearity(maps[:1], low[:1], high[:1]), want, torch.float32):
-            self.stem = None
-        return want
-
-    def __call__(self, maps: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> Scores:
-        """``(B, h, w)`` maps and their ``(B,)`` upsampled ranges -> the selected outputs (a
-        tensor, or a detector's list of one dict per masked image)."""
-        head: list[Scores] = []
-        if self._first:
-            self._first = False
-            head = [self._try_stem(maps, low, high)]
-            maps, low, high = maps[1:], low[1:], high[1:]
-            if maps.shape[0] == 0:
-                return head[0]
-        rest = self.by_linearity if self.stem is not None else self.plain
-        if not head:
-            return rest(maps, low, high)
-        tail = rest(maps, low, high)
-        if isinstance(tail, list) or isinstance(head[0], list):  # a detector's: dicts
-            return list(head[0]) + list(tail)
-        return torch.cat([head[0], tail])
 
 
 class ScoreCAM(CamMethod):
@@ -148,7 +81,7 @@ class ScoreCAM(CamMethod):
                 scores[n, constant] = score_rows(zero_output, target)[0]
                 run.progress.advance(int(constant.sum()))
             live = torch.nonzero(~constant).flatten()
-            masked = MaskedForward(forward, run.x[n], size)
+            masked = MaskedForward(forward, run.x[n], upsample, MASK_EPS, live.numel())
             for start in range(0, live.numel(), run.batch_size):
                 index = live[start : start + run.batch_size]
                 outputs = masked(acts[n, index], low[index], high[index])
