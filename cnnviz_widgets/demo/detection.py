@@ -4,7 +4,8 @@ Both are real torchvision model classes, so every engine function that takes a t
 detector or segmenter takes them (``detections``, ``segmentation``, ``BoxTarget``,
 ``RegionTarget``, the CAM and saliency methods, the layer tools):
 
-* :func:`shapes_detector` builds a ``torchvision.models.detection.FCOS`` on a small plain CNN
+* :func:`shapes_detector` builds a ``torchvision.models.detection.FCOS`` (with one more,
+  class-agnostic, non-maximum suppression: :class:`ShapesFCOS`) on a small plain CNN
   (:class:`ShapesBody`, four stages of 3x3 convolutions with batch norm) with a two-level
   feature pyramid (``"0"``: stride 8, a 16 x 16 grid on a 128 px scene; ``"1"``: stride 16,
   8 x 8) and a two-convolution FCOS head. Smaller objects are assigned to level ``"0"``, larger
@@ -37,6 +38,7 @@ from torchvision.models.detection import FCOS
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.fcos import FCOSHead
 from torchvision.models.segmentation import FCN
+from torchvision.ops import nms
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork
 
 from cnnviz_widgets.demo.model import MEAN, STD, bundled_state_dict
@@ -51,6 +53,7 @@ __all__ = [
     "DemoTask",
     "ImageNormalize",
     "ShapesBody",
+    "ShapesFCOS",
     "ShapesFPN",
     "ShapesUNet",
     "demo_detector",
@@ -84,6 +87,11 @@ ones on the coarse one."""
 CENTER_SAMPLING_RADIUS = 6.0
 """Positive locations lie within this many anchor sizes of an object's centre: 12 px on level
 ``"0"`` and 24 px on level ``"1"``, 1.5 strides as FCOS's default."""
+HEAD_CONVS = 0
+"""Convolutions of each FCOS head tower before its prediction layer. None: the class scores
+are a linear function (convolutions, upsampling, sums) of the body's last stage, as a
+classifier's logits are of its last convolution, so Grad-CAM at the body's last stage (the
+engine's default layer) is class-discriminative, as in the Grad-CAM paper."""
 DECODER_CHANNELS: tuple[int, int, int] = (64, 32, 16)
 """Channels of the segmenter's decoder at strides 8, 4 and 2 (its ``"out"`` has the last)."""
 
@@ -215,22 +223,51 @@ class ShapesUNet(nn.Module):
         return OrderedDict(out=y)
 
 
-def shapes_detector(score_thresh: float = 0.05, detections_per_img: int = 20) -> FCOS:
-    """A fresh (untrained) demo detector: torchvision ``FCOS`` on :class:`ShapesFPN`.
+class ShapesFCOS(FCOS):
+    """torchvision's ``FCOS`` with one more, class-agnostic, non-maximum suppression.
+
+    FCOS scores every class at every location and suppresses overlapping boxes per class only,
+    so an object often comes out twice, with the same box under two labels (a cross at 0.70
+    and a star at 0.50). The second copy is noise for a viewer, and a box target for it cannot
+    be explained: pytorch-grad-cam's box score, which :class:`~cnnviz_widgets.BoxTarget`
+    follows, takes the detection of highest IoU, the first copy, and finds its label wrong.
+    Here the boxes FCOS returns go through ``torchvision.ops.nms`` once more over all classes
+    (same ``nms_thresh``), keeping the best-scoring label of each object. Everything else is
+    FCOS's.
+    """
+
+    def postprocess_detections(
+        self,
+        head_outputs: dict[str, list[Tensor]],
+        anchors: list[list[Tensor]],
+        image_shapes: list[tuple[int, int]],
+    ) -> list[dict[str, Tensor]]:
+        """FCOS's detections (sorted by decreasing score), then class-agnostic NMS."""
+        detections = super().postprocess_detections(head_outputs, anchors, image_shapes)
+        kept = []
+        for found in detections:
+            keep = nms(found["boxes"], found["scores"], self.nms_thresh)
+            kept.append({key: value[keep] for key, value in found.items()})
+        return kept
+
+
+def shapes_detector(score_thresh: float = 0.05, detections_per_img: int = 20) -> ShapesFCOS:
+    """A fresh (untrained) demo detector: torchvision ``FCOS`` (:class:`ShapesFCOS`, with a
+    class-agnostic NMS) on :class:`ShapesFPN`.
 
     Args:
         score_thresh: FCOS's own score threshold for returned boxes.
         detections_per_img: most boxes returned per image.
 
     Returns:
-        ``FCOS`` with ``len(SCENE_CLASSES)`` classes (0, the background, never predicted
+        ``ShapesFCOS`` with ``len(SCENE_CLASSES)`` classes (0, the background, never predicted
         positive), [0, 1] RGB input (normalised inside with the ShapesNet mean and std), no
         resize of 128 px images.
     """
     backbone = ShapesFPN()
     anchors = AnchorGenerator(tuple((a,) for a in ANCHOR_SIZES), ((1.0,),) * len(ANCHOR_SIZES))
-    head = FCOSHead(backbone.out_channels, 1, len(SCENE_CLASSES), num_convs=2)
-    return FCOS(
+    head = FCOSHead(backbone.out_channels, 1, len(SCENE_CLASSES), num_convs=HEAD_CONVS)
+    return ShapesFCOS(
         backbone,
         num_classes=len(SCENE_CLASSES),
         min_size=SCENE_SIZE,

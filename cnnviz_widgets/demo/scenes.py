@@ -3,7 +3,10 @@ and segmenter (:mod:`cnnviz_widgets.demo.detection`).
 
 A scene is drawn like an image of :func:`~cnnviz_widgets.demo.shapes.make_shapes` (the same
 cluttered background, shapes, colours and noise, from the same building blocks) but holds
-``min_objects`` to ``max_objects`` shapes, smaller than there. Objects never overlap: the
+``min_objects`` to ``max_objects`` shapes, smaller than there, by default of distinct
+classes: then a class names one object of the scene, so a class-discriminative explanation
+(Grad-CAM of a box, the segmenter's region of a class) has one object to point at; Grad-CAM
+cannot tell two objects of one class apart. Objects never overlap: the
 disks that circumscribe them are at least ``_GAP`` pixels apart, so every pixel belongs to at
 most one object and each box and mask is exact. An object whose place cannot be found in a
 few tries (the image is full) is left out, so a few images hold fewer objects than drawn.
@@ -41,9 +44,9 @@ __all__ = ["SCENE_CLASSES", "SCENE_RADIUS_RANGE", "Scenes", "make_scenes"]
 SCENE_CLASSES: tuple[str, ...] = ("background", *SHAPE_CLASSES)
 """Class names indexed by scene label: ``0`` background, then the shape classes."""
 
-SCENE_RADIUS_RANGE: tuple[float, float] = (0.09, 0.16)
-"""Object radius range (centre to farthest point), as a fraction of the image side: 11.5 to
-20.5 px in a 128 px scene."""
+SCENE_RADIUS_RANGE: tuple[float, float] = (0.12, 0.19)
+"""Object radius range (centre to farthest point), as a fraction of the image side: 15.4 to
+24.3 px in a 128 px scene."""
 
 _GAP = 2.0  # px between the circumscribed disks of two objects
 _TRIES = 12  # candidate positions per object
@@ -116,6 +119,7 @@ def make_scenes(
     min_objects: int = 1,
     radius_range: tuple[float, float] = SCENE_RADIUS_RANGE,
     clutter: float = 1.0,
+    distinct_classes: bool = True,
 ) -> Scenes:
     """Generate ``n`` scenes of ``min_objects`` to ``max_objects`` shapes, deterministically.
 
@@ -131,6 +135,8 @@ def make_scenes(
         clutter: in [0, 1], scales the background clutter, texture, noise and the share of
             low-contrast objects (as for the single-shape images; 1 is the full amount). The
             random draws do not depend on it: the same objects at the same places.
+        distinct_classes: no two objects of a scene share a class (``max_objects`` at most
+            the number of classes); False draws each object's class independently.
 
     Returns:
         :class:`Scenes` ``(images, boxes, labels, masks)``.
@@ -153,13 +159,23 @@ def make_scenes(
             "larger size or radius_range"
         )
     _check_clutter(clutter)
+    num_classes = len(SHAPE_CLASSES)
+    if distinct_classes and max_objects > num_classes:
+        raise ValueError(
+            f"{max_objects} objects of distinct classes need at least as many classes; there "
+            f"are {num_classes}. Pass distinct_classes=False or max_objects <= {num_classes}."
+        )
     rng = np.random.default_rng(np.random.PCG64(seed))
     s = float(size)
     m = max_objects
 
     # ---- all random draws up front ----------------------------------------------------
     count = rng.integers(min_objects, max_objects + 1, size=n)
-    labels = rng.integers(0, len(SHAPE_CLASSES), size=(n, m)).astype(np.int64)
+    if distinct_classes:  # the first m of a random permutation of the classes
+        keys = rng.uniform(size=(n, num_classes))
+        labels = np.argsort(keys, axis=1, kind="stable")[:, :m].astype(np.int64)
+    else:
+        labels = rng.integers(0, num_classes, size=(n, m)).astype(np.int64)
     radius = rng.uniform(lo_r, hi_r, size=(n, m)) * s
     theta = rng.uniform(0.0, 2.0 * np.pi, size=(n, m))
     cx, cy, placed = _place(rng, count, radius, s)
