@@ -348,6 +348,64 @@ def test_the_tail_expands_values_from_before_the_layer():
         torch.testing.assert_close(got, want)
 
 
+@pytest.mark.parametrize(("name", "layer"), [("vgg11_bn", "features"), ("alexnet", "features")])
+def test_one_channel_through_the_linear_equals_the_whole_tail(name, layer):
+    """Copies ablating channels in any order, one copy unchanged, one channel set to a
+    non-zero value: the ``Linear`` by the changed block equals running the tail on them."""
+    model = family_model(name)
+    tail = split_after(model, layer)
+    assert tail is not None and tail.linear is not None
+    side = 32 if name.startswith("vgg") else 64
+    torch.manual_seed(8)
+    x = torch.rand(1, 3, side, side)
+    with torch.inference_mode():
+        sample = layer_maps(model, x, layer)[None]
+        channels = torch.tensor([5, 0, 3, 7, 2])
+        copies = sample.expand(5, -1, -1, -1).clone()
+        copies[torch.arange(4), channels[:4]] = 0.0
+        copies[4, 2] = -3.5  # the fifth copy: channel 2 set to a non-zero value
+        got = tail.one_channel(sample, copies, channels)
+        want = tail(copies)
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * float(want.abs().max()))
+        unchanged = tail.one_channel(sample, sample, torch.tensor([1]))
+        torch.testing.assert_close(unchanged, model(x), rtol=1e-4, atol=1e-5)
+
+
+class InPlace(nn.Module):
+    """The layer is followed by an in-place ReLU, then pooling, a flatten and a ``Linear``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(9)
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc = nn.Linear(6 * 4, 3)
+
+    def forward(self, x):
+        pooled = nn.functional.adaptive_avg_pool2d(self.relu(self.conv(x)), 2)
+        return self.fc(torch.flatten(pooled, 1))
+
+
+def test_ablation_through_an_in_place_relu_leaves_the_layer_output_alone(monkeypatch):
+    """The shortcut's per-channel part runs on copies: the in-place ReLU must not clamp the
+    layer's recorded output (the map's activations), as running the whole network does not."""
+    model = InPlace().eval()
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(10))
+    shortcut = cam(model, x, "conv", "AblationCAM", raw=True)
+    real = AblationCAM._forward
+    monkeypatch.setattr(AblationCAM, "_forward", lambda self, way, *a: real(self, "full", *a))
+    whole = cam(model, x, "conv", "AblationCAM", raw=True)
+    np.testing.assert_allclose(shortcut, whole, rtol=1e-4, atol=1e-6 * float(np.abs(whole).max()))
+
+
+def test_no_linear_shortcut_through_a_mixing_operation():
+    """ResNet's ``layer3`` reaches ``fc`` through convolutions: no shortcut."""
+    tail = split_after(family_model("resnet18"), "layer3")
+    assert tail is not None and tail.linear is None
+    tail = split_after(family_model("resnet18"), "layer4")  # avgpool, flatten, fc
+    assert tail is not None and tail.linear is not None
+
+
 def test_the_tail_refuses_what_it_cannot_cut():
     class Twice(nn.Module):
         def __init__(self) -> None:
@@ -372,12 +430,18 @@ def test_the_tail_refuses_what_it_cannot_cut():
 
 
 @pytest.mark.parametrize(
-    ("name", "layer", "side"),
-    [("resnet18", "layer3", 32), ("densenet121", "features", 32), ("alexnet", "features", 64)],
+    ("name", "layer", "side", "way"),
+    [
+        ("resnet18", "layer3", 32, "tail"),
+        ("densenet121", "features", 32, "one channel"),
+        ("alexnet", "features", 64, "one channel"),
+    ],
 )
-def test_ablationcam_on_the_tail_equals_the_whole_network(name, layer, side, monkeypatch):
+def test_ablationcam_on_the_tail_equals_the_whole_network(name, layer, side, way, monkeypatch):
     """The same weights whichever way the copies run (densenet's ``features`` ends in a
-    BatchNorm, so its minimum is not 0: the reference's ``min - k * 1e7`` values)."""
+    BatchNorm, so its minimum is not 0: the reference's ``min - k * 1e7`` values). After
+    densenet's and AlexNet's ``features`` come only per-channel operations, a flatten and a
+    ``Linear``: the ablated channel's block of it suffices."""
     model = family_model(name)
     torch.manual_seed(6)
     x = torch.rand(2, 3, side, side)
@@ -390,7 +454,9 @@ def test_ablationcam_on_the_tail_equals_the_whole_network(name, layer, side, mon
 
     monkeypatch.setattr(AblationCAM, "_forward", spy)
     tail = cam(model, x, layer, "AblationCAM", raw=True)
-    assert set(used) == {"tail"}
+    # the ways are tried in order on the first batch (one checks "one channel" against "tail");
+    # the last batch ran the way kept
+    assert used[-1] == way and set(used) <= {"one channel", "tail"}
     used.clear()
     monkeypatch.setattr(
         AblationCAM, "_forward", lambda self, way, *args: spy(self, "full", *args)

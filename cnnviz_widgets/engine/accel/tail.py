@@ -10,6 +10,14 @@ and the model is not changed.
 
 Where the model cannot be traced, calls the layer more than once, or the layer's output is not
 a plain tensor node, :func:`split_after` returns ``None`` and the caller runs the whole model.
+
+When the layer's output reaches a ``Linear`` only through per-channel operations (ReLU-like
+activations, pooling, BatchNorm, eval-mode dropout) and a ``flatten(x, 1)`` (VGG's and
+AlexNet's classifier after ``features``), a copy that differs from the sample in one channel
+changes only that channel's block of the ``Linear``'s inputs. :meth:`Tail.one_channel` then
+gets the ``Linear``'s output of each copy as the sample's plus the product of that block with
+the matching columns of the weight: ``P`` instead of ``C * P`` multiply-adds per output (for
+VGG at 224 px, 49 instead of 25,088), and runs the rest of the tail as usual.
 """
 
 from __future__ import annotations
@@ -17,7 +25,154 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import fx, nn
+
+PER_CHANNEL_MODULES = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Identity,
+    nn.Dropout,
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool2d,
+    nn.BatchNorm2d,
+)
+"""Modules that map each channel of ``(N, C, H, W)`` on its own (in eval mode)."""
+
+PER_CHANNEL_FUNCTIONS = (
+    torch.relu,
+    F.relu,
+    F.relu6,
+    F.gelu,
+    F.silu,
+    F.hardswish,
+    torch.sigmoid,
+    torch.tanh,
+    F.max_pool2d,
+    F.avg_pool2d,
+    F.adaptive_avg_pool2d,
+    F.adaptive_max_pool2d,
+)
+"""Functions that do (their other arguments constants)."""
+
+
+class _ToLinear:
+    """A tail that reaches a ``Linear`` only through per-channel operations and a flatten:
+    ``prefix`` (layer output -> the ``Linear``'s input), ``linear``, ``rest`` (its output ->
+    the model's output)."""
+
+    def __init__(self, prefix: fx.GraphModule, linear: nn.Linear, rest: fx.GraphModule) -> None:
+        self.prefix = prefix
+        self.linear = linear
+        self.rest = rest
+        self._base: tuple[Any, torch.Tensor, torch.Tensor] | None = None
+
+    @staticmethod
+    def _per_channel(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+        if node.op == "call_module":
+            module = modules[str(node.target)]
+            return isinstance(module, PER_CHANNEL_MODULES) and not module.training
+        if node.op == "call_function" and node.target in PER_CHANNEL_FUNCTIONS:
+            others = list(node.args[1:]) + list(node.kwargs.values())
+            return not any(isinstance(a, fx.Node) for a in others)
+        return False
+
+    @staticmethod
+    def _flatten(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+        if node.op == "call_module":
+            module = modules[str(node.target)]
+            return (
+                isinstance(module, nn.Flatten)
+                and bool(module.start_dim == 1)
+                and bool(module.end_dim == -1)
+            )
+        if node.op == "call_function" and node.target is torch.flatten:
+            start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
+            end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
+            return bool(start == 1 and end == -1)
+        return False
+
+    @classmethod
+    def cut(cls, model: nn.Module, tail: fx.GraphModule) -> _ToLinear | None:
+        """The three parts of ``tail`` (one input, the layer's output), or ``None``."""
+        modules = dict(tail.named_modules())
+        nodes = list(tail.graph.nodes)
+        node = nodes[0]  # the placeholder
+        flattened = False
+        while len(node.users) == 1:
+            (user,) = node.users
+            if not flattened and cls._per_channel(user, modules):
+                pass
+            elif not flattened and cls._flatten(user, modules):
+                flattened = True
+            elif flattened and user.op == "call_module" and isinstance(
+                modules[str(user.target)], (nn.Dropout, nn.Identity)
+            ):
+                if modules[str(user.target)].training:
+                    return None
+            elif flattened and user.op == "call_module" and type(
+                modules[str(user.target)]
+            ) is nn.Linear:
+                linear = modules[str(user.target)]
+                return cls(_subgraph(tail, nodes[0], node), linear, _rest(tail, user))
+            else:
+                return None
+            node = user
+        return None
+
+    def __call__(
+        self, sample: torch.Tensor, copies: torch.Tensor, channels: torch.Tensor
+    ) -> Any:
+        """The tail's output for ``copies`` (``(B, C, H, W)``) that differ from ``sample``
+        (``(1, C, H, W)``) at most in channel ``channels[b]`` each."""
+        count, c = copies.shape[:2]
+        key = (sample.data_ptr(), tuple(sample.shape), sample.dtype)
+        if self._base is None or self._base[0] != key:
+            features = self.prefix(sample.clone())  # (1, F); clones: in-place ReLUs
+            self._base = (key, features, self.linear(features))
+        _, base, base_out = self._base
+        features = self.prefix(copies.clone())  # (B, F): per-channel operations only, cheap
+        per = features.shape[1] // c
+        rows = torch.arange(count, device=copies.device)
+        delta = (features - base).view(count, c, per)[rows, channels]  # (B, P)
+        weight = self.linear.weight.view(self.linear.out_features, c, per)
+        # each copy's block of columns (a strided view, no copy) times its block of inputs
+        change = torch.stack([weight[:, k] @ delta[b] for b, k in enumerate(channels.tolist())])
+        return self.rest(base_out + change)
+
+
+def _subgraph(tail: fx.GraphModule, start: fx.Node, end: fx.Node) -> fx.GraphModule:
+    """``tail``'s nodes from its placeholder ``start`` to ``end`` (a chain), as a module."""
+    graph = fx.Graph()
+    env: dict[fx.Node, fx.Node] = {}
+    node = start
+    while True:
+        env[node] = graph.node_copy(node, lambda n: env[n])
+        if node is end:
+            break
+        (node,) = node.users
+    graph.output(env[end])
+    return fx.GraphModule(tail, graph)
+
+
+def _rest(tail: fx.GraphModule, linear: fx.Node) -> fx.GraphModule:
+    """``tail``'s nodes after ``linear``, with ``linear``'s output as the input."""
+    nodes = list(tail.graph.nodes)
+    graph = fx.Graph()
+    env: dict[fx.Node, fx.Node] = {linear: graph.placeholder("linear_output")}
+    for node in nodes[nodes.index(linear) + 1 :]:
+        env[node] = graph.node_copy(node, lambda n: env[n])
+    return fx.GraphModule(tail, graph)
 
 
 class _LayerLeaf(fx.Tracer):
@@ -67,6 +222,7 @@ class Tail:
         self.module = fx.GraphModule(model, tail)
         self.needs_sample = bool(inputs)
         self._values: tuple[Any, ...] = ()
+        self.linear: _ToLinear | None = None if inputs else _ToLinear.cut(model, self.module)
 
     def prepare(self, sample: torch.Tensor) -> torch.Tensor:
         """Run the network up to and including the layer on ``sample`` (``(1, ...)``), keep
@@ -74,6 +230,15 @@ class Tail:
         layer_output, *values = self.head(sample)
         self._values = tuple(values)
         return layer_output
+
+    def one_channel(
+        self, sample: torch.Tensor, copies: torch.Tensor, channels: torch.Tensor
+    ) -> Any:
+        """The model's output for ``copies`` that differ from the layer's output ``sample``
+        (``(1, C, H, W)``) at most in one channel each, ``channels[b]`` (``(B,)``), through the
+        ``Linear`` by its changed block only; only where :attr:`linear` is set."""
+        assert self.linear is not None
+        return self.linear(sample, copies, channels)
 
     def __call__(self, replacements: torch.Tensor) -> Any:
         """The model's output for each of ``(B, ...)`` layer outputs (after :meth:`prepare`);

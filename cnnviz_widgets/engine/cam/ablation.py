@@ -18,7 +18,10 @@ un-ablated copy that must reproduce ``y``; an error or a wrong output batch also
 
 1. only the part of the network after the layer (:mod:`~cnnviz_widgets.engine.accel.tail`: the
    model traced with ``torch.fx`` and cut after the layer; the part before it runs once per
-   sample, and the values it passes on are expanded over the copies);
+   sample, and the values it passes on are expanded over the copies), and where the layer's
+   output reaches a ``Linear`` only through per-channel operations and a flatten (AlexNet's
+   and VGG's classifier), that ``Linear`` by the ablated channel's block of inputs alone (also
+   checked on two ablated copies of the first batch against the whole tail);
 2. the whole model on the single sample with the layer's output replaced by the copies by a
    forward hook (the part before the layer runs once per batch, on one image; tensors from
    before the layer that join later broadcast over the copies);
@@ -35,6 +38,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ..accel.inference import outputs_agree
 from ..accel.tail import Tail, split_after
 from ..targets import Scores, select_scores
 from .base import CamMethod, LayerData, Run, score_rows
@@ -98,7 +102,7 @@ class AblationCAM(CamMethod):
         n_samples, channels = output.shape[:2]
         original = run.required_target_values.to(output.device)
         ablated = original[:, None].repeat(1, channels)
-        self._ways = ["tail", "broadcast", "full"]
+        self._ways = ["one channel", "tail", "broadcast", "full"]
         self._checked = False
         self._tail_sample: int | None = None
         fixed = self.options["ablation_value"]
@@ -124,28 +128,39 @@ class AblationCAM(CamMethod):
                     values = torch.full((count,), value, dtype=sample.dtype, device=sample.device)
                 copies = sample.expand(count, *sample.shape).clone()
                 copies[torch.arange(count, device=sample.device), index] = values[:, None, None]
-                ablated[n, index] = self._scores(run, layer, n, copies, original[n])
+                ablated[n, index] = self._scores(run, layer, n, copies, index, original[n])
                 run.progress.advance(count)
         return (original[:, None] - ablated) / original[:, None]
 
     def _scores(
-        self, run: Run, layer: LayerData, n: int, copies: torch.Tensor, original: torch.Tensor
+        self,
+        run: Run,
+        layer: LayerData,
+        n: int,
+        copies: torch.Tensor,
+        index: torch.Tensor,
+        original: torch.Tensor,
     ) -> torch.Tensor:
-        """``(B,)`` target scores with the layer's output replaced by each of ``copies``."""
+        """``(B,)`` target scores with the layer's output replaced by each of ``copies``
+        (copy ``b`` has channel ``index[b]`` ablated)."""
         target = run.required_targets[n]
         while self._ways:
             way = self._ways[0]
             if self._checked:
-                return score_rows(self._forward(way, run, layer, n, copies), target)
+                return score_rows(self._forward(way, run, layer, n, copies, index), target)
             # First batch: one extra un-ablated copy must reproduce the original score.
             check = torch.cat([copies, layer.output[n : n + 1]])
+            tol = 1e3 * torch.finfo(run.x.dtype).eps * max(1.0, abs(float(original)))
             try:
-                outputs = self._forward(way, run, layer, n, check)
+                outputs = self._forward(way, run, layer, n, check, torch.cat([index, index[:1]]))
                 ok = len(outputs) == check.shape[0]
                 if ok:
                     scores = score_rows(outputs, target)
-                    tol = 1e3 * torch.finfo(run.x.dtype).eps * max(1.0, abs(float(original)))
                     ok = abs(float(scores[-1]) - float(original)) <= tol
+                if ok and way == "one channel":  # and two ablated copies the whole tail's
+                    whole = self._forward("tail", run, layer, n, copies[:2], index)
+                    some = score_rows(whole, target)
+                    ok = outputs_agree(scores[: some.numel()], some, run.x.dtype)
             except Exception:  # this way does not run this model: the next one
                 ok = False
             if ok:
@@ -155,16 +170,25 @@ class AblationCAM(CamMethod):
         raise AssertionError("the whole network on copies of the input always applies")
 
     def _forward(
-        self, way: str, run: Run, layer: LayerData, n: int, copies: torch.Tensor
+        self,
+        way: str,
+        run: Run,
+        layer: LayerData,
+        n: int,
+        copies: torch.Tensor,
+        index: torch.Tensor,
     ) -> Scores:
         """The model's scores for ``copies`` of the layer's output of sample ``n``, one way."""
         sample_x = run.x[n : n + 1]
-        if way == "tail":
+        if way in ("one channel", "tail"):
             tail = self._tail_for(run, layer, n)
-            if tail is None:
-                raise RuntimeError("the model cannot be cut after the layer")
+            if tail is None or (way == "one channel" and tail.linear is None):
+                raise RuntimeError("the model cannot be cut after the layer this way")
             with torch.inference_mode():
-                return select_scores(tail(copies), run.output)
+                if way == "tail":
+                    return select_scores(tail(copies), run.output)
+                sample = layer.output[n : n + 1]
+                return select_scores(tail.one_channel(sample, copies, index), run.output)
         if way == "broadcast":
             return forward_replacing(run, layer.module, sample_x, copies)
         full_x = sample_x.expand(copies.shape[0], *sample_x.shape[1:])
