@@ -28,7 +28,7 @@ from cnnviz_widgets.engine.accel.trial import Trial
 from cnnviz_widgets.engine.accel.winograd import WinogradConv2d
 from cnnviz_widgets.engine.cam import cam
 from cnnviz_widgets.engine.cam.ablation import AblationCAM
-from cnnviz_widgets.engine.cam.score import MASK_EPS, upsample, upsampled_range
+from cnnviz_widgets.engine.cam.score import MASK_EPS, same_masks, upsample, upsampled_range
 
 FAMILIES = {
     # family: (torchvision constructor, ScoreCAM layer with small maps at 32 px, channels)
@@ -464,3 +464,78 @@ def test_ablationcam_on_the_tail_equals_the_whole_network(name, layer, side, way
     whole = cam(model, x, layer, "AblationCAM", raw=True)
     assert set(used) == {"full"}
     np.testing.assert_allclose(tail, whole, rtol=1e-4, atol=1e-5 * float(np.abs(whole).max()))
+
+
+# ---------------------------------------------------------------------------------------------
+# ScoreCAM: one masked pass per group of the same mask
+
+
+def test_same_masks_groups_maps_equal_up_to_scale_and_offset():
+    maps = torch.tensor(
+        [
+            [[0.0, 1.0], [0.0, 0.0]],  # one position ...
+            [[0.0, 3.0], [0.0, 0.0]],  # ... the same one, another value: the same tent
+            [[1.0, 2.0], [3.0, 4.0]],
+            [[2.0, 4.0], [6.0, 8.0]],  # 2 A
+            [[3.0, 4.0], [5.0, 6.0]],  # A + 2
+            [[0.0, 0.0], [0.0, 5.0]],  # another position
+            [[1.0, 2.0], [3.0, 5.0]],  # not affine in the third
+            [[4.0, 3.0], [2.0, 1.0]],  # -A + 5: a negative scale is another mask
+        ]
+    )
+    first, group = same_masks(maps)
+    assert group[0] == group[1] and group[2] == group[3] == group[4]
+    assert len({int(group[i]) for i in (0, 2, 5, 6, 7)}) == 5
+    assert first.numel() == 5
+    for g, i in enumerate(first.tolist()):
+        assert int(group[i]) == g and i == int(torch.nonzero(group == g)[0])  # the first one
+
+
+class Spots(nn.Module):
+    """Keeps channel ``c < 24`` at grid position ``c % 4`` only; channels 24 and 25 whole."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        mask = torch.ones(26, 2, 2)
+        mask[:24] = 0.0
+        for c in range(24):
+            mask[c].view(-1)[c % 4] = 1.0
+        self.register_buffer("mask", mask)
+
+    def forward(self, z):
+        return z * self.mask
+
+
+class OneHotNet(nn.Module):
+    """Its layer ``spots``: 26 positive channels on a 2x2 grid, 24 of them active at one
+    position each (six per position, each with its own value)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(11)
+        self.conv = nn.Conv2d(3, 26, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(2)
+        self.spots = Spots()
+        self.head = nn.Linear(26 * 4, 5)
+
+    def forward(self, x):
+        return self.head(self.spots(self.pool(self.conv(x)).abs() + 0.1).flatten(1))
+
+
+def test_scorecam_runs_one_pass_per_group_and_equals_the_plain_model(monkeypatch):
+    model = OneHotNet().eval()
+    x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(12))
+    sizes: list[int] = []
+    real = MaskedForward.__call__
+
+    def spy(self, maps, low, high):
+        sizes.append(maps.shape[0])
+        return real(self, maps, low, high)
+
+    monkeypatch.setattr(MaskedForward, "__call__", spy)
+    fast = cam(model, x, "spots", "ScoreCAM", raw=True)
+    assert sum(sizes) == 4 + 2  # four one-position groups, the two whole channels
+    sizes.clear()
+    plain = cam(model, x, "spots", "ScoreCAM", raw=True, fuse=False)
+    assert sum(sizes) == 26
+    np.testing.assert_allclose(fast, plain, rtol=1e-5, atol=1e-7 * float(plain.max()))

@@ -9,6 +9,8 @@ Cost: one forward pass per channel and sample, run ``batch_size`` masked images 
 ``torch.inference_mode``; the masked images are formed chunk by chunk, never all at once.
 A channel whose upsampled map is constant gets the all-zero mask, i.e. the score of an all-zero
 input: that score is computed once (one forward pass) and reused for every such channel.
+With ``fuse`` (below), channels whose masks are the same (:func:`same_masks`: maps equal up to
+``a A + b``, e.g. every channel active at one position only) share one masked pass too.
 
 Option ``fuse`` (default ``True``): run the masked images through the accelerated paths of
 :mod:`~cnnviz_widgets.engine.accel` (a BatchNorm-folded, channels-last copy of the model with
@@ -53,6 +55,28 @@ def upsampled_range(maps: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Te
     return torch.cat(lows), torch.cat(highs)
 
 
+def same_masks(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Groups of ``(K, h, w)`` non-constant maps whose masks are the same: ``(first, group)``,
+    the index of one map per group ``(G,)`` and each map's group ``(K,)``.
+
+    Maps whose min-max normalised grids are equal (in float64) are ``A' = a A + b`` with
+    ``a > 0``; bilinear upsampling keeps that relation (its weights sum to 1), so their masks
+    differ only by the ``1e-8`` in the denominator: ``M' = (U - lo) / (hi - lo + 1e-8 / a)``,
+    a relative difference of ``1e-8 / (a (hi - lo))``, below float32 rounding for any map with
+    a range above ``1e-2``. The usual case: channels active at a single position of the grid,
+    whose masks are all the same bilinear tent.
+    """
+    flat = maps.flatten(1).double()
+    low = flat.amin(dim=1, keepdim=True)
+    normalised = (flat - low) / (flat.amax(dim=1, keepdim=True) - low)
+    _, group = torch.unique(normalised, dim=0, return_inverse=True)
+    count = int(group.max()) + 1 if group.numel() else 0
+    order = torch.arange(group.numel(), device=maps.device)
+    first = torch.full((count,), group.numel(), dtype=torch.long, device=maps.device)
+    first = first.scatter_reduce(0, group, order, reduce="amin")
+    return first, group
+
+
 class ScoreCAM(CamMethod):
     """Gradient-free; ``w_c = softmax_c(score(x * M_c))`` (see module docstring)."""
 
@@ -81,10 +105,18 @@ class ScoreCAM(CamMethod):
                 scores[n, constant] = score_rows(zero_output, target)[0]
                 run.progress.advance(int(constant.sum()))
             live = torch.nonzero(~constant).flatten()
-            masked = MaskedForward(forward, run.x[n], upsample, MASK_EPS, live.numel())
-            for start in range(0, live.numel(), run.batch_size):
-                index = live[start : start + run.batch_size]
+            if self.options["fuse"]:  # one masked pass per group of the same mask
+                first, group = same_masks(acts[n, live])
+                todo, sizes = live[first], torch.bincount(group, minlength=first.numel())
+            else:
+                todo, group, sizes = live, None, torch.ones_like(live)
+            masked = MaskedForward(forward, run.x[n], upsample, MASK_EPS, todo.numel())
+            found = torch.empty(todo.numel(), dtype=torch.float32, device=acts.device)
+            for start in range(0, todo.numel(), run.batch_size):
+                part = slice(start, start + run.batch_size)
+                index = todo[part]
                 outputs = masked(acts[n, index], low[index], high[index])
-                scores[n, index] = score_rows(outputs, target)
-                run.progress.advance(index.numel())
+                found[part] = score_rows(outputs, target)
+                run.progress.advance(int(sizes[part].sum()))
+            scores[n, live] = found if group is None else found[group]
         return torch.softmax(scores, dim=-1)
