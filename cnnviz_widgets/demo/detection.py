@@ -8,8 +8,11 @@ detector or segmenter takes them (``detections``, ``segmentation``, ``BoxTarget`
   class-agnostic, non-maximum suppression: :class:`ShapesFCOS`) on a small plain CNN
   (:class:`ShapesBody`, four stages of 3x3 convolutions with batch norm) with a two-level
   feature pyramid (``"0"``: stride 8, a 16 x 16 grid on a 128 px scene; ``"1"``: stride 16,
-  8 x 8) and a two-convolution FCOS head. Smaller objects are assigned to level ``"0"``, larger
-  ones to ``"1"``. It takes [0, 1] RGB images of any size (128 px scenes are not resized: its
+  8 x 8) and an FCOS head without towers (one 3x3 convolution each for the class scores, the
+  box and the centre-ness, shared by the levels). Smaller objects are assigned to level ``"0"``,
+  larger ones to ``"1"``. Grad-CAM of a detected box at the engine's default layer,
+  ``backbone.body.layer3``, peaks inside the box (the class scores are linear in that layer).
+  It takes [0, 1] RGB images of any size (128 px scenes are not resized: its
   transform has ``min_size = max_size = 128``) and normalises them inside, as torchvision's
   detectors do.
 * :func:`shapes_segmenter` builds a ``torchvision.models.segmentation.FCN`` whose backbone
@@ -46,6 +49,7 @@ from cnnviz_widgets.demo.scenes import SCENE_CLASSES, make_scenes
 
 __all__ = [
     "DETECTOR_FILE",
+    "LOGIT_CLAMP",
     "SAMPLE_SCENES",
     "SCENE_SAMPLE_SEED",
     "SCENE_SIZE",
@@ -96,10 +100,10 @@ DECODER_CHANNELS: tuple[int, int, int] = (64, 32, 16)
 """Channels of the segmenter's decoder at strides 8, 4 and 2 (its ``"out"`` has the last)."""
 
 
-def _conv_bn(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
+def _conv_bn(in_ch: int, out_ch: int) -> nn.Sequential:
     """3x3 convolution (padding 1, no bias), batch norm, ReLU."""
     return nn.Sequential(
-        nn.Conv2d(in_ch, out_ch, kernel_size=3, stride=stride, padding=1, bias=False),
+        nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1, bias=False),
         nn.BatchNorm2d(out_ch),
         nn.ReLU(inplace=True),
     )
@@ -131,20 +135,32 @@ class ImageNormalize(nn.Module):
 class ShapesBody(nn.Sequential):
     """The plain CNN under both demo models: four stages, each halving the resolution.
 
-    ``stem``: one 3x3 conv (stride 2) to ``widths[0]`` channels; ``layer1`` .. ``layer3``: a
-    stride-2 3x3 conv then a 3x3 conv, to ``widths[1..3]`` channels; every conv followed by
-    batch norm and ReLU. For ``(N, 3, 128, 128)`` input: ``stem`` 64 x 64, ``layer1``
-    32 x 32, ``layer2`` 16 x 16, ``layer3`` 8 x 8 (receptive field 79 px).
+    ``stem``: a 3x3 conv to ``widths[0]`` channels, then 2x2 max pooling; ``layer1`` ..
+    ``layer3``: 2x2 max pooling, then two 3x3 convs to ``widths[1..3]`` channels; every conv
+    (padding 1) followed by batch norm and ReLU. For ``(N, 3, 128, 128)`` input: ``stem``
+    64 x 64, ``layer1`` 32 x 32, ``layer2`` 16 x 16, ``layer3`` 8 x 8 (receptive field
+    130 px).
+
+    The resolution is halved by max pooling, not by strided convolutions, so that cell ``j``
+    of a stage with stride ``s`` is centred at ``(j + 1/2) s`` input pixels, where bilinear
+    upsampling with half-pixel centres (the engine's, pytorch-grad-cam's ``cv2.resize``) puts
+    it. A chain of stride-2 3x3 convolutions (padding 1) centres it at ``j s + 1/2``: its
+    maps come out shifted right and down by almost half a cell (7.5 px at stride 16), which
+    put the Grad-CAM peak of one box in seven just outside the box.
     """
 
     def __init__(self, widths: tuple[int, int, int, int] = BODY_WIDTHS) -> None:
         w0, w1, w2, w3 = widths
+
+        def stage(in_ch: int, out_ch: int) -> nn.Sequential:
+            return nn.Sequential(nn.MaxPool2d(2), _conv_bn(in_ch, out_ch), _conv_bn(out_ch, out_ch))
+
         super().__init__(
             OrderedDict(
-                stem=_conv_bn(3, w0, stride=2),
-                layer1=nn.Sequential(_conv_bn(w0, w1, 2), _conv_bn(w1, w1)),
-                layer2=nn.Sequential(_conv_bn(w1, w2, 2), _conv_bn(w2, w2)),
-                layer3=nn.Sequential(_conv_bn(w2, w3, 2), _conv_bn(w3, w3)),
+                stem=nn.Sequential(_conv_bn(3, w0), nn.MaxPool2d(2)),
+                layer1=stage(w0, w1),
+                layer2=stage(w1, w2),
+                layer3=stage(w2, w3),
             )
         )
         self.widths = widths
@@ -181,7 +197,7 @@ class ShapesUNet(nn.Module):
     output at its resolution (a small U-Net).
 
     ``normalize`` (:class:`ImageNormalize`) maps [0, 1] RGB to the body's input; ``context``
-    (3x3 conv, batch norm, ReLU at stride 16) widens the receptive field to 111 px, enough to
+    (3x3 conv, batch norm, ReLU at stride 16) widens the receptive field to 162 px, enough to
     see a whole object from any of its pixels; ``up2``, ``up1``, ``up0`` (the sum of the
     bilinearly upsampled coarser stage and a 1x1 projection of the body's stage, then 3x3
     conv, batch norm, ReLU) give stride 8, 4 and 2 with ``DECODER_CHANNELS`` channels.
@@ -223,17 +239,31 @@ class ShapesUNet(nn.Module):
         return OrderedDict(out=y)
 
 
-class ShapesFCOS(FCOS):
-    """torchvision's ``FCOS`` with one more, class-agnostic, non-maximum suppression.
+LOGIT_CLAMP = 30.0
+"""Class and centre-ness logits are clamped to ``[-LOGIT_CLAMP, LOGIT_CLAMP]`` before FCOS
+turns them into scores (``sqrt(sigmoid(class) * sigmoid(centre-ness))``); see
+:class:`ShapesFCOS`."""
 
-    FCOS scores every class at every location and suppresses overlapping boxes per class only,
-    so an object often comes out twice, with the same box under two labels (a cross at 0.70
-    and a star at 0.50). The second copy is noise for a viewer, and a box target for it cannot
-    be explained: pytorch-grad-cam's box score, which :class:`~cnnviz_widgets.BoxTarget`
-    follows, takes the detection of highest IoU, the first copy, and finds its label wrong.
-    Here the boxes FCOS returns go through ``torchvision.ops.nms`` once more over all classes
-    (same ``nms_thresh``), keeping the best-scoring label of each object. Everything else is
-    FCOS's.
+
+class ShapesFCOS(FCOS):
+    """torchvision's ``FCOS`` with two changes to what it returns in eval mode.
+
+    * One more, class-agnostic, non-maximum suppression. FCOS scores every class at every
+      location and suppresses overlapping boxes per class only, so an object often comes out
+      twice, with the same box under two labels (a cross at 0.70 and a star at 0.50). The
+      second copy is noise for a viewer, and a box target for it cannot be explained:
+      pytorch-grad-cam's box score, which :class:`~cnnviz_widgets.BoxTarget` follows, takes the
+      detection of highest IoU, the first copy, and finds its label wrong. Here the boxes FCOS
+      returns go through ``torchvision.ops.nms`` once more over all classes (same
+      ``nms_thresh``), keeping the best-scoring label of each object.
+    * Logits clamped to ``[-LOGIT_CLAMP, LOGIT_CLAMP]`` before the scores. FCOS computes
+      ``sqrt(sigmoid(class) * sigmoid(centre-ness))`` at every location and class, then keeps
+      the best; where a logit is below about -88 the sigmoid is 0 in float32, and the
+      gradient of the square root there is ``0 / 0``: NaN, which backpropagates into every
+      gradient map (Grad-CAM of a box came out NaN). The clamp changes no score above
+      ``sigmoid(-30) ** 0.5``, about 3e-7.
+
+    Training (the losses) is FCOS's unchanged.
     """
 
     def postprocess_detections(
@@ -242,8 +272,12 @@ class ShapesFCOS(FCOS):
         anchors: list[list[Tensor]],
         image_shapes: list[tuple[int, int]],
     ) -> list[dict[str, Tensor]]:
-        """FCOS's detections (sorted by decreasing score), then class-agnostic NMS."""
-        detections = super().postprocess_detections(head_outputs, anchors, image_shapes)
+        """FCOS's detections (sorted by decreasing score) from clamped logits, then
+        class-agnostic NMS."""
+        clamped = dict(head_outputs)
+        for key in ("cls_logits", "bbox_ctrness"):
+            clamped[key] = [t.clamp(-LOGIT_CLAMP, LOGIT_CLAMP) for t in head_outputs[key]]
+        detections = super().postprocess_detections(clamped, anchors, image_shapes)
         kept = []
         for found in detections:
             keep = nms(found["boxes"], found["scores"], self.nms_thresh)

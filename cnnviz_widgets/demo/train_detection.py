@@ -63,7 +63,7 @@ TRAIN_SEED_BASE: dict[str, int] = {"detection": 40_000, "segmentation": 50_000}
 """Epoch ``e`` of a task trains on ``make_scenes(..., seed=TRAIN_SEED_BASE[task] + e)``."""
 VALIDATION_SEED = 999_961
 """Seed of the held-out scenes the script reports its scores on."""
-EPOCHS: dict[str, int] = {"detection": 14, "segmentation": 12}
+EPOCHS: dict[str, int] = {"detection": 14, "segmentation": 10}
 """Default number of epochs (of ``SCENES_PER_EPOCH`` scenes) per task."""
 SCENES_PER_EPOCH = 4_000
 
