@@ -564,3 +564,14 @@ def test_transform_is_each_image_resampled_by_its_matrix():
     ys = (torch.arange(side) + dy).clamp(0, side - 1)
     xs = (torch.arange(side) + dx).clamp(0, side - 1)
     torch.testing.assert_close(moved, padded[:, ys][:, :, xs], rtol=1e-5, atol=1e-5)
+
+
+def test_a_copy_sharing_the_models_weights_is_refused(monkeypatch, small, copies):
+    """Were ``inference_copy`` to hand back the model's own modules, the copy would be refused
+    (freeing it would empty the user's model)."""
+    monkeypatch.setattr(actmax, "inference_copy", lambda model, device: model)
+    assert layer_copy(small, "conv2", torch.device("cpu")) is None
+    got = activation_max(small, "conv2", [0, 3], steps=2, size=16, seed=0, raw=True)
+    want = activation_max(small, "conv2", [0, 3], steps=2, size=16, seed=0, raw=True, fuse=False)
+    np.testing.assert_array_equal(got, want)
+    assert copies == [None]

@@ -226,8 +226,11 @@ def layer_copy(model: nn.Module, name: str, device: torch.device) -> nn.Module |
             break
     graph.output(env[last])
     copy_ = inference_copy(fx.GraphModule(traced, graph), device)
-    if copy_ is not None:
-        copy_.requires_grad_(False)
+    if copy_ is None:
+        return None
+    if _storages(copy_) & _storages(model):
+        return None  # not a copy: it must never be changed or freed (see _release)
+    copy_.requires_grad_(False)
     return copy_
 
 
@@ -375,6 +378,12 @@ class _Objective:
         index = torch.as_tensor(channels[:n], device=out.device)
         picked = out[torch.arange(n, device=out.device), index]
         return picked.reshape(n, -1).mean(dim=1)
+
+
+def _storages(module: nn.Module) -> set[int]:
+    """Addresses of the (non-empty) parameters and buffers of ``module``."""
+    tensors = [*module.parameters(), *module.buffers()]
+    return {t.data_ptr() for t in tensors if t.numel() and not t.is_meta}
 
 
 def _release(copy: nn.Module) -> None:
