@@ -41,7 +41,9 @@ Usage::
         [--score-batch 32] [--out benchmarks/results/cam_sweep.json] [--label after]
 
 ``--quick``: one size (96 px), four models, one repeat (a smoke run, a few minutes). Writes the
-JSON report and a Markdown table next to it (same name, ``.md``). The ``paths`` column says
+JSON report and a Markdown table next to it (same name, ``.md``); ``--before OLD.json`` adds a
+column with an earlier run's ratios and ``--notes NOTES.md`` appends a text; ``--render`` only
+writes the Markdown of an existing report (``--out``) again. The ``paths`` column says
 which accelerated paths the first-use trials chose for the case (:func:`~cnnviz_widgets.engine.
 accel.describe`).
 """
@@ -243,8 +245,11 @@ def summary(cases: list[Case]) -> dict[str, dict[str, float | bool | None]]:
     return out
 
 
-def markdown(report: dict) -> str:
-    """The readable table of a report."""
+def markdown(report: dict, before: dict | None = None, notes: str = "") -> str:
+    """The readable table of a report (with an earlier run's ratios, and notes, if given)."""
+    old = {
+        (c["method"], c["model"], c["size"]): c for c in (before or {}).get("results", [])
+    }
     lines = [
         f"# CAM sweep ({report['label']}): ours / pytorch-grad-cam {report['grad_cam']}",
         "",
@@ -256,16 +261,18 @@ def markdown(report: dict) -> str:
         f"{report['load_max']:.1f}.",
         "",
         "| method | model | family | size | layer | C | ours s | theirs s | ratio | CPU ratio "
-        "| cold ratio | MAD | load | paths |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| cold ratio | MAD | load | paths |" + (" ratio before | MAD before |" if old else ""),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if old else ""),
     ]
     for c in report["results"]:
         lines.append(
             f"| {c['method']} | {c['model']} | {c['family']} | {c['size']} | {c['layer']} "
             f"| {c['channels']} | {c['ours_s']:.2f} | {c['other_s']:.2f} | {c['ratio']:.3f} "
             f"| {c['cpu_ratio']:.3f} | {c['cold_ratio']:.3f} | {c['mad']:.1e} "
-            f"| {c['load_before']:.1f} | {c.get('paths', '')} |"
+            f"| {c['load_before']:.1f} | {c.get('paths', '')} |" + _before_cells(old, c)
         )
+    if before:
+        lines += ["", f"Ratios before: run \"{before['label']}\" (same options)."]
     lines += ["", "| method | median ratio | max ratio | median CPU ratio | median cold ratio "
               "| max MAD | targets | met |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for method, s in report["summary"].items():
@@ -277,7 +284,25 @@ def markdown(report: dict) -> str:
             f"| {s['median_cpu_ratio']:.3f} | {s['median_cold_ratio']:.3f} | {s['max_mad']:.1e} "
             f"| {target} | {'yes' if s['meets_targets'] else 'NO'} |"
         )
+    if before:
+        for method, s in before.get("summary", {}).items():
+            lines.append(
+                f"| {method} (before) | {s['median_ratio']:.3f} | {s['max_ratio']:.3f} "
+                f"| {s['median_cpu_ratio']:.3f} | {s['median_cold_ratio']:.3f} "
+                f"| {s['max_mad']:.1e} | | {'yes' if s['meets_targets'] else 'NO'} |"
+            )
+    if notes:
+        lines += ["", notes.strip()]
     return "\n".join(lines) + "\n"
+
+
+def _before_cells(old: dict, case: dict) -> str:
+    prior = old.get((case["method"], case["model"], case["size"]))
+    if not old:
+        return ""
+    if prior is None:
+        return " | |"
+    return f" {prior['ratio']:.3f} | {prior['mad']:.1e} |"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,7 +318,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "cam_sweep.json"
     )
+    parser.add_argument("--before", type=Path, default=None, help="an earlier report (JSON)")
+    parser.add_argument("--notes", type=Path, default=None, help="Markdown to append")
+    parser.add_argument("--render", action="store_true", help="only rewrite --out's Markdown")
     args = parser.parse_args(argv)
+    before = json.loads(args.before.read_text()) if args.before else None
+    notes = args.notes.read_text() if args.notes else ""
+    if args.render:
+        table = markdown(json.loads(args.out.read_text()), before, notes)
+        args.out.with_suffix(".md").write_text(table)
+        print(table)
+        return 0
     torch.set_num_threads(args.threads)
     sizes = [int(s) for s in (args.sizes or ("96" if args.quick else "128,224")).split(",")]
     names = args.models.split(",") if args.models else list(QUICK_MODELS if args.quick else MODELS)
@@ -341,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
-    table = markdown(report)
+    table = markdown(report, before, notes)
     args.out.with_suffix(".md").write_text(table)
     print("\n" + table)
     print(f"wrote {args.out} and {args.out.with_suffix('.md')}")

@@ -15,6 +15,7 @@ from cnnviz_widgets.engine.accel.inference import FastForward
 from cnnviz_widgets.engine.accel.winograd import (
     AT,
     BT,
+    CHUNK_PIXELS,
     MARGIN,
     G,
     WinogradConv2d,
@@ -206,6 +207,26 @@ def test_auto_mode_decides_per_input_shape(clock):
     assert module.uses_winograd((8, 12, 12)) is None  # not seen yet: undecided
     module.mode = "direct"
     assert module.uses_winograd((8, 5, 5)) is False
+
+
+def test_a_batch_over_the_pixel_budget_is_transformed_in_pieces(monkeypatch):
+    layer = conv(5, 4)
+    module = WinogradConv2d(layer, mode="winograd")
+    pieces: list[int] = []
+    real = WinogradConv2d._winograd
+    monkeypatch.setattr(
+        WinogradConv2d, "_winograd", lambda self, x: pieces.append(x.shape[0]) or real(self, x)
+    )
+    side = 9
+    n = CHUNK_PIXELS // (side * side) * 2 + 3  # two full pieces and a partial one
+    torch.manual_seed(11)
+    x = torch.randn(n, 5, side, side)
+    want = slow_conv3x3(x, layer.weight.detach(), layer.bias.detach())
+    with torch.inference_mode():
+        got = module(x)
+    per = CHUNK_PIXELS // (side * side)
+    assert pieces == [per, per, 3]
+    assert relative_error(got, want) < 1e-5
 
 
 def test_empty_batch():
