@@ -284,6 +284,21 @@ def test_the_cache_follows_the_models_parameters():
         )
 
 
+def test_only_the_latest_models_copy_is_held_and_decisions_outlive_it():
+    a, b = family_model("resnet18"), family_model("shufflenet_v2_x0_5")
+    first = accelerated(a, torch.device("cpu"))
+    trials = first.notes[("winograd", "layer1.0.conv1")]
+    trials["marker"] = Trial(("direct", "winograd"))  # stands for a decision made earlier
+    assert first.copy is not None
+    accelerated(b, torch.device("cpu"))
+    assert first.copy is None  # let go: it doubles a's weights
+    again = accelerated(a, torch.device("cpu"))
+    assert again is first and again.copy is not None
+    conv = again.copy.get_submodule("layer1.0.conv1")
+    assert isinstance(conv, WinogradConv2d) and conv.trials is trials
+    assert accelerated_entry(b).copy is None
+
+
 def test_the_cache_does_not_keep_the_model_alive():
     model = family_model("shufflenet_v2_x0_5")
     cam(model, image(), "stage3", "ScoreCAM", batch_size=32)

@@ -16,7 +16,6 @@ from torch import nn
 
 from .inference import FastForward, accelerated_entry, forget, inference_copy, outputs_agree
 from .trial import Trial
-from .winograd import WinogradConv2d
 
 __all__ = [
     "FastForward",
@@ -36,7 +35,7 @@ def describe(model: nn.Module) -> str:
     if entry is None:
         return ""
     parts = []
-    if entry.copy is None:
+    if not entry.traceable:
         parts.append("no copy")
     for key, value in entry.notes.items():
         if not isinstance(key, tuple) or not key:
@@ -45,13 +44,10 @@ def describe(model: nn.Module) -> str:
             parts.append(value.choice)
         elif key[0] == "stem" and len(key) == 3 and value is True:
             parts.append("stem")
-    if entry.copy is not None:
-        convs = [m for m in entry.copy.modules() if isinstance(m, WinogradConv2d)]
-        if convs and not entry.winograd:
-            parts.append("winograd off")
-        elif convs:
-            chosen = sum(
-                any(t.choice == "winograd" for t in m.trials.values()) for m in convs
-            )
-            parts.append(f"winograd {chosen}/{len(convs)}")
+    convs = [v for k, v in entry.notes.items() if isinstance(k, tuple) and k[0] == "winograd"]
+    if convs and not entry.winograd:
+        parts.append("winograd off")
+    elif convs:
+        chosen = sum(any(t.choice == "winograd" for t in trials.values()) for trials in convs)
+        parts.append(f"winograd {chosen}/{len(convs)}")
     return ", ".join(parts)

@@ -83,17 +83,21 @@ class Accelerated:
     """A model's cached inference copy and the decisions measured for it.
 
     Attributes:
-        fingerprint: :func:`fingerprint` of the model when the copy was made.
-        copy: the folded copy (``None``: none could be made).
+        fingerprint: :func:`fingerprint` of the model when the decisions were made.
+        copy: the folded copy; held for the most recently used model only (a copy doubles the
+            weights: 0.8 GB for VGG-16 with its Winograd filters), made again when needed.
+        traceable: ``False`` once no copy could be made.
         winograd: whether the copy's Winograd convolutions passed the check (else they are
             set to ``"direct"``).
         notes: per-shape decisions: the copy-or-model :class:`~.trial.Trial` of batches of
-            ``(C, H, W)`` images (key ``("copy or model", (C, H, W))``) and the callers' own
-            (e.g. the linear stem's).
+            ``(C, H, W)`` images (key ``("copy or model", (C, H, W))``), each Winograd
+            convolution's trials (``("winograd", name)``, kept across copies) and the callers'
+            own (e.g. the linear stem's).
     """
 
     fingerprint: tuple[Any, ...]
-    copy: nn.Module | None
+    copy: nn.Module | None = None
+    traceable: bool = True
     winograd: bool = False
     notes: dict[Hashable, Any] = field(default_factory=dict)
 
@@ -102,16 +106,25 @@ _CACHE: weakref.WeakKeyDictionary[nn.Module, Accelerated] = weakref.WeakKeyDicti
 
 
 def accelerated(model: nn.Module, device: torch.device) -> Accelerated:
-    """The cached :class:`Accelerated` of ``model``, made anew if the model changed."""
+    """The cached :class:`Accelerated` of ``model`` (anew if the model changed), with its copy
+    made if it has none; every other model's copy is let go."""
     stamp = fingerprint(model)
     entry = _CACHE.get(model)
     if entry is None or entry.fingerprint != stamp:
-        copy = inference_copy(model, device)
-        dtype = next((p.dtype for p in model.parameters()), torch.float32)
-        if copy is not None and device.type == "cpu" and dtype == torch.float32:
-            use_winograd(copy)
-        entry = Accelerated(stamp, copy)
+        entry = Accelerated(stamp)
         _CACHE[model] = entry
+    if entry.copy is None and entry.traceable:
+        for other, held in list(_CACHE.items()):
+            if other is not model:
+                held.copy = None
+        entry.copy = inference_copy(model, device)
+        entry.traceable = entry.copy is not None
+        dtype = next((p.dtype for p in model.parameters()), torch.float32)
+        if entry.copy is not None and device.type == "cpu" and dtype == torch.float32:
+            use_winograd(entry.copy)
+            for name, module in entry.copy.named_modules():
+                if isinstance(module, WinogradConv2d):  # decisions outlive the copy
+                    module.trials = entry.notes.setdefault(("winograd", name), {})
     return entry
 
 
