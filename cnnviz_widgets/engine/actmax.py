@@ -59,8 +59,9 @@ arithmetic of one, so batching saves the per-step overhead, not the convolutions
 from __future__ import annotations
 
 import contextlib
+import gc
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -204,6 +205,15 @@ def layer_copy(model: nn.Module, name: str, device: torch.device) -> nn.Module |
         does not trace through). Whether it computes what the layer outputs is for the caller
         to check: the last node traced inside a module is almost always its output, not always.
     """
+    with _cycles_collected():
+        copy_ = _cut_and_copy(model, name, device)
+    if copy_ is None or _storages(copy_) & _storages(model):
+        return None  # no copy, or not a copy: it must never be changed or freed (_release)
+    copy_.requires_grad_(False)
+    return copy_
+
+
+def _cut_and_copy(model: nn.Module, name: str, device: torch.device) -> nn.Module | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -225,13 +235,25 @@ def layer_copy(model: nn.Module, name: str, device: torch.device) -> nn.Module |
         if node is last:
             break
     graph.output(env[last])
-    copy_ = inference_copy(fx.GraphModule(traced, graph), device)
-    if copy_ is None:
-        return None
-    if _storages(copy_) & _storages(model):
-        return None  # not a copy: it must never be changed or freed (see _release)
-    copy_.requires_grad_(False)
-    return copy_
+    return inference_copy(fx.GraphModule(traced, graph), device)
+
+
+@contextlib.contextmanager
+def _cycles_collected() -> Iterator[None]:
+    """Frees the reference cycles left behind in the block. ``torch.fx`` modules refer to their
+    graphs and back, so the deep copy that the folding makes of the cut module (as large as the
+    model's part before the layer) would otherwise live until Python's next full collection,
+    which in a long session may be far off. Automatic collection pauses in the block, so what it
+    makes stays in the youngest generation, and collecting that generation alone visits only
+    those objects (milliseconds)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+        gc.collect(0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -387,10 +409,14 @@ def _storages(module: nn.Module) -> set[int]:
 
 
 def _release(copy: nn.Module) -> None:
-    """Frees the weights of a copy now: a ``torch.fx`` module sits in reference cycles, which
-    Python frees only at its next full garbage collection, so its weights (as large as the
-    model's) would outlive the call. Moving it to the meta device drops them."""
+    """Frees a copy now. A ``torch.fx`` module and its graph refer to each other, so Python
+    would free them (and weights as large as the model's part before the layer) only at a
+    later cyclic collection, in a long session perhaps much later. Moving the copy to the meta
+    device drops its weights; unlinking the graph from it lets the modules go as soon as the
+    last reference does (the graph's nodes, small, wait for the collector)."""
     copy.to("meta")
+    if isinstance(copy, fx.GraphModule):
+        copy.graph.owning_module = None
 
 
 def _layout(x: torch.Tensor) -> torch.Tensor:
