@@ -58,7 +58,8 @@ def build() -> Path:
                          if from_sdist[n] != from_tree[n])
         raise SystemExit(f"The wheel built from the sdist differs from the checkout's: files "
                          f"in one only {only}, different contents {changed}.")
-    need = {"cnnviz_widgets/static/widget.js", "cnnviz_widgets/data/shapesnet.pt"}
+    need = {"cnnviz_widgets/static/widget.js", "cnnviz_widgets/data/shapesnet.pt",
+            "cnnviz_widgets/data/shapes_detector.pt", "cnnviz_widgets/data/shapes_segmenter.pt"}
     if not need <= set(from_sdist):
         raise SystemExit(f"The wheel lacks {sorted(need - set(from_sdist))}.")
     print(f"{wheel.name}: {len(from_sdist)} files, the same from the sdist and the checkout")

@@ -6,15 +6,13 @@ detector or segmenter takes them (``detections``, ``segmentation``, ``BoxTarget`
 
 * :func:`shapes_detector` builds a ``torchvision.models.detection.FCOS`` (with one more,
   class-agnostic, non-maximum suppression: :class:`ShapesFCOS`) on a small plain CNN
-  (:class:`ShapesBody`, four stages of 3x3 convolutions with batch norm) with a two-level
-  feature pyramid (``"0"``: stride 8, a 16 x 16 grid on a 128 px scene; ``"1"``: stride 16,
-  8 x 8) and an FCOS head without towers (one 3x3 convolution each for the class scores, the
-  box and the centre-ness, shared by the levels). Smaller objects are assigned to level ``"0"``,
-  larger ones to ``"1"``. Grad-CAM of a detected box at the engine's default layer,
-  ``backbone.body.layer3``, peaks inside the box (the class scores are linear in that layer).
-  It takes [0, 1] RGB images of any size (128 px scenes are not resized: its
-  transform has ``min_size = max_size = 128``) and normalises them inside, as torchvision's
-  detectors do.
+  (:class:`ShapesBody`, 3x3 convolutions with batch norm, 2x2 max pooling) whose two last
+  stages are merged top-down into one stride-8 level (:class:`ShapesFPN`; a 16 x 16 grid on
+  a 128 px scene), and an FCOS head with one convolution per tower. It takes [0, 1] RGB
+  images of any size (128 px scenes are not resized: its transform has ``min_size =
+  max_size = 128``) and normalises them inside, as torchvision's detectors do. Grad-CAM of a
+  detected box at ``head.classification_head.conv`` (the class tower,
+  :data:`DETECTOR_CAM_LAYER`) peaks inside the box.
 * :func:`shapes_segmenter` builds a ``torchvision.models.segmentation.FCN`` whose backbone
   (:class:`ShapesUNet`) normalises [0, 1] RGB input itself, runs the same kind of body and a
   small decoder back to stride 2 (a U-Net), and returns ``{"out": features}``; a 1x1
@@ -42,12 +40,12 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.fcos import FCOSHead
 from torchvision.models.segmentation import FCN
 from torchvision.ops import nms
-from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork
 
 from cnnviz_widgets.demo.model import MEAN, STD, bundled_state_dict
 from cnnviz_widgets.demo.scenes import SCENE_CLASSES, make_scenes
 
 __all__ = [
+    "DETECTOR_CAM_LAYER",
     "DETECTOR_FILE",
     "LOGIT_CLAMP",
     "SAMPLE_SCENES",
@@ -81,21 +79,24 @@ BODY_WIDTHS: tuple[int, int, int, int] = (16, 32, 64, 128)
 """Output channels of the body's stages ``stem`` (stride 2), ``layer1`` (4), ``layer2`` (8),
 ``layer3`` (16)."""
 FPN_CHANNELS = 64
-"""Channels of the detector's pyramid levels and head."""
-ANCHOR_SIZES: tuple[int, int] = (2, 4)
-"""FCOS anchor sizes of the levels ``"0"`` and ``"1"``, px. FCOS assigns a location of level
-``l`` to an object when its largest distance to the object's box sides lies in
-``(4 a_l, 8 a_l)`` (open below for the first level, above for the last), so level ``"0"``
-takes distances under 16 px and level ``"1"`` the rest: small shapes on the fine grid, large
-ones on the coarse one."""
-CENTER_SAMPLING_RADIUS = 6.0
-"""Positive locations lie within this many anchor sizes of an object's centre: 12 px on level
-``"0"`` and 24 px on level ``"1"``, 1.5 strides as FCOS's default."""
-HEAD_CONVS = 0
-"""Convolutions of each FCOS head tower before its prediction layer. None: the class scores
-are a linear function (convolutions, upsampling, sums) of the body's last stage, as a
-classifier's logits are of its last convolution, so Grad-CAM at the body's last stage (the
-engine's default layer) is class-discriminative, as in the Grad-CAM paper."""
+"""Channels of the detector's feature map (the FCOS head's input) and head towers."""
+ANCHOR_SIZE = 8
+"""FCOS anchor size, px: the stride of the detector's one level, as FCOS's default."""
+HEAD_CONVS = 1
+"""Convolutions of each FCOS head tower (class; box and centre-ness) before its prediction
+layers. The class tower's output, ``head.classification_head.conv``, is reached by the
+gradient of a box's class score only, and its channels are read linearly by the class scores,
+which makes it the layer where Grad-CAM of a box is class-discriminative; the body's layers
+also get the gradient of the centre-ness factor of the score, the same for every class,
+through the box tower."""
+DETECTOR_CAM_LAYER = "head.classification_head.conv"
+"""The layer to explain the demo detector's boxes at with Grad-CAM: the class tower (see
+``HEAD_CONVS``). On held-out scenes the Grad-CAM of every detected box peaked inside it there
+(318 of 318 boxes), against 46% at the engine's default layer, ``backbone.body.layer3``,
+whose channel weights light up other objects too; HiResCAM, which weighs each location by its
+own gradient, peaks inside the box at both (100% and 98%). Grad-CAM is class-discriminative,
+not instance-discriminative: of two objects of one class (scenes with
+``distinct_classes=False``) it picks either (29 of 58 boxes inside)."""
 DECODER_CHANNELS: tuple[int, int, int] = (64, 32, 16)
 """Channels of the segmenter's decoder at strides 8, 4 and 2 (its ``"out"`` has the last)."""
 
@@ -170,25 +171,33 @@ class ShapesBody(nn.Sequential):
 
 
 class ShapesFPN(nn.Module):
-    """The detector's backbone: :class:`ShapesBody` and a feature pyramid on its two last
-    stages (torchvision's ``BackboneWithFPN`` without the extra max-pooled level).
+    """The detector's backbone: :class:`ShapesBody` and a top-down merge of its two last
+    stages into one stride-8 map, the finest level of a feature pyramid.
 
-    ``body`` returns ``{"0": layer2, "1": layer3}``; ``fpn`` (torchvision's
-    ``FeaturePyramidNetwork``) returns levels ``"0"`` (stride 8) and ``"1"`` (stride 16), each
-    ``out_channels`` wide.
+    ``body`` returns ``{"0": layer2, "1": layer3}``; the output is ``{"0": smooth(lateral(
+    layer2) + top(layer3) upsampled x2 nearest)}`` with 1x1 ``lateral`` and ``top`` and 3x3
+    ``smooth`` convolutions to ``out_channels``, as torchvision's ``FeaturePyramidNetwork``
+    computes its finest level. One level: the shapes (17 to 49 px) fit one scale, and the
+    FCOS head, called once per level, is then called once, so its layers have one output
+    each to explain.
     """
 
     def __init__(self, out_channels: int = FPN_CHANNELS) -> None:
         super().__init__()
         body = ShapesBody()
+        _, _, w2, w3 = body.widths
         self.body = IntermediateLayerGetter(body, return_layers={"layer2": "0", "layer3": "1"})
-        self.fpn = FeaturePyramidNetwork(list(body.widths[2:]), out_channels)
+        self.lateral = nn.Conv2d(w2, out_channels, kernel_size=1)
+        self.top = nn.Conv2d(w3, out_channels, kernel_size=1)
+        self.smooth = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1)
         self.out_channels = out_channels
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
-        """``(N, 3, H, W)`` normalised images to ``{"0": (N, C, H/8, W/8), "1": (N, C, H/16,
-        W/16)}``."""
-        return self.fpn(self.body(x))
+        """``(N, 3, H, W)`` normalised images to ``{"0": (N, C, H/8, W/8)}``."""
+        stages = self.body(x)
+        fine = self.lateral(stages["0"])
+        coarse = F.interpolate(self.top(stages["1"]), size=fine.shape[-2:], mode="nearest")
+        return OrderedDict([("0", self.smooth(fine + coarse))])
 
 
 class ShapesUNet(nn.Module):
@@ -299,7 +308,7 @@ def shapes_detector(score_thresh: float = 0.05, detections_per_img: int = 20) ->
         resize of 128 px images.
     """
     backbone = ShapesFPN()
-    anchors = AnchorGenerator(tuple((a,) for a in ANCHOR_SIZES), ((1.0,),) * len(ANCHOR_SIZES))
+    anchors = AnchorGenerator(((ANCHOR_SIZE,),), ((1.0,),))
     head = FCOSHead(backbone.out_channels, 1, len(SCENE_CLASSES), num_convs=HEAD_CONVS)
     return ShapesFCOS(
         backbone,
@@ -310,7 +319,6 @@ def shapes_detector(score_thresh: float = 0.05, detections_per_img: int = 20) ->
         image_std=list(STD),
         anchor_generator=anchors,
         head=head,
-        center_sampling_radius=CENTER_SAMPLING_RADIUS,
         score_thresh=score_thresh,
         nms_thresh=0.5,
         detections_per_img=detections_per_img,
