@@ -5,32 +5,32 @@ which is fastest is only a matter of speed, and that depends on the CPU, the mod
 and the input size in ways no fixed threshold captured (see :mod:`.winograd`). A
 :class:`Trial` therefore runs the candidates side by side on the first real batches (each
 candidate on the same batch, one after the other, so that load from other processes falls on
-all alike), discards the first round (allocations, oneDNN primitive creation) and compares
-each candidate with the preferred one by the median over the next :data:`RUNS` rounds of
-their time ratio on the same work. Ratios of neighbouring runs cancel most of the swings in
-load from other processes that make single timings on a shared machine vary by tens of percent.
-The outputs of the trial runs are used, not thrown away: the only cost is running the losers a
-few times.
+all alike), discards the first round (allocations, oneDNN primitive creation) and compares the
+candidates by their fastest run of the next :data:`RUNS` rounds. Other processes only ever add
+time to a run, and on a shared machine they add a lot: a 1 ms convolution that the scheduler
+interrupts takes 5 ms, which decided a third of DenseNet-121's 58 choices when one timed
+round of each was compared, so the fastest of three is taken (a run is rarely interrupted three
+times). The outputs of the trial runs are used, not thrown away: the only cost is running the
+losers a few times.
 """
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-RUNS = 2
+RUNS = 3
 """Timed rounds (every candidate once on the same work), after one untimed warm-up round."""
 
 clock = time.perf_counter
 """The timer (seconds); tests replace it."""
 
-CLEAR = 1.25
-"""After the first timed round, a trial ends early if every candidate's time ratio to the
-preferred one is above this or below its inverse (a clear verdict is not worth more runs)."""
+CLEAR = 2.0
+"""After two timed rounds, a trial ends early if every candidate's best time is above this
+multiple of the preferred one's or below its inverse (a clear verdict is not worth more runs)."""
 
 
 class Trial(Generic[T]):
@@ -39,8 +39,8 @@ class Trial(Generic[T]):
     Args:
         names: the candidates, the preferred one first (its output is returned during the
             trial; it is kept unless another is faster than ``margin`` times its time).
-        margin: another candidate replaces the preferred one if the median of its time ratios
-            to it is below this.
+        margin: another candidate replaces the preferred one if its best time is below this
+            multiple of the preferred one's.
         runs: timed rounds, after the warm-up round.
         overhead: ``{name: seconds per item}`` a candidate costs besides its runs (e.g. a
             set-up spread over the work it will do), added to its timings when comparing.
@@ -76,28 +76,24 @@ class Trial(Generic[T]):
             outputs[name] = fns[name]()
             self.seconds[name].append((clock() - start) / max(1, items))
         timed = len(self.seconds[self.names[0]]) - 1
-        if timed >= self.runs or (timed >= 1 and self.clear()):
+        if timed >= self.runs or (timed >= 2 and self.clear()):
             self.choice = self.decide()
         return outputs[self.names[0]]
 
     def best(self) -> dict[str, float]:
-        """Each candidate's fastest timed run (seconds per item; warm-up excluded)."""
-        return {name: min(s[1:] or s) for name, s in self.seconds.items() if s}
+        """Each candidate's fastest timed run (seconds per item; warm-up excluded), plus its
+        overhead."""
+        return {
+            name: min(s[1:] or s) + self.overhead.get(name, 0.0)
+            for name, s in self.seconds.items()
+            if s
+        }
 
     def ratios(self) -> dict[str, float]:
-        """Each candidate's median time ratio (overhead included) to the preferred one over
-        the timed rounds."""
-        extra = self.overhead.get
-        first = self.names[0]
-        preferred = [p + extra(first, 0.0) for p in self.seconds[first][1:]]
-        return {
-            name: statistics.median(
-                (t + extra(name, 0.0)) / max(p, 1e-12)
-                for t, p in zip(s[1:], preferred, strict=False)
-            )
-            for name, s in self.seconds.items()
-            if len(s) > 1
-        }
+        """Each candidate's best time over the preferred one's."""
+        best = self.best()
+        preferred = max(best[self.names[0]], 1e-12)
+        return {name: t / preferred for name, t in best.items()}
 
     def clear(self) -> bool:
         """Whether every other candidate is clearly slower or faster than the preferred one."""
@@ -106,8 +102,8 @@ class Trial(Generic[T]):
         return all(r > CLEAR or r < 1 / CLEAR for r in others)
 
     def decide(self) -> str:
-        """The candidate with the smallest median ratio, if below ``margin``; else the
-        preferred one."""
+        """The candidate with the smallest best time, if below ``margin`` times the preferred
+        one's; else the preferred one."""
         ratios = self.ratios()
         fastest = min(ratios, key=ratios.__getitem__)
         return fastest if ratios[fastest] < self.margin else self.names[0]
