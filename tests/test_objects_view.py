@@ -16,6 +16,7 @@ from cnnviz_widgets import LayerExplorer, ObjectsView
 from cnnviz_widgets.engine import feature_maps, kernels
 from cnnviz_widgets.engine.cam import cam
 from cnnviz_widgets.engine.detection import detections, segmentation
+from cnnviz_widgets.engine.dryrun import default_layer
 from cnnviz_widgets.engine.receptive import receptive_fields
 from cnnviz_widgets.engine.regions import BoxTarget, RegionTarget
 from cnnviz_widgets.engine.saliency import saliency, saliency_map
@@ -299,6 +300,32 @@ def test_task_opens_the_bundled_demos_without_a_download():
         assert torch.allclose(ex.input_tensor[0], demo.samples[0], atol=1 / 255)
     view = ObjectsView(background=False)
     assert view.views == ["objects"] and view.task == "detection"
+
+
+def test_the_demo_detectors_maps_start_at_its_class_tower_and_point_into_the_boxes():
+    """Grad-CAM of a box at the engine's default layer of the demo detector peaks inside the
+    box about half the time (demo/detection.py, DETECTOR_CAM_LAYER); the explorer opens it at
+    the class tower, where each clicked box's map peaks inside that box. Other models keep
+    the engine's default layer."""
+    from cnnviz_widgets.demo.detection import DETECTOR_CAM_LAYER
+
+    ex = LayerExplorer(task="detection", background=False)
+    rec = Recorder(ex)
+    assert ex.cam_layer == DETECTOR_CAM_LAYER and DETECTOR_CAM_LAYER in ex.cam_layers
+    assert ex.cam_layer != default_layer(ex.model, ex.input_tensor)
+    boxes, labels, scores = found_boxes(ex)
+    shown = int((scores >= 0.5).sum())
+    assert shown >= 2
+    for index in range(shown):
+        content, buffers = ask(ex, rec, "object_cam", rid=index + 1, version=ex.image_version,
+                               method="GradCAM", layer=ex.cam_layer, object=index,
+                               normalize=False)
+        got = decode_stack_message(content["stack"], buffers)[0]
+        row, col = np.unravel_index(got.argmax(), got.shape)
+        x1, y1, x2, y2 = boxes[index].tolist()
+        assert x1 <= col + 0.5 <= x2 and y1 <= row + 0.5 <= y2, (index, (row, col), boxes[index])
+    segmenter = LayerExplorer(task="segmentation", background=False)
+    assert segmenter.cam_layer == default_layer(segmenter.model, segmenter.input_tensor)
 
 
 def test_task_and_views_are_checked():

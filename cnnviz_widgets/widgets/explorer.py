@@ -220,6 +220,7 @@ class LayerExplorer(anywidget.AnyWidget):
         self._size = opened.size or 224
         self._subject = Subject.create(model, layers, opened.classes,
                                        opened.mean or IMAGENET_MEAN, opened.std or IMAGENET_STD)
+        self._subject.cam_preferred = opened.cam_layer
         self._task = task
         if task in OBJECT_TASKS:
             self._subject.objects = ObjectTask(task)

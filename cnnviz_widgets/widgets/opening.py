@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..demo import DemoModel, demo_detector, demo_model, demo_segmenter
+from ..demo.detection import DETECTOR_CAM_LAYER
 from ..engine.models import build_model, check_model
 from .i18n import Msg
 from .requests.objects import OBJECT_TASKS, model_task
@@ -39,6 +40,9 @@ class Opened:
         note: a note for the title (untrained demo, random weights), or ``None``.
         demo: the bundled classifier demo when it was opened (its dataset examples), else
             ``None``.
+        cam_layer: the layer the CAM tab and the objects view start at when it is not the
+            engine's default (the demo detector's class tower, where Grad-CAM of a box points
+            into the box), else ``None``.
     """
 
     model: nn.Module
@@ -51,6 +55,7 @@ class Opened:
     size: int | None
     note: Msg | None
     demo: DemoModel | None
+    cam_layer: str | None = None
 
 
 def open_model(
@@ -76,6 +81,7 @@ def open_model(
     """
     note: Msg | None = None
     demo: DemoModel | None = None
+    cam_layer: str | None = None
     if model is None:
         wanted = model_task(None, task)
         if wanted in OBJECT_TASKS:
@@ -86,6 +92,7 @@ def open_model(
             image = scenes.samples[0] if image is None else image
             mean, std = mean or UNNORMALISED[0], std or UNNORMALISED[1]
             size = size or scenes.size
+            cam_layer = DETECTOR_CAM_LAYER if wanted == "detection" else None
         else:
             demo = demo_model(allow_untrained=True)
             model, trained = demo.model, demo.trained
@@ -107,4 +114,4 @@ def open_model(
     task = model_task(model, task)
     if task == "detection" and weights is None:  # torchvision's detectors normalise inside
         mean, std = mean or UNNORMALISED[0], std or UNNORMALISED[1]
-    return Opened(model, task, weights, classes, image, mean, std, size, note, demo)
+    return Opened(model, task, weights, classes, image, mean, std, size, note, demo, cam_layer)

@@ -102,6 +102,9 @@ class Subject:
     """A detector's or segmenter's objects (:class:`~.requests.objects.ObjectTask`): the
     targets of its maps are then objects (a detection, a predicted class's region), not
     classes; ``None`` for a classifier."""
+    cam_preferred: str | None = None
+    """The layer the CAM starts at when the model has one known to explain it best (the demo
+    detector's class tower); ``None``: the engine's :func:`default_layer`."""
     pending_maps: dict[str, torch.Tensor] = field(default_factory=dict)
     """Float maps ``{layer: (C, H, W)}`` the first pass of the current image gave and no
     request has taken yet (quantised when asked for, not before the first paint)."""
@@ -212,10 +215,12 @@ class Subject:
                 grids[name] = out
                 lo, hi = min(lo, float(out.min())), max(hi, float(out.max()))
         cam_layers = [i.name for i in infos if i.shape and i.shape[1] * i.shape[2] > 1]
-        try:
-            default: str | None = default_layer(self.model, x, trace=recorded.trace)
-        except ValueError:  # no module outputs a grid at this size
-            default = None
+        default: str | None = self.cam_preferred
+        if default is None:
+            try:
+                default = default_layer(self.model, x, trace=recorded.trace)
+            except ValueError:  # no module outputs a grid at this size
+                default = None
         if default and default not in cam_layers:
             cam_layers.append(default)
         return FirstPass(infos, grids, (lo, hi) if lo <= hi else None, cam_layers,
