@@ -21,6 +21,7 @@ from cnnviz_widgets import (
 )
 from cnnviz_widgets.demo import demo_model
 from cnnviz_widgets.demo.examples import ShapeImages, demo_examples
+from cnnviz_widgets.engine.examples import ExamplesMismatchError
 from cnnviz_widgets.widgets.recorder import Recorder
 from cnnviz_widgets.widgets.requests import request_key
 from cnnviz_widgets.widgets.serialize import decode_stack_message
@@ -168,8 +169,17 @@ def test_examples_of_another_model_or_of_the_wrong_type_are_refused():
     demo = demo_model(allow_untrained=True)
     other = torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3))
     examples, _ = _small_examples(demo.model)
-    with pytest.raises(ValueError, match="which this model does not have"):
+    with pytest.raises(ExamplesMismatchError, match="The examples= argument does not belong to "
+                       "this model: it was computed with a ShapesNet, not a Sequential; this "
+                       "model has no layer 'features.3'"):
         LayerExplorer(other, examples=examples, size=64, background=False)
+    # the same class with other channel counts: the layers say so
+    narrow = torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3))
+    own = top_examples(narrow, torch.rand(8, 3, 16, 16), k=2, batch_size=4)
+    wide = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3))
+    with pytest.raises(ExamplesMismatchError, match="layer '0' has 6 channels here, 5 there"):
+        LayerExplorer(wide, examples=own, size=16, background=False)
+    LayerExplorer(narrow, examples=own, size=16, background=False)  # its own: accepted
     with pytest.raises(TypeError, match="examples= takes a TopExamples"):
         LayerExplorer(demo.model, examples=[1, 2], size=64, background=False)
 

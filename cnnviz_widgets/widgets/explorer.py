@@ -405,7 +405,7 @@ class LayerExplorer(anywidget.AnyWidget):
                 make=lambda progress: demo_examples(demo=demo, progress=progress),
                 layers=list(conv_layers(demo.model)),
                 description=f"{DEMO_EXAMPLE_IMAGES:,} generated shapes")
-        return ExamplesSource.given(examples, self._subject.model, self._subject.layer_channels)
+        return ExamplesSource.given(examples, self._subject.model)
 
     def _set_image(self, src: Any, in_cell: bool = False) -> None:
         """Load ``src`` and run the first pass; ``in_cell``: called from the user's code, so a

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ...engine.examples import ExamplePatches, ExamplesError, TopExamples
+from ...engine.examples.store import check_against_model
 from ..cache import Reply
 from ..i18n import Msg
 from ..serialize import stack_message
@@ -63,15 +64,15 @@ class ExamplesSource:
             examples.meta["data"]["description"] if examples is not None else "")
 
     @classmethod
-    def given(cls, examples: TopExamples | str | os.PathLike, model: nn.Module,
-              layer_channels: Callable[[str], int | None]) -> ExamplesSource:
-        """The source of ``LayerExplorer(examples=...)``: a result or a saved file.
+    def given(cls, examples: TopExamples | str | os.PathLike, model: nn.Module
+              ) -> ExamplesSource:
+        """The source of ``LayerExplorer(examples=...)``: a result or a saved file, checked
+        against ``model`` by the engine (:func:`~...engine.examples.store.check_against_model`:
+        the model's class, the recorded layers and their channel counts; a file's weights too).
 
         Raises:
             TypeError: ``examples`` is neither.
-            ExamplesMismatchError: the file was computed with another model.
-            ValueError: a recorded layer that the model does not have, or whose channel count
-                differs (the examples belong to another model).
+            ExamplesMismatchError: the examples were computed with another model.
         """
         if isinstance(examples, (str, os.PathLike)):
             examples = TopExamples.load(examples, model=model)
@@ -79,18 +80,8 @@ class ExamplesSource:
             raise TypeError(
                 f"examples= takes a TopExamples (from top_examples(model, data)) or the path of "
                 f"a file saved with TopExamples.save; got {type(examples).__name__}.")
-        names = dict(model.named_modules())
-        for layer in examples.layers:
-            if layer not in names:
-                raise ValueError(
-                    f"The examples record layer {layer!r}, which this model does not have: they "
-                    "were computed with another model. Compute them with top_examples(model, "
-                    "data) for this model.")
-            expected = layer_channels(layer)
-            if expected is not None and expected != examples.channels(layer):
-                raise ValueError(
-                    f"The examples have {examples.channels(layer)} channels for {layer!r}, the "
-                    f"model {expected}: they were computed with another model.")
+        # in memory: the weights may have changed since (training goes on), the layers not
+        check_against_model(examples.meta, model, "The examples= argument", check_weights=False)
         return cls(examples)
 
     @property
