@@ -107,6 +107,26 @@ best_channel = int(_pure[_mean[_pure].argmax()])
 best_class = examples.classes[int(_l[best_channel, 0])]
 """
 
+PEAKS = """\
+peaks, hits = [], []
+for _i, _d in enumerate(scene_detections):
+    _maps = cam_per_target(detector.model, detector.samples[_i:_i + 1], tower, "GradCAM",
+                           _d.targets())
+    for _m, (_x1, _y1, _x2, _y2) in zip(_maps, _d.boxes.tolist()):
+        _row, _col = np.unravel_index(_m.argmax(), _m.shape)
+        peaks.append((int(_row), int(_col)))
+        hits.append(bool(_x1 <= _col + 0.5 <= _x2 and _y1 <= _row + 0.5 <= _y2))
+"""
+IOU = """\
+def iou(a, b):
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    area = lambda r: (r[2] - r[0]) * (r[3] - r[1])
+    return w * h / (area(a) + area(b) - w * h)
+best_ious = [max(iou(t, d) for d in found.boxes.tolist())
+             for t in detector.sample_boxes[0].tolist()]
+"""
+
 # Deliberately wrong answers, per (notebook number, exercise number): each is run after the
 # starting cell, and the check must then raise AssertionError. Typical mistakes, so that the
 # check's messages are exercised too.
@@ -192,6 +212,24 @@ WRONG: dict[tuple[str, int], list[str]] = {
                 PUREST.replace('"features.11"', '"features.9"'),               # another layer
                 PUREST.replace("examples.classes[int(_l[best_channel, 0])]",     # the index
                                "int(_l[best_channel, 0])")],
+    ("06", 1): [PEAKS.replace("_col + 0.5 <= _x2 and _y1 <= _row", "_row + 0.5 <= _x2 and "
+                              "_y1 <= _col"),                               # x and y swapped
+                PEAKS.replace("(int(_row), int(_col))", "(int(_col), int(_row))"),  # (x, y)
+                PEAKS.replace("enumerate(scene_detections)",                # the first scene
+                              "enumerate(scene_detections[:1])"),
+                PEAKS.replace("], tower,", "], None,")],                     # the default layer
+    ("06", 2): ["by_hand = float((logits[0, shape] * (pred == shape)).mean())\n"  # the mean
+                "absent_by_hand = float((logits[0, absent] * (pred == shape)).mean())",
+                "_p = logits[0].softmax(dim=0)\n"                           # probabilities
+                "by_hand = float((_p[shape] * (pred == shape)).sum())\n"
+                "absent_by_hand = float((_p[absent] * (pred == shape)).sum())",
+                "_true = segmenter.sample_masks[0] == shape\n"              # the true mask
+                "by_hand = float((logits[0, shape] * _true).sum())\n"
+                "absent_by_hand = float((logits[0, absent] * _true).sum())"],
+    ("06", 3): [IOU.replace("max(0.0, ", "("),                         # no clamp at 0
+                IOU.replace(" - w * h)", ")"),                             # union counts it twice
+                IOU.replace("max(iou(t, d) for d in found.boxes.tolist())",  # first detection
+                            "iou(t, found.boxes.tolist()[0])")],
 }
 
 

@@ -39,6 +39,7 @@ NAMES = [
     "03_class_activation_maps",
     "04_saliency_and_activation_maximization",
     "05_dataset_examples",
+    "06_detection_and_segmentation",
 ]
 with open(ROOT / "pyproject.toml", "rb") as _fh:
     PROJECT = tomllib.load(_fh)["project"]  # the one source of the name and the repository
@@ -60,7 +61,7 @@ WIDGET_CLASSES = {
 WIDGET_VARIABLES = {"explorer", "mine", "maps_view"}
 PLOT_CALLS = ("plt.show()", "plot_kernels(", "plot_feature_maps(", "show_cam(")
 # Widget views each notebook must display (a lower bound: a cell that shows one must show it).
-MIN_WIDGETS = {"00": 9, "01": 2, "02": 2, "03": 1, "04": 2, "05": 3}
+MIN_WIDGETS = {"00": 9, "01": 2, "02": 2, "03": 1, "04": 2, "05": 3, "06": 2}
 CELL_TIMEOUT_S = 120
 NOTEBOOK_BUDGET_S = 90  # 10-30 s each on one thread of a 2-core machine
 PRETRAINED_CELL_S = 30  # a cell whose ImageNet download fails (offline) must not hang
@@ -227,10 +228,14 @@ def hub_with_weights(tmp_path_factory):
     home = tmp_path_factory.mktemp("torch_home")
     checkpoints = home / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
-    for name, weights in (("resnet18", torchvision.models.ResNet18_Weights.DEFAULT),
-                          ("vgg11", torchvision.models.VGG11_Weights.DEFAULT)):
+    detector_weights = torchvision.models.detection.FasterRCNN_MobileNet_V3_Large_FPN_Weights
+    for name, weights, options in (
+            ("resnet18", torchvision.models.ResNet18_Weights.DEFAULT, {}),
+            ("vgg11", torchvision.models.VGG11_Weights.DEFAULT, {}),
+            ("fasterrcnn_mobilenet_v3_large_fpn", detector_weights.DEFAULT,
+             {"weights_backbone": None})):  # its ImageNet backbone would be downloaded
         torch.manual_seed(0)
-        model = torchvision.models.get_model(name, weights=None)
+        model = torchvision.models.get_model(name, weights=None, **options)
         torch.save(model.state_dict(), checkpoints / Path(weights.url).name)
     return home
 
@@ -472,6 +477,67 @@ def test_dataset_example_values(kernel_env):
     assert cli.startswith("exit status 0 Wrote the top 4 examples") and cli.endswith(
         "same as in the notebook: True\n"), cli
     assert "torchrun" in text_of(cell_with(nb, '"--help"'))
+
+
+def test_detection_and_segmentation_values(kernel_env):
+    nb, _ = execute("06_detection_and_segmentation", kernel_env)
+    returned = text_of(cell_with(nb, "outputs = detector.model(x)"))
+    assert returned.startswith("list of 1 dict: {'boxes': ("), returned
+    scores = [float(v) for v in re.findall(r"^\w+\s+score ([\d.]+)  box", returned, re.M)]
+    assert len(scores) >= 2 and min(scores) >= 0.5, returned
+    # "its best match is the box itself, with IoU 1": the target's score is 1 + the box's score
+    score = text_of(cell_with(nb, "score of the target"))
+    total = number(r"score of the target: ([\d.]+)", score)
+    assert abs(total - 1 - number(r"the box's score ([\d.]+)", score)) < 2e-4, score
+    mismatch = text_of(cell_with(nb, "except TargetError as err"))
+    assert mismatch.startswith("TargetError: BoxTarget(") and "matches no detection" in mismatch
+    plain = text_of(cell_with(nb, "normalize_in_boxes=True)\nrow, col"))
+    assert "default layer: backbone.body.layer3" in plain
+    assert re.search(r"the plain map's maximum is inside the box: (True|False)\n", plain), plain
+    tower = text_of(cell_with(nb, "tower_map = cam("))
+    assert "at head.classification_head.conv: the maximum is inside the box: True" in tower
+    # K boxes: K forward passes one call at a time, one with cam_per_target, the same maps
+    counts = text_of(cell_with(nb, "calls.clear()"))
+    k = int(number(r"once per box: (\d+) maps", counts))
+    assert k >= 2 and f"once per box: {k} maps, {k} forward passes" in counts, counts
+    assert f"cam_per_target:    {k} maps, 1 forward pass\n" in counts, counts
+    assert number(r"between the maps: ([\d.e+-]+)", counts) <= 1e-6
+    parity = text_of(cell_with(nb, "FasterRCNNBoxScoreTarget(d.labels"))
+    if importlib.util.find_spec("pytorch_grad_cam") is None:
+        assert "comparison skipped" in parity
+    else:
+        assert number(r"^(\d+) boxes in 6 scenes", parity) >= 10, parity
+        assert number(r"max \|ours - pytorch-grad-cam\| = ([\d.e+-]+)", parity) < 1e-5
+    # "Boxes that moved by a few millionths of a pixel can get a different map, even a
+    # completely different one"
+    moved = re.findall(r"^\s+\d+\s+\d+\s+([\d.e+-]+)\s+([\d.]+)$",
+                       text_of(cell_with(nb, "from_batch.targets()")), re.M)
+    assert len(moved) == 6, moved
+    assert max(float(px) for px, _ in moved) < 1e-4
+    assert max(float(change) for _, change in moved) > 0.5, moved
+    # segmentation: the region is the first shape's predicted pixels
+    region = text_of(cell_with(nb, "region = RegionTarget(shape, pred == shape)"))
+    assert number(r"mask 128 x 128 with (\d+) px", region) > 100, region
+    # "the raw map is weaker than the predicted class's", the score of the absent class low
+    absent = re.findall(r"^(\w+)\s+over the \w+'s region: score\s+(-?[\d.]+)\s+raw map max "
+                        r"([\d.]+)$", text_of(cell_with(nb, "absent = next(")), re.M)
+    assert len(absent) == 2, absent
+    (_, present_score, present_max), (_, absent_score, absent_max) = absent
+    assert float(absent_score) < 0 < float(present_score)
+    assert float(absent_max) < float(present_max)
+    # exercise 1: the plain Grad-CAM map of a box peaks inside it (issue 16: in >= 90% of cases)
+    inside = text_of(cell_with(nb, "peaks.append((int(row), int(col)))"))
+    hits, boxes = (int(number(p, inside)) for p in (r"inside its box: (\d+) of",
+                                                      r"inside its box: \d+ of (\d+) boxes"))
+    assert boxes >= 10 and hits >= 0.9 * boxes, inside
+    # exercise 2: by hand equals the targets
+    by_hand = text_of(cell_with(nb, "by_hand = float((logits[0, shape] * mask).sum())"))
+    values = re.findall(r"(-?[\d.]+) and (-?[\d.]+)", by_hand)
+    assert len(values) == 2 and values[0] == values[1], by_hand
+    # exercise 3: every true box of the first scene has a detection above BoxTarget's 0.5
+    ious = text_of(cell_with(nb, "def iou(a, b)"))
+    best = [float(v) for v in re.findall(r"[\d.]+", ious.split(":", 1)[1])]
+    assert best and min(best) > 0.5, ious
 
 
 GLOSSARY = {"卷积核": "kernel", "特征图": "feature map", "类激活图": "class activation map",

@@ -10,13 +10,19 @@ for use with torchvision's pretrained ImageNet models.
 
 from __future__ import annotations
 
-from cnnviz_widgets.demo.detection import DemoTask, demo_detector, demo_segmenter
+from cnnviz_widgets.demo.detection import (
+    DETECTOR_CAM_LAYER,
+    DemoTask,
+    demo_detector,
+    demo_segmenter,
+)
 from cnnviz_widgets.demo.model import DemoModel, ShapesNet, demo_model
 from cnnviz_widgets.demo.photos import SAMPLE_PHOTOS, sample_photo
 from cnnviz_widgets.demo.scenes import SCENE_CLASSES, make_scenes
 from cnnviz_widgets.demo.shapes import SHAPE_CLASSES, make_shapes
 
 __all__ = [
+    "DETECTOR_CAM_LAYER",
     "SAMPLE_PHOTOS",
     "SCENE_CLASSES",
     "SHAPE_CLASSES",

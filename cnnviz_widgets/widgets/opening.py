@@ -14,8 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..demo import DemoModel, demo_detector, demo_model, demo_segmenter
-from ..demo.detection import DETECTOR_CAM_LAYER
+from ..demo import DETECTOR_CAM_LAYER, DemoModel, demo_detector, demo_model, demo_segmenter
 from ..engine.models import build_model, check_model
 from .i18n import Msg
 from .requests.objects import OBJECT_TASKS, model_task
