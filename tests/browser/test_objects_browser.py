@@ -237,3 +237,62 @@ def test_a_saved_page_shows_the_boxes_and_the_chosen_boxs_map(browser, reference
     page.screenshot(path=str(artifacts / "objects_saved_page.png"))
     assert all(u.startswith(("file:", "blob:", "data:")) for u in urls), urls
     context.close()
+
+
+def test_the_trained_demo_detector_points_into_the_clicked_box(jupyter_server, browser,
+                                                                artifacts):
+    """``LayerExplorer(task="detection")``, the bundled trained detector: its detections (score
+    >= 0.5) drawn, one per object of the scene; a click on each box gives a map (at the class
+    tower the explorer opens it on) whose largest value, read by hovering, lies inside that
+    box and equals the engine's map there. Screenshot: test-artifacts/objects_demo.png (the
+    README's docs/images/objects.png)."""
+    import torch
+
+    from cnnviz_widgets import LayerExplorer, detections
+    from cnnviz_widgets.demo import DETECTOR_CAM_LAYER, demo_detector
+    from cnnviz_widgets.engine.cam import cam
+
+    torch.set_num_threads(1)
+    demo = demo_detector()
+    assert demo.trained
+    ref = LayerExplorer(task="detection", background=False)  # the same, in this process
+    x = ref.input_tensor  # the sample scene as an 8-bit image: boxes move by ~0.02 px
+    found = detections(demo.model, x, score_threshold=0.5)[0]
+    assert len(found) == len(demo.sample_boxes[0]) >= 2
+    context, page = open_notebook(
+        jupyter_server, browser, "objects_demo",
+        ["import torch\ntorch.set_num_threads(1)\nfrom cnnviz_widgets import LayerExplorer\n"
+         "demo = LayerExplorer(task='detection')\ndemo"], {"width": 1100, "height": 900})
+    try:
+        execute_cell(page, 0)
+        root = page.locator(".cnnviz-explorer")
+        root.wait_for(timeout=180_000)
+        tab = panel(root, "objects")
+        drawn = drawn_boxes(page, tab, len(found))
+        layout = json.loads(tab.locator("canvas.cnnviz-grid").get_attribute("data-layout"))
+        scale = layout["tileWidth"] / demo.size
+        version = ref.image_version
+        for d in sorted(drawn, key=lambda d: d["index"]):
+            index = d["index"]
+            box = found.boxes[index].tolist()
+            assert [d["x"], d["y"], d["width"], d["height"]] == pytest.approx(
+                [box[0] * scale, box[1] * scale, (box[2] - box[0]) * scale,
+                 (box[3] - box[1]) * scale], abs=1e-3)
+            page.mouse.click(*grid_point(tab, d["x"] + d["width"] / 2,
+                                         d["y"] + d["height"] / 2))
+            wait_map(page, tab, f"object_cam|{version}|GradCAM|{index}|{DETECTOR_CAM_LAYER}|image")
+            want = cam(demo.model, x, DETECTOR_CAM_LAYER, "GradCAM", target=found.target(index))[0]
+            row, col = np.unravel_index(int(np.argmax(want)), want.shape)
+            assert box[0] <= col + 0.5 <= box[2] and box[1] <= row + 0.5 <= box[3], (index, box)
+            tile1 = layout["tileWidth"] + layout["gap"]
+            page.mouse.move(*grid_point(tab, tile1 + (col + 0.5) * scale, (row + 0.5) * scale))
+            zoom = root.locator(".cnnviz-zoom")
+            zoom.wait_for(state="visible", timeout=5000)
+            assert f"row {row}, col {col}" in zoom.text_content()
+            value = float(zoom.locator(".cnnviz-zoom-value").text_content())
+            assert abs(value - float(want[row, col])) <= 1 / 255 * 0.6 + 1e-3, (value, index)
+            page.mouse.move(3, 3)
+            if index == 0:
+                root.screenshot(path=str(artifacts / "objects_demo.png"))
+    finally:
+        context.close()
