@@ -328,6 +328,24 @@ def test_the_demo_detectors_maps_start_at_its_class_tower_and_point_into_the_box
     assert segmenter.cam_layer == default_layer(segmenter.model, segmenter.input_tensor)
 
 
+def test_a_detector_that_finds_nothing_opens_and_draws_its_picture():
+    """No box in the image (the demo detector with its score threshold at 1): an empty
+    objects reply, the display picture says 0 boxes, a box index is a clear error."""
+    from cnnviz_widgets.demo import demo_detector
+    from cnnviz_widgets.widgets.picture import view_pixels, view_png
+
+    blind = demo_detector().model
+    blind.score_thresh = 1.0
+    ex = LayerExplorer(blind, background=False)
+    content = ex.shown_objects["content"]
+    assert content["labels"] == [] and content["boxes"] == {"shape": [0, 4]}
+    assert view_png(ex) is not None
+    pixels, caption, _ = view_pixels(ex)
+    assert "0 of 0 boxes" in caption and pixels.shape == (224, 224, 3)
+    with pytest.raises(ValueError, match="box"):
+        ex.target = 0
+
+
 def test_task_and_views_are_checked():
     with pytest.raises(ValueError, match=r"Unknown task 'detect'; choose from \['classification"
                                          r"', 'detection', 'segmentation'\]"):

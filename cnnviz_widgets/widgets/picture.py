@@ -57,7 +57,7 @@ def class_colors(labels: np.ndarray) -> np.ndarray:
 
     tab20 = np.asarray(colormaps["tab20"](np.arange(20))[:, :3])
     palette = np.round(np.concatenate([tab20[0::2], tab20[1::2]]) * 255).astype(np.uint8)
-    return palette[(np.asarray(labels) - 1) % len(palette)]
+    return palette[(np.asarray(labels, dtype=np.int64) - 1) % len(palette)]  # [] too
 
 
 def _objects(explorer: LayerExplorer, image: np.ndarray) -> tuple[np.ndarray, str] | None:

@@ -296,3 +296,38 @@ def test_the_trained_demo_detector_points_into_the_clicked_box(jupyter_server, b
                 root.screenshot(path=str(artifacts / "objects_demo.png"))
     finally:
         context.close()
+
+
+def test_a_detector_that_finds_nothing_says_so_in_every_tab(jupyter_server, browser, artifacts):
+    """A detector with no box in the image (the demo detector with its score threshold at 1):
+    the objects view says no box is found, and the saliency tab, which explains the object
+    chosen there, says there is nothing to explain instead of waiting for predictions."""
+    from .test_explorer_browser import open_tab
+
+    context, page = open_notebook(
+        jupyter_server, browser, "objects_none",
+        ["import torch\ntorch.set_num_threads(1)\nfrom cnnviz_widgets import LayerExplorer\n"
+         "from cnnviz_widgets.demo import demo_detector\n"
+         "blind = demo_detector().model\nblind.score_thresh = 1.0  # no score reaches it\n"
+         "none = LayerExplorer(blind)\nnone"], {"width": 1100, "height": 800})
+    try:
+        execute_cell(page, 0)
+        root = page.locator(".cnnviz-explorer")
+        root.wait_for(timeout=180_000)
+        tab = panel(root, "objects")
+        page.wait_for_function(
+            "(t) => /0 of 0 boxes|no box/i.test(t.textContent)", arg=tab.element_handle(),
+            timeout=60_000)
+        assert drawn_boxes(page, tab) == [] and tab.locator(".cnnviz-object").count() == 0
+        open_tab(root, "saliency")
+        spanel = panel(root, "saliency")
+        page.wait_for_function(
+            "(t) => t.textContent.includes('finds no object in this image')",
+            arg=spanel.element_handle(), timeout=60_000)
+        assert "waiting for the predictions" not in spanel.text_content()
+        root.screenshot(path=str(artifacts / "objects_none_saliency.png"))
+    except Exception:
+        page.screenshot(path=str(artifacts / "objects_none_failure.png"))
+        raise
+    finally:
+        context.close()

@@ -24,9 +24,11 @@ export function createSaliencyTab(ctx: TabContext): Tab {
   function refresh(): void {
     syncSelect(method, methodOptions(ctx.get("saliency_methods")), ctx.get("saliency_method"));
     opacity.sync();
-    const target = chosenClass(ctx.get("target_class"), view.classes.load());
+    const predictions = view.classes.load();
+    const target = chosenClass(ctx.get("target_class"), predictions);
     if (target === null) {
-      view.pending(t("common.waiting_predictions"));
+      // predictions came and are empty: a detector that finds no object in this image
+      view.pending(t(predictions === null ? "common.waiting_predictions" : "saliency.no_objects"));
       return;
     }
     const m = ctx.get("saliency_method");
