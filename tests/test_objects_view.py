@@ -203,6 +203,39 @@ def test_the_objects_reply_of_a_segmenter_is_its_class_mask(segmenter):
     assert np.array_equal(np.asarray(meta["labels"])[mask], pred.numpy())
 
 
+def test_a_large_mask_is_kept_smaller_in_the_saved_state():
+    """A 600 x 600 class mask (352 KiB) is over the widget state's budget: the state keeps every
+    second pixel (the middle of each 2 x 2 cell), the counts of the full mask, and the display
+    picture scales it back up; the full mask still goes to the front end by message."""
+    from cnnviz_widgets.widgets.dispatch import SHOWN_BYTES
+    from cnnviz_widgets.widgets.picture import view_pixels
+
+    ex = LayerExplorer(task="segmentation", size=600, background=False)
+    rec = Recorder(ex)
+    pred = segmentation(ex.model, ex.input_tensor)[0]
+    assert pred.shape == (600, 600) and len(pred.unique()) >= 3
+    meta, buffers = ex.shown_objects["content"], ex.shown_objects["buffers"]
+    assert meta["mask"]["shape"] == [300, 300] and meta["partial"] == {"step": 2}
+    assert sum(len(b) for b in buffers) <= SHOWN_BYTES
+    small = np.asarray(meta["labels"])[np.frombuffer(buffers[0], np.uint8).reshape(300, 300)]
+    assert np.array_equal(small, pred.numpy()[1::2, 1::2])
+    classes, counts = torch.unique(pred, return_counts=True)
+    count = dict(zip(classes.tolist(), counts.tolist(), strict=True))
+    assert meta["pixels"] == [count[c] for c in meta["labels"]]  # of the full mask
+    # the display picture: the classes' colours over the image where the scaled-up mask has a
+    # shape (the same mask the front end draws: cell (r, c) of the kept mask covers pixels
+    # 2r, 2r + 1 and 2c, 2c + 1)
+    pixels, _, _ = view_pixels(ex)
+    shape = np.repeat(np.repeat(small != 0, 2, axis=0), 2, axis=1)
+    changed = np.abs(pixels[:, :600].astype(int) - ex.image.astype(int)).sum(axis=2) > 0
+    assert changed[shape].mean() > 0.95 and changed[~shape].mean() < 0.05
+    # asked for by the front end, the whole mask comes by message
+    content, buffers = ask(ex, rec, "objects", version=ex.image_version)
+    assert content["mask"]["shape"] == [600, 600] and "partial" not in content
+    full = np.asarray(content["labels"])[np.frombuffer(buffers[0], np.uint8).reshape(600, 600)]
+    assert np.array_equal(full, pred.numpy())
+
+
 def test_a_class_map_is_cam_of_its_region_target(segmenter):
     ex, rec = segmenter
     before = Fingerprint.of(ex.model)

@@ -81,7 +81,12 @@ def _objects(explorer: LayerExplorer, image: np.ndarray) -> tuple[np.ndarray, st
     else:
         mask = np.frombuffer(buffers[0], np.uint8).reshape(meta["mask"]["shape"])
         labels = np.asarray(meta["labels"])
-        if mask.shape == image.shape[:2]:
+        if mask.shape != image.shape[:2]:  # kept smaller in the widget state: scaled up
+            h, w = image.shape[:2]
+            rows = np.minimum(np.arange(h) * mask.shape[0] // h, mask.shape[0] - 1)
+            cols = np.minimum(np.arange(w) * mask.shape[1] // w, mask.shape[1] - 1)
+            mask = mask[rows[:, None], cols[None, :]]
+        if mask.size:
             colors = class_colors(labels)[mask].astype(np.float32)
             alpha = np.where(labels[mask] == 0, 0.0, 0.5)[..., None]
             left = Image.fromarray(np.clip((1 - alpha) * image + alpha * colors, 0, 255)

@@ -214,6 +214,20 @@ describe("segmentation", () => {
     assert.deepEqual(px(0, 2), mix(0.6, classColor(1)));
     assert.throws(() => paintMask(rgb.subarray(3), regions, 0.5, null, out), /mask overlay/);
   });
+
+  it("scales up a mask kept smaller than the image (a saved notebook's large mask)", () => {
+    // a 2 x 2 mask under a 4 x 4 image: each mask pixel covers a 2 x 2 block
+    const small = segmentation([[0, 1], [1, 1]], [3, 0], [1, 3], [4, 4]);
+    const rgb = new Uint8Array(4 * 4 * 3).fill(100);
+    const out = new Uint8ClampedArray(4 * 4 * 4);
+    paintMask(rgb, small, 0.6, null, out);
+    const px = (y: number, x: number): number[] => [...out.subarray(4 * (y * 4 + x), 4 * (y * 4 + x) + 4)];
+    const three = [...classColor(3).map((v) => Math.round(0.4 * 100 + 0.6 * v)), 255];
+    assert.deepEqual(px(0, 0), three); // the block of class 3, inside
+    assert.deepEqual(px(3, 3), [100, 100, 100, 255]); // background
+    assert.deepEqual(px(0, 1), [...EDGE.map((v) => Math.round((1 - EDGE_ALPHA) * 100 + EDGE_ALPHA * v)), 255]); // its right edge
+    assert.deepEqual(px(2, 2), [100, 100, 100, 255]);
+  });
 });
 
 describe("the object explained", () => {

@@ -240,6 +240,10 @@ class ObjectTask:
         }, [np.ascontiguousarray(mask).tobytes()])
 
 
+SNAPSHOT_OVERHEAD_BYTES = 16 * 2**10
+"""Room left in the widget state's budget for the reply's JSON (labels, names, counts)."""
+
+
 def object_task(subject: Subject) -> ObjectTask:
     """The subject's objects; :class:`MessageError` for a classifier."""
     if subject.objects is None:
@@ -262,6 +266,23 @@ class Objects(RequestKind):
 
     def compute(self, subject: Subject, p: Params, job: Job) -> Reply:
         return object_task(subject).reply(subject)
+
+    def snapshot(self, reply: Reply, budget: int) -> Reply | None:
+        """A segmenter's mask too large for the widget state (over about 512 x 512 px), kept
+        at a lower resolution: every ``k``-th pixel in each direction (the middle one of each
+        ``k`` x ``k`` cell), which the front end and the display picture scale up; the legend's
+        pixel counts stay those of the full mask. A detector's reply is always small."""
+        meta = reply.meta
+        if meta.get("task") != "segmentation":
+            return None
+        h, w = (int(v) for v in meta["mask"]["shape"])
+        room = budget - SNAPSHOT_OVERHEAD_BYTES
+        k = 2
+        while -(-h // k) * -(-w // k) > room:
+            k += 1
+        mask = np.frombuffer(reply.buffers[0], np.uint8).reshape(h, w)[k // 2::k, k // 2::k]
+        return Reply({**meta, "mask": {"shape": [int(v) for v in mask.shape]},
+                      "partial": {"step": k}}, [np.ascontiguousarray(mask).tobytes()])
 
 
 class ObjectCam(RequestKind):
