@@ -291,7 +291,10 @@ function renderShell(
   };
   listen("change:layers", showLayerNames);
   listen("change:title", () => (title.textContent = get(model, "title")));
-  listen("change:error", () => showError(get(model, "error")));
+  listen("change:error", () => {
+    showError(get(model, "error"));
+    if (get(model, "error")) session.imageRefused();
+  });
   onTrait("tab", () => {
     const name = get(model, "tab");
     if (tabs.find((o) => o.tab === current)?.name !== name) selectTab(name, false);

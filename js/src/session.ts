@@ -66,6 +66,8 @@ export interface SessionOptions {
 }
 
 const tag = (kind: RequestKind, id: number): string => `${kind}:${id}`;
+/** The sentAt tag of a new input image sent to Python, answered by a new image version (or an error). */
+const NEW_IMAGE = "set_image";
 
 export class Session {
   readonly state: SessionState = {
@@ -178,7 +180,7 @@ export class Session {
    * them are not sent. Does nothing when no request waits.
    */
   cancel(): void {
-    const waiting = [...this.sentAt.keys()].filter((t) => !this.cancelWaits.has(t));
+    const waiting = [...this.sentAt.keys()].filter((t) => t !== NEW_IMAGE && !this.cancelWaits.has(t));
     if (waiting.length === 0) return;
     this.options.send({ type: "cancel" });
     for (const t of waiting) this.cancelWaits.add(t);
@@ -197,11 +199,26 @@ export class Session {
   /** Send an RGBA drawing as the new input image. */
   setImage(height: number, width: number, rgba: ArrayBuffer): void {
     this.options.send({ type: "set_image", height, width }, [rgba]);
+    this.awaitImage();
   }
 
   /** Make dataset image `index` of the explorer's evaluation data the input image. */
   setEvaluationImage(index: number): void {
     this.options.send({ type: "set_image", evaluation_index: index });
+    this.awaitImage();
+  }
+
+  /** A new image was asked for: Python answers with a new image version; no answer at all means no kernel (a saved page). */
+  private awaitImage(): void {
+    this.sentAt.set(NEW_IMAGE, this.options.clock.now());
+    this.watch();
+    this.changed();
+  }
+
+  /** Python refused the new image (the explorer's error trait changed): not waiting for it any more. */
+  imageRefused(): void {
+    this.heard();
+    if (this.sentAt.delete(NEW_IMAGE)) this.changed();
   }
 
   /**
@@ -209,6 +226,8 @@ export class Session {
    * stop waiting for their requests (Python does not answer those).
    */
   imageChanged(version: number): void {
+    this.heard();
+    this.sentAt.delete(NEW_IMAGE);
     const other = (key: string): boolean => {
       const v = keyVersion(key);
       return v !== null && v !== version;
@@ -342,7 +361,7 @@ export class Session {
     }
     s.pending = this.sentAt.size;
     s.cancelling = this.cancelWaits.size > 0;
-    s.cancellable = [...this.sentAt.keys()].some((t) => !this.cancelWaits.has(t));
+    s.cancellable = [...this.sentAt.keys()].some((t) => t !== NEW_IMAGE && !this.cancelWaits.has(t));
     this.options.events.changed(s);
   }
 }

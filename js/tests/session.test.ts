@@ -277,6 +277,32 @@ describe("session: progress, cancel and a silent kernel", () => {
     assert.equal(h.state().silent, false);
     assert.equal(statusLine(h.state()), null);
   });
+  it("a new image asked for and never answered (a saved page: no kernel) says so; a new version or an error ends the wait", () => {
+    for (const ask of ["evaluation", "drawing"] as const) {
+      const h = harness();
+      if (ask === "evaluation") h.session.setEvaluationImage(4);
+      else h.session.setImage(8, 8, new ArrayBuffer(8 * 8 * 4));
+      assert.equal(h.sent.at(-1)?.type, "set_image");
+      assert.equal(h.state().pending, 1);
+      assert.equal(h.state().cancellable, false, "a new image is not a computation to cancel");
+      h.session.cancel();
+      assert.equal(h.sent.at(-1)?.type, "set_image", "no cancel sent for it");
+      h.clock.advance(KERNEL_SILENCE_MS);
+      assert.equal(h.state().silent, true, ask);
+      assert.deepEqual(statusLine(h.state()), { text: t(WAITING_TEXT), done: 0, total: null, bar: false });
+      h.session.imageChanged(2); // Python set the image: it is there
+      assert.equal(h.state().silent, false);
+      assert.equal(h.state().pending, 0);
+      h.clock.advance(KERNEL_SILENCE_MS * 2);
+      assert.equal(h.state().silent, false, "nothing waits any more");
+    }
+    const refused = harness();
+    refused.session.setEvaluationImage(99);
+    refused.session.imageRefused(); // the explorer's error trait: Python answered with an error
+    refused.clock.advance(KERNEL_SILENCE_MS * 2);
+    assert.equal(refused.state().silent, false);
+    assert.equal(refused.state().pending, 0);
+  });
   it("a new image drops the data of the old one and stops waiting for its requests", () => {
     const h = harness();
     h.session.request("kernels", { layer: "c" });

@@ -223,13 +223,11 @@ def test_cancel_stops_a_long_job_and_the_widget_stays_usable(lab, artifacts):
 
 def test_kernel_gone_while_cancelling_says_so_and_empty_tabs_hint(jupyter_server, browser,
                                                                   artifacts):
-    write_notebook(jupyter_server.root / "gone.ipynb", [SLOW_MODEL + "slow"])
-    context = browser.new_context(viewport={"width": 1200, "height": 1000})
-    page = context.new_page()
+    # open_notebook waits for the kernel and accepts JupyterLab's kernel dialog, which can
+    # otherwise cover the cell
+    context, page = open_notebook(jupyter_server, browser, "gone", [SLOW_MODEL + "slow"],
+                                  {"width": 1200, "height": 1000})
     try:
-        page.goto(jupyter_server.url("lab/workspaces/gone/tree/gone.ipynb"))
-        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
-            state="attached", timeout=120_000)
         execute_cell(page, 0)
         root = page.locator(".cnnviz-explorer")
         root.wait_for(timeout=120_000)

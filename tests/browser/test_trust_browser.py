@@ -177,3 +177,41 @@ def test_sanity_check_table_sort_and_drill_down(lab, reference, artifacts):
     assert other.locator(".cnnviz-trust-thumb").count() == 0
     assert "pass evaluation_data=data" in other.locator(".cnnviz-trust-worst").text_content()
     other.screenshot(path=str(artifacts / "trust_no_data.png"))
+
+
+def test_a_saved_pages_thumbnail_click_says_python_is_needed(browser, artifacts, tmp_path):
+    """save_html's page (no kernel) keeps the drill-down's thumbnails; a click on one asks
+    Python for that dataset image, and with nobody to answer, the status line says that Python
+    is not running (as for any request of a saved page), instead of loading for ever."""
+    from cnnviz_widgets import LayerExplorer
+    from cnnviz_widgets.demo import demo_model
+    from cnnviz_widgets.demo.examples import ShapeImages
+    from cnnviz_widgets.engine.metrics import evaluate
+    from cnnviz_widgets.widgets.recorder import Recorder
+    from cnnviz_widgets.widgets.requests import request_key
+
+    data = ShapeImages(12, seed=5)
+    result = evaluate(demo_model(allow_untrained=True).model, data, ["GradCAM"], ["sparseness"],
+                      batch_size=12, n_boot=50)
+    ex = LayerExplorer(evaluation=result, evaluation_data=data, background=False)
+    ex.tab = "trust"
+    params = {"method": "GradCAM", "metric": "sparseness"}
+    Recorder(ex).request(ex, "evaluation_worst", rid=1,
+                         key=request_key("evaluation_worst", **params), **params)
+    assert ex.shown_evaluation_worst is not None
+    path = ex.save_html(tmp_path / "trust.html")
+    context = browser.new_context(viewport={"width": 1100, "height": 1000})
+    page = context.new_page()
+    try:
+        page.goto(path.as_uri())
+        root = page.locator(".cnnviz-explorer")
+        thumbs = panel(root, "trust").locator(".cnnviz-trust-thumb-button")
+        thumbs.first.wait_for(timeout=30_000)
+        assert root.get_attribute("data-kernel-silent") is None
+        thumbs.first.click()
+        page.wait_for_function("(r) => r.dataset.kernelSilent === 'true'",
+                               arg=root.element_handle(), timeout=20_000)
+        assert "Waiting for Python" in root.locator(".cnnviz-status").text_content()
+        root.screenshot(path=str(artifacts / "trust_saved_page_click.png"))
+    finally:
+        context.close()
