@@ -57,11 +57,12 @@ WIDGET_CLASSES = {
     "ActivationMaxView": ["actmax"],
     "DrawingPad": ["draw"],
     "DatasetExamplesView": ["examples"],
+    "TrustView": ["trust"],
 }
 WIDGET_VARIABLES = {"explorer", "mine", "maps_view"}
 PLOT_CALLS = ("plt.show()", "plot_kernels(", "plot_feature_maps(", "show_cam(")
 # Widget views each notebook must display (a lower bound: a cell that shows one must show it).
-MIN_WIDGETS = {"00": 9, "01": 2, "02": 2, "03": 1, "04": 2, "05": 3, "06": 2}
+MIN_WIDGETS = {"00": 9, "01": 2, "02": 2, "03": 1, "04": 2, "05": 4, "06": 2}
 CELL_TIMEOUT_S = 120
 NOTEBOOK_BUDGET_S = 90  # 10-30 s each on one thread of a 2-core machine
 PRETRAINED_CELL_S = 30  # a cell whose ImageNet download fails (offline) must not hang
@@ -458,6 +459,14 @@ def test_saliency_and_actmax_values(kernel_env):
 
 def test_dataset_example_values(kernel_env):
     nb, _ = execute("05_dataset_examples", kernel_env)
+    # "Grad-CAM's maps keep what the network needs (an average drop of about 16%, against
+    # about 84% for the vanilla gradient)": the summary printed by evaluate's cell
+    rows = re.findall(r"^(\w+)\s+(\w+)\s+mean\s+([\d.]+)\s+95% interval \[([\d.]+), ([\d.]+)\]",
+                      text_of(cell_with(nb, "evaluation = evaluate(")), re.M)
+    means = {(m, k): float(v) for m, k, v, _, _ in rows}
+    assert len(rows) == 4 and all(float(lo) <= float(v) <= float(hi) for _, _, v, lo, hi in rows)
+    assert abs(means["GradCAM", "average_drop"] - 16) < 3, means
+    assert abs(means["vanilla", "average_drop"] - 84) < 3, means
     table = text_of(cell_with(nb, "by_depth = {"))
     purity = {name: float(value) for name, value in
               re.findall(r"^(features\.\d+)\s+\d+\s+\d+ px\s+([\d.]+)$", table, re.M)}

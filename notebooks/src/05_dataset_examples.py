@@ -291,6 +291,40 @@ print("same as in the notebook:",
       all(torch.equal(from_cli.indices(n), folder_examples.indices(n)) for n in from_cli.layers))
 
 # %% [markdown]
+# ## Which maps to trust, over the dataset
+#
+# A dataset also tells which explanation method to believe. `evaluate(model, data, methods,
+# metrics)` scores each method's map of each image with each metric, and gives per method
+# and metric the mean with a bootstrap 95% interval. Two metrics here, on 48 new shapes:
+# *average drop*, how much the class's probability drops, in percent, when the image is
+# multiplied by the map (lower is better: the map kept what the model needs), and
+# *sparseness*, how concentrated the map is (higher is more concentrated). `docs/methods.md`
+# gives every metric's formula; `sanity_check` (notebook 03) asks the other question, whether
+# a map depends on the model at all.
+
+# %%
+from cnnviz_widgets import TrustView, evaluate
+
+shapes = ShapeImages(48, seed=3)
+evaluation = evaluate(model, shapes, ["GradCAM", "vanilla"], ["average_drop", "sparseness"],
+                      batch_size=16, n_boot=200)
+for row in evaluation.summary:
+    print(f"{row['method']:8s} {row['metric']:13s} mean {row['mean']:6.2f}   95% interval "
+          f"[{row['ci_low']:.2f}, {row['ci_high']:.2f}]   "
+          f"({'higher' if row['higher_is_better'] else 'lower'} is better)")
+
+# %% [markdown]
+# Grad-CAM's maps keep what the network needs (an average drop of about 16%, against about
+# 84% for the vanilla gradient, whose scattered pixels keep too little of the shape). Means
+# hide the failures: the *Trust* view shows the table, and a click on a row shows the images
+# where that method does worst, with its map over each. With the data (`evaluation_data=`) they
+# are pictures, and a click on one makes that image the input, to study it in the other tabs.
+
+# %%
+TrustView(model, demo.samples[3], evaluation=evaluation, evaluation_data=shapes, size=64,
+          mean=demo.mean, std=demo.std)
+
+# %% [markdown]
 # ## Exercises
 #
 # Each exercise has a cell to start from (replace the `None`s with your code), a check
