@@ -7,13 +7,13 @@
  * shown only beside that map.
  */
 
-import { button, el, MessageLine, select, slider, syncSelect } from "../dom";
+import { button, el, MessageLine } from "../dom";
 import type { Entry } from "../entry";
-import { camLayerText, computingText, explainedText, figuresText } from "../explain";
+import { computingText, explainedText, figuresText } from "../explain";
 import { requestKey } from "../keys";
 import type { Prediction, RequestKind, RequestParams } from "../messages";
 import { CANCELLED } from "../status";
-import { OverlayView, methodOptions, opacitySlider } from "./overlay_view";
+import { OverlayView, camControls, opacitySlider } from "./overlay_view";
 import { chosenClass, isClassAgnostic } from "./predictions";
 import { type Tab, type TabContext, cancelledNote, sectionTab, showPending } from "./tab";
 
@@ -22,17 +22,12 @@ export function createCamTab(ctx: TabContext): Tab {
   const t = ctx.t;
   const panel = ctx.panel("cam");
   const controls = el(doc, "div", "cnnviz-controls");
-  const method = select(doc, t("common.method"), methodOptions(ctx.get("cam_methods")), ctx.get("cam_method"), (v) => ctx.save("cam_method", v));
-  const depth = slider(doc, t("cam.layer"), 0, 0, 1, 0, (i) => {
-    const names = ctx.get("cam_layers");
-    if (names[i]) ctx.save("cam_layer", names[i]);
-  });
-  const depthName = el(doc, "span", "cnnviz-layer-name");
+  const cams = camControls(ctx);
+  const layer = cams.layer;
   const opacity = opacitySlider(ctx);
-  const cmap = select(doc, t("common.colormap"), ctx.colormapOptions(), ctx.get("cam_cmap"), (v) => ctx.local("cam_cmap", v));
   const faithButton = button(doc, t("cam.faithfulness"), t("cam.faithfulness_title"), () => askMetrics());
   const png = button(doc, t("common.png"), t("cam.png_title"), () => view.download("cam"));
-  controls.append(method.wrap, depth.wrap, depthName, opacity.wrap, cmap.wrap, faithButton, png);
+  controls.append(cams.method, cams.depth, cams.depthName, opacity.wrap, cams.cmap, faithButton, png);
   panel.append(controls);
   const note = new MessageLine(doc, "cnnviz-meta cnnviz-cam-note");
   const faith = new MessageLine(doc, "cnnviz-meta cnnviz-faith");
@@ -41,11 +36,6 @@ export function createCamTab(ctx: TabContext): Tab {
   let asked: string | null = null;
   let metricsError: { key: string; message: string } | null = null;
   let predictions: Prediction[] | null = null;
-
-  const layer = (): string => {
-    const names = ctx.get("cam_layers");
-    return ctx.get("cam_layer") || (names[names.length - 1] ?? "");
-  };
 
   /** What to ask for now; null while the class to explain is not known. */
   function params(): RequestParams["cam"] | null {
@@ -89,13 +79,7 @@ export function createCamTab(ctx: TabContext): Tab {
   }
 
   function refresh(): void {
-    const names = ctx.get("cam_layers");
-    syncSelect(method, methodOptions(ctx.get("cam_methods")), ctx.get("cam_method"));
-    syncSelect(cmap, ctx.colormapOptions(), ctx.get("cam_cmap"));
-    depth.input.max = String(Math.max(0, names.length - 1));
-    depth.input.value = String(Math.max(0, names.indexOf(layer())));
-    depth.input.setAttribute("aria-valuetext", camLayerText(layer(), names, t));
-    depthName.textContent = camLayerText(layer(), names, t);
+    cams.sync();
     opacity.sync();
     predictions = view.classes.load();
     const p = params();

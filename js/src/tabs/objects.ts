@@ -21,9 +21,9 @@ import { sizeCanvas } from "../canvas_util";
 import { ColorBar } from "../colorbar";
 import { Colorizer, isDiverging } from "../colormap";
 import { type MapStack, decodeMapStack, valueAt } from "../decode";
-import { button, downloadCanvas, el, MessageLine, select, slider, syncSelect } from "../dom";
+import { button, downloadCanvas, el, MessageLine, slider } from "../dom";
 import type { Entry } from "../entry";
-import { camLayerText, exportName, formatProb } from "../explain";
+import { exportName, formatProb } from "../explain";
 import { formatValue } from "../format";
 import type { GridHover } from "../grid_view";
 import { requestKey } from "../keys";
@@ -49,7 +49,7 @@ import { CANCELLED } from "../status";
 import type { TileSource } from "../tiles";
 import { type Rect, tileRect } from "../tiling";
 import { GridSection } from "./grid_section";
-import { methodOptions, opacitySlider } from "./overlay_view";
+import { camControls, opacitySlider } from "./overlay_view";
 import { type Tab, type TabContext, cancelledNote, showPending } from "./tab";
 
 /** Tiles between these sizes, CSS pixels: a 128 px scene 3x, a 224 px image 2x (labels need room). */
@@ -71,12 +71,8 @@ export function createObjectsTab(ctx: TabContext): Tab {
   const t = ctx.t;
   const panel = ctx.panel("objects");
   const controls = el(doc, "div", "cnnviz-controls");
-  const method = select(doc, t("common.method"), methodOptions(ctx.get("cam_methods")), ctx.get("cam_method"), (v) => ctx.save("cam_method", v));
-  const depth = slider(doc, t("cam.layer"), 0, 0, 1, 0, (i) => {
-    const names = ctx.get("cam_layers");
-    if (names[i]) ctx.save("cam_layer", names[i]);
-  });
-  const depthName = el(doc, "span", "cnnviz-layer-name");
+  const cams = camControls(ctx);
+  const layer = cams.layer;
   const threshold = slider(doc, t("objects.threshold"), 0, 1, 0.01, ctx.get("score_threshold"), (v) => {
     ctx.scrubbed();
     ctx.local("score_threshold", v);
@@ -91,9 +87,8 @@ export function createObjectsTab(ctx: TabContext): Tab {
   normalizeBox.addEventListener("change", () => ctx.save("normalize_in_boxes", normalizeBox.checked));
   normalize.append(normalizeBox, el(doc, "span", "cnnviz-control-label", t("objects.normalize")));
   const opacity = opacitySlider(ctx);
-  const cmap = select(doc, t("common.colormap"), ctx.colormapOptions(), ctx.get("cam_cmap"), (v) => ctx.local("cam_cmap", v));
   const png = button(doc, t("common.png"), t("objects.png_title"), () => download());
-  controls.append(method.wrap, depth.wrap, depthName, threshold.wrap, normalize, opacity.wrap, cmap.wrap, png);
+  controls.append(cams.method, cams.depth, cams.depthName, threshold.wrap, normalize, opacity.wrap, cams.cmap, png);
   const list = el(doc, "div", "cnnviz-classes cnnviz-objects-list");
   list.setAttribute("role", "group");
   const message = new MessageLine(doc);
@@ -114,11 +109,6 @@ export function createObjectsTab(ctx: TabContext): Tab {
   /** What the tiles show now (for clicks, the overlay and the PNG). */
   let shown: { objects: Objects; selected: number | null; boxes: Box[]; map: Entry<"object_cam"> | null; caption: string } | null = null;
 
-  const layer = (): string => {
-    const names = ctx.get("cam_layers");
-    return ctx.get("cam_layer") || (names[names.length - 1] ?? "");
-  };
-
   function objectsOf(entry: Entry<"objects">): Objects {
     if (decoded?.key !== entry.key) decoded = { key: entry.key, objects: decodeObjects(entry.content, entry.buffers) };
     return decoded.objects;
@@ -134,13 +124,7 @@ export function createObjectsTab(ctx: TabContext): Tab {
   }
 
   function syncControls(): void {
-    const names = ctx.get("cam_layers");
-    syncSelect(method, methodOptions(ctx.get("cam_methods")), ctx.get("cam_method"));
-    syncSelect(cmap, ctx.colormapOptions(), ctx.get("cam_cmap"));
-    depth.input.max = String(Math.max(0, names.length - 1));
-    depth.input.value = String(Math.max(0, names.indexOf(layer())));
-    depth.input.setAttribute("aria-valuetext", camLayerText(layer(), names, t));
-    depthName.textContent = camLayerText(layer(), names, t);
+    cams.sync();
     const v = ctx.get("score_threshold");
     threshold.input.value = String(v);
     threshold.input.setAttribute("aria-valuetext", v.toFixed(2));

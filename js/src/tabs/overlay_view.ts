@@ -9,9 +9,9 @@
 import { ColorBar } from "../colorbar";
 import { Colorizer, isDiverging } from "../colormap";
 import { valueAt } from "../decode";
-import { type MessageAction, MessageLine, downloadCanvas, el, slider } from "../dom";
+import { type MessageAction, MessageLine, downloadCanvas, el, select, slider, syncSelect } from "../dom";
 import { type Entry, partialNote, stackOf } from "../entry";
-import { exportName } from "../explain";
+import { camLayerText, exportName } from "../explain";
 import { keyVersion } from "../keys";
 import { blendOverlay } from "../overlay";
 import type { TileSource } from "../tiles";
@@ -44,6 +44,44 @@ export function opacitySlider(ctx: TabContext): { wrap: HTMLElement; sync: () =>
   };
   sync();
   return { wrap: s.wrap, sync };
+}
+
+/** The controls of a CAM that the CAM and objects tabs share (see {@link camControls}). */
+export interface CamControls {
+  method: HTMLElement;
+  depth: HTMLElement;
+  depthName: HTMLElement;
+  cmap: HTMLElement;
+  /** The CAM layer asked for: the trait, else the last of the CAM layers. */
+  layer: () => string;
+  /** Set the controls from the traits. */
+  sync: () => void;
+}
+
+/** The CAM method, the CAM layer slider with the layer's name, and the colormap. */
+export function camControls(ctx: TabContext): CamControls {
+  const { doc, t } = ctx;
+  const method = select(doc, t("common.method"), methodOptions(ctx.get("cam_methods")), ctx.get("cam_method"), (v) => ctx.save("cam_method", v));
+  const depth = slider(doc, t("cam.layer"), 0, 0, 1, 0, (i) => {
+    const names = ctx.get("cam_layers");
+    if (names[i]) ctx.save("cam_layer", names[i]);
+  });
+  const depthName = el(doc, "span", "cnnviz-layer-name");
+  const cmap = select(doc, t("common.colormap"), ctx.colormapOptions(), ctx.get("cam_cmap"), (v) => ctx.local("cam_cmap", v));
+  const layer = (): string => {
+    const names = ctx.get("cam_layers");
+    return ctx.get("cam_layer") || (names[names.length - 1] ?? "");
+  };
+  const sync = (): void => {
+    const names = ctx.get("cam_layers");
+    syncSelect(method, methodOptions(ctx.get("cam_methods")), ctx.get("cam_method"));
+    syncSelect(cmap, ctx.colormapOptions(), ctx.get("cam_cmap"));
+    depth.input.max = String(Math.max(0, names.length - 1));
+    depth.input.value = String(Math.max(0, names.indexOf(layer())));
+    depth.input.setAttribute("aria-valuetext", camLayerText(layer(), names, t));
+    depthName.textContent = camLayerText(layer(), names, t);
+  };
+  return { method: method.wrap, depth: depth.wrap, depthName, cmap: cmap.wrap, layer, sync };
 }
 
 /** What a drawn map is: its caption, and the parts of its PNG file name. */
