@@ -357,6 +357,8 @@ def test_the_demo_detectors_maps_start_at_its_class_tower_and_point_into_the_box
         row, col = np.unravel_index(got.argmax(), got.shape)
         x1, y1, x2, y2 = boxes[index].tolist()
         assert x1 <= col + 0.5 <= x2 and y1 <= row + 0.5 <= y2, (index, (row, col), boxes[index])
+    given = LayerExplorer(ex.model, background=False)  # the demo detector passed as a model
+    assert given.cam_layer == DETECTOR_CAM_LAYER
     segmenter = LayerExplorer(task="segmentation", background=False)
     assert segmenter.cam_layer == default_layer(segmenter.model, segmenter.input_tensor)
 

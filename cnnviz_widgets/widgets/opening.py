@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..demo import DETECTOR_CAM_LAYER, DemoModel, demo_detector, demo_model, demo_segmenter
+from ..demo.detection import ShapesFCOS
 from ..engine.models import build_model, check_model
 from .i18n import Msg
 from .requests.objects import OBJECT_TASKS, model_task
@@ -91,7 +92,6 @@ def open_model(
             image = scenes.samples[0] if image is None else image
             mean, std = mean or UNNORMALISED[0], std or UNNORMALISED[1]
             size = size or scenes.size
-            cam_layer = DETECTOR_CAM_LAYER if wanted == "detection" else None
         else:
             demo = demo_model(allow_untrained=True)
             model, trained = demo.model, demo.trained
@@ -111,6 +111,8 @@ def open_model(
     if device is not None:
         model = model.to(device)
     task = model_task(model, task)
+    if isinstance(model, ShapesFCOS):  # the demo detector, opened by task= or given
+        cam_layer = DETECTOR_CAM_LAYER
     if task == "detection" and weights is None:  # torchvision's detectors normalise inside
         mean, std = mean or UNNORMALISED[0], std or UNNORMALISED[1]
     return Opened(model, task, weights, classes, image, mean, std, size, note, demo, cam_layer)
