@@ -34,14 +34,12 @@ import copy
 import io
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +51,7 @@ warnings.filterwarnings("ignore")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.environment import environment  # noqa: E402
 from cnnviz_widgets.engine.cam import cam, cam_per_layer  # noqa: E402
 from cnnviz_widgets.engine.inputs import load_image  # noqa: E402
 
@@ -304,14 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {corr} |"
         )
     report = {
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "grad_cam": metadata.version("grad-cam"),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "threads": args.threads,
-        "quick": args.quick,
+        **environment(args.threads, args.quick, ("grad-cam",)),
         "repeats": repeats,
         "results": [asdict(r) for r in results],
     }

@@ -56,14 +56,12 @@ import copy
 import io
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +73,7 @@ warnings.filterwarnings("ignore")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.environment import environment  # noqa: E402
 from cnnviz_widgets.engine.cam import cam  # noqa: E402
 from cnnviz_widgets.engine.dryrun import default_layer  # noqa: E402
 from cnnviz_widgets.engine.inputs import load_image  # noqa: E402
@@ -357,14 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     loads = [c.load_before for c in cases] + [c.load_after for c in cases]
     report = {
         "label": args.label or ("quick" if args.quick else "sweep"),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "grad_cam": metadata.version("grad-cam"),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "threads": args.threads,
-        "quick": args.quick,
+        **environment(args.threads, args.quick, ("grad-cam",)),
         "repeats": repeats,
         "score_batch": args.score_batch,
         "sizes": sizes,

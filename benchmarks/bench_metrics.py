@@ -45,15 +45,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +62,7 @@ warnings.filterwarnings("ignore")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.environment import environment  # noqa: E402
 from cnnviz_widgets.demo import demo_model, make_shapes  # noqa: E402
 from cnnviz_widgets.engine.cam import available_cam_methods, cam  # noqa: E402
 from cnnviz_widgets.engine.metrics import (  # noqa: E402
@@ -425,14 +423,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{t['reference_s']:.2f} | {t['ratio']:.3f} | <= 0.2 | | |")
     report = {
         "written": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "torch": torch.__version__,
-        "quantus": metadata.version("quantus"),
-        "grad_cam": metadata.version("grad-cam"),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "threads": args.threads,
-        "quick": args.quick,
+        **environment(args.threads, args.quick, ("quantus", "grad-cam")),
         "metrics_run": args.metrics,
         "seconds": time.perf_counter() - started,
         "results": results,
