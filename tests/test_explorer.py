@@ -209,6 +209,33 @@ def test_python_properties(demo):
     assert ex.image.shape == (64, 64, 3) and ex.image_version == version + 1
 
 
+def test_opening_an_explorer_runs_the_model_once(resnet18):
+    """``LayerExplorer(model)`` with the default layers: one forward pass gives the maps, the
+    predictions, the default CAM layer and the convs' forward order (no dry run first); its
+    slider lists exactly ``conv_layers(model)``, and its shown maps are the first conv's."""
+    from cnnviz_widgets import conv_layers
+    from cnnviz_widgets.engine.dryrun import default_layer
+
+    calls: list[int] = []
+    handle = resnet18.register_forward_pre_hook(lambda module, inputs: calls.append(1))
+    try:
+        ex = LayerExplorer(resnet18, size=64, background=False)
+        assert len(calls) == 1
+        assert [info["name"] for info in ex.layers] == list(conv_layers(resnet18))
+        assert len(calls) == 1  # the explorer's pass left the forward order known
+        assert ex.layer == "conv1"
+        assert ex.cam_layer == default_layer(resnet18, ex.input_tensor) == "layer4"
+        shown = ex.shown_features
+        assert shown["key"] == f"features|{ex.image_version}|conv1"
+        got = decode_stack_message(shown["content"]["stack"], shown["buffers"])
+        want = feature_maps(resnet18, ex.input_tensor, ["conv1"])["conv1"][0].numpy()
+        span = want.max(axis=(1, 2)) - want.min(axis=(1, 2))  # one 8-bit step per map
+        assert np.all(np.abs(got - want) <= span[:, None, None] / 510 * 1.05 + 2e-3)
+        ex.close()
+    finally:
+        handle.remove()
+
+
 def test_python_cache_is_bounded(resnet18):
     ex = LayerExplorer(resnet18, np.zeros((64, 64, 3), np.uint8), size=64,
                        cache_bytes=200_000, background=False)

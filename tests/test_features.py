@@ -103,3 +103,51 @@ def test_demo_model_maps_equal_its_own_layers():
             index = int(name.split(".")[1])
             expected = demo.model.features[: index + 1](x)
             torch.testing.assert_close(maps[name], expected, rtol=1e-5, atol=1e-6)
+
+
+class _DefinedOutOfOrder(nn.Module):
+    """Convs defined in another order than they run, and one that never runs (an auxiliary
+    head): the forward order must come from a pass, not from the definitions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 3, 1)
+        self.late = nn.Conv2d(8, 4, 3)
+        self.early = nn.Conv2d(3, 8, 3, padding=1)
+        self.aux = nn.Conv2d(4, 4, 1)
+
+    def forward(self, x):
+        return self.late(torch.relu_(self.early(self.stem(x))))
+
+
+@pytest.mark.parametrize("ctor", [_DefinedOutOfOrder, torchvision.models.googlenet])
+def test_whole_pass_with_default_layers_orders_them_by_its_own_trace(ctor):
+    """``whole_pass(model, x)``: the convs in forward order without a dry run first (one
+    forward pass in all), the same maps as ``feature_maps`` with ``conv_layers``, and the order
+    remembered, so that ``conv_layers`` afterwards runs nothing."""
+    from cnnviz_widgets.engine.features import whole_pass
+
+    torch.manual_seed(0)
+    model = ctor(init_weights=True, aux_logits=True) if ctor is torchvision.models.googlenet \
+        else ctor()
+    model.eval()
+    x = torch.randn(1, 3, 64, 64)
+    calls: list[int] = []
+    handle = model.register_forward_pre_hook(lambda module, inputs: calls.append(1))
+    try:
+        recorded = whole_pass(model, x)
+        assert len(calls) == 1  # no dry run before the pass
+        order = list(conv_layers(model))
+        assert len(calls) == 1  # the pass's trace was remembered
+    finally:
+        handle.remove()
+    assert list(recorded.maps) == order
+    assert "aux" not in order and not any(name.startswith("aux") for name in order)
+    reference = feature_maps(model, x, order)
+    for name in order:  # in-place ReLUs after a conv do not reach its recorded map
+        torch.testing.assert_close(recorded.maps[name], reference[name], rtol=0, atol=0)
+    if ctor is _DefinedOutOfOrder:
+        assert order == ["stem", "early", "late"]
+        with torch.no_grad():
+            torch.testing.assert_close(recorded.maps["early"], model.early(model.stem(x)),
+                                       rtol=0, atol=0)

@@ -93,6 +93,20 @@ def _structure_key(model: nn.Module) -> tuple:
     return tuple((name, id(module)) for name, module in model.named_modules())
 
 
+def order_known(model: nn.Module) -> bool:
+    """Whether :func:`execution_order` of ``model`` is cached (no dry run would run)."""
+    cached = _order_cache.get(model)
+    return cached is not None and cached[0] == _structure_key(model)
+
+
+def remember_order(model: nn.Module, trace: Trace) -> None:
+    """Cache ``trace``'s call order as ``model``'s :func:`execution_order`: a whole forward
+    pass that traced every module (an explorer's first pass) makes the dry run unneeded."""
+    with contextlib.suppress(TypeError):
+        _order_cache[model] = (_structure_key(model),
+                               {name: i for i, name in enumerate(trace.call_order)})
+
+
 def execution_order(model: nn.Module) -> dict[str, int]:
     """Qualified module name -> index of its first call in a forward pass of a zero image.
 

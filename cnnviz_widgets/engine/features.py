@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 from .borrow import borrowed
-from .dryrun import Trace, tracing
+from .dryrun import Trace, execution_order, order_known, remember_order, tracing
 from .inputs import prepare_input
-from .layers import LayerRef, conv_layers, resolve_layers
+from .layers import LayerRef, all_convs, conv_layers, in_forward_order, resolve_layers
 from .levels import LEVEL_SEP, LevelCapture
 
 
@@ -83,13 +83,24 @@ def _record(
     progress: Callable[[int, int], None] | None,
     whole_forward: bool,
 ) -> WholePass:
-    selected = conv_layers(model) if layers is None else resolve_layers(model, layers)
+    # A whole pass traces every module anyway: with the default layers and no known order, it
+    # hooks every conv and orders them by its own trace instead of a dry run first.
+    order_from_pass = layers is None and whole_forward and not order_known(model)
+    if order_from_pass:
+        selected: dict[str, nn.Module] = dict(all_convs(model))
+    else:
+        selected = dict(conv_layers(model) if layers is None else resolve_layers(model, layers))
     x = prepare_input(model, x)
     report = None if progress is None else (lambda _name, done, total: progress(done, total))
     traced = tracing(model) if whole_forward else contextlib.nullcontext(None)
     cap = LevelCapture(model, selected, stop_early=not whole_forward, on_record=report)
     with borrowed(model), torch.no_grad(), traced as trace, cap:
         output = model(x)
+    if order_from_pass and trace is not None:
+        remember_order(model, trace)
+        called = in_forward_order(model, all_convs(model), execution_order(model))
+        return WholePass({name: cap.outputs[name].to("cpu", torch.float32)
+                          for name in called if name in cap.outputs}, output, trace)
     maps = {}
     for name, recorded in zip(selected, cap.recorded(), strict=True):
         if isinstance(recorded, dict):  # a dict/list output: one entry per level

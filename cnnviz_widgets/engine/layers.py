@@ -140,6 +140,15 @@ def conv_layers(model: nn.Module) -> dict[str, nn.Conv2d]:
     Raises:
         NoConvLayersError: the model has no Conv2d layer.
     """
+    return in_forward_order(model, all_convs(model), execution_order(model))
+
+
+def all_convs(model: nn.Module) -> dict[str, nn.Conv2d]:
+    """Every ``nn.Conv2d`` of ``model`` keyed by qualified name, in definition order.
+
+    Raises:
+        NoConvLayersError: the model has no Conv2d layer.
+    """
     check_model(model)
     convs = {
         name: module
@@ -153,7 +162,14 @@ def conv_layers(model: nn.Module) -> dict[str, nn.Conv2d]:
             "torchvision ResNet or VGG), or name the layers you want explicitly in "
             "feature_maps(model, x, layers=[...])."
         )
-    order = execution_order(model)
+    return convs
+
+
+def in_forward_order(
+    model: nn.Module, convs: dict[str, nn.Conv2d], order: dict[str, int]
+) -> dict[str, nn.Conv2d]:
+    """``convs`` sorted by ``order`` (:func:`~.dryrun.execution_order`), without those the
+    forward pass never calls; unchanged when ``order`` is empty (no dry run possible)."""
     ranked = sorted(convs, key=lambda n: order.get(n, len(order)))
     if order:  # convs the eval-mode forward never calls (auxiliary heads) have no feature map
         ranked = [name for name in ranked if name in order] or ranked

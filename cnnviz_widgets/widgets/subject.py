@@ -19,13 +19,12 @@ import torch
 from torch import nn
 
 from ..engine import cam as cam_engine
-from ..engine import conv_layers
 from ..engine.cam.registry import method_class
 from ..engine.detection import model_family
 from ..engine.dryrun import default_layer
 from ..engine.features import whole_pass
 from ..engine.inputs import LoadedImage
-from ..engine.layers import resolve_layers
+from ..engine.layers import all_convs, resolve_layers
 from ..engine.predictions import class_name, class_probabilities, probabilities_of
 from ..engine.receptive import ReceptiveField, receptive_fields
 from .i18n import Msg
@@ -151,12 +150,13 @@ class Subject:
         std: Sequence[float],
     ) -> Subject:
         """The subject of ``model``; ``layers`` default to every Conv2d in forward order."""
-        names = (
-            list(conv_layers(model))
-            if layers is None
-            else list(resolve_layers(model, layers))
-        )
-        if not names:
+        if layers is None:
+            # every Conv2d; their forward order comes from the first pass (no dry run first)
+            all_convs(model)  # a model without one fails here, before any pass
+            names: list[str] = []
+        else:
+            names = list(resolve_layers(model, layers))
+        if layers is not None and not names:
             raise ValueError("No layers to explore: pass layers=[...] with at least one name.")
         return cls(model, names, tuple(classes) if classes is not None else None,
                    tuple(mean), tuple(std))
@@ -192,8 +192,10 @@ class Subject:
         x = self.x
         # one whole forward: its output gives the predictions, its trace the default CAM
         # layer, without a second pass
-        recorded = whole_pass(self.model, x, self.layer_names, progress=progress)
+        recorded = whole_pass(self.model, x, self.layer_names or None, progress=progress)
         maps = recorded.maps
+        if not self.layer_names:
+            self.layer_names = list(maps)
         with contextlib.suppress(Exception):  # no class scores (unusual output): asked later
             self._probs = probabilities_of(recorded.output)
         infos, grids = [], {}
