@@ -27,6 +27,8 @@ import numpy as np
 import pytest
 import tomllib
 
+from cnnviz_widgets import LayerExplorer
+
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
@@ -48,16 +50,11 @@ COLAB = ("https://colab.research.google.com/github/"
          + "/blob/main/notebooks/")
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+# the explorer and its focused views (one per view, :mod:`cnnviz_widgets.widgets.views`) ->
+# the views a displayed one shows (None: those of views=..., or the model's defaults)
 WIDGET_CLASSES = {
-    "LayerExplorer": None,
-    "KernelsView": ["kernels"],
-    "FeatureMapsView": ["features"],
-    "CamView": ["cam"],
-    "SaliencyView": ["saliency"],
-    "ActivationMaxView": ["actmax"],
-    "DrawingPad": ["draw"],
-    "DatasetExamplesView": ["examples"],
-    "TrustView": ["trust"],
+    cls.__name__: None if cls.only_view is None else [cls.only_view]
+    for cls in (LayerExplorer, *LayerExplorer.__subclasses__())
 }
 WIDGET_VARIABLES = {"explorer", "mine", "maps_view"}
 PLOT_CALLS = ("plt.show()", "plot_kernels(", "plot_feature_maps(", "show_cam(")

@@ -99,12 +99,14 @@ def order_known(model: nn.Module) -> bool:
     return cached is not None and cached[0] == _structure_key(model)
 
 
-def remember_order(model: nn.Module, trace: Trace) -> None:
-    """Cache ``trace``'s call order as ``model``'s :func:`execution_order`: a whole forward
-    pass that traced every module (an explorer's first pass) makes the dry run unneeded."""
-    with contextlib.suppress(TypeError):
-        _order_cache[model] = (_structure_key(model),
-                               {name: i for i, name in enumerate(trace.call_order)})
+def remember_order(model: nn.Module, trace: Trace) -> dict[str, int]:
+    """``trace``'s call order as :func:`execution_order` gives it, cached as ``model``'s: a
+    whole forward pass that traced every module (an explorer's first pass) makes the dry run
+    unneeded."""
+    order = {name: i for i, name in enumerate(trace.call_order)}
+    with contextlib.suppress(TypeError):  # a model that cannot be weakly referenced
+        _order_cache[model] = (_structure_key(model), order)
+    return order
 
 
 def execution_order(model: nn.Module) -> dict[str, int]:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .borrow import borrowed
-from .dryrun import Trace, execution_order, order_known, remember_order, tracing
+from .dryrun import Trace, order_known, remember_order, tracing
 from .inputs import prepare_input
 from .layers import LayerRef, all_convs, conv_layers, in_forward_order, resolve_layers
 from .levels import LEVEL_SEP, LevelCapture
@@ -97,8 +97,7 @@ def _record(
     with borrowed(model), torch.no_grad(), traced as trace, cap:
         output = model(x)
     if order_from_pass and trace is not None:
-        remember_order(model, trace)
-        called = in_forward_order(model, all_convs(model), execution_order(model))
+        called = in_forward_order(all_convs(model), remember_order(model, trace))
         return WholePass({name: cap.outputs[name].to("cpu", torch.float32)
                           for name in called if name in cap.outputs}, output, trace)
     maps = {}

@@ -140,7 +140,7 @@ def conv_layers(model: nn.Module) -> dict[str, nn.Conv2d]:
     Raises:
         NoConvLayersError: the model has no Conv2d layer.
     """
-    return in_forward_order(model, all_convs(model), execution_order(model))
+    return in_forward_order(all_convs(model), execution_order(model))
 
 
 def all_convs(model: nn.Module) -> dict[str, nn.Conv2d]:
@@ -165,9 +165,7 @@ def all_convs(model: nn.Module) -> dict[str, nn.Conv2d]:
     return convs
 
 
-def in_forward_order(
-    model: nn.Module, convs: dict[str, nn.Conv2d], order: dict[str, int]
-) -> dict[str, nn.Conv2d]:
+def in_forward_order(convs: dict[str, nn.Conv2d], order: dict[str, int]) -> dict[str, nn.Conv2d]:
     """``convs`` sorted by ``order`` (:func:`~.dryrun.execution_order`), without those the
     forward pass never calls; unchanged when ``order`` is empty (no dry run possible)."""
     ranked = sorted(convs, key=lambda n: order.get(n, len(order)))
