@@ -538,6 +538,8 @@ def test_a_lost_kernel_is_reported_not_loading_for_ever(jupyter_server, browser,
         root = page.locator(".cnnviz-explorer")
         root.wait_for(timeout=120_000)
         wait_tiles(page, panel(root, "features").locator("canvas.cnnviz-grid"), 16)
+        assert panel(root, "features").locator(".cnnviz-grid-box").get_attribute(
+            "data-stale") == "false"
         # this notebook's kernel goes away (as after a restart, or a notebook reopened with
         # saved widgets); the other tests' kernels stay
         with urllib.request.urlopen(jupyter_server.url("api/sessions")) as resp:
@@ -555,6 +557,10 @@ def test_a_lost_kernel_is_reported_not_loading_for_ever(jupyter_server, browser,
                                arg=root.element_handle(), timeout=30_000)
         status = root.locator(".cnnviz-status")
         assert status.is_visible() and "run the cell again" in status.text_content()
+        # the grid on screen is the previous layer's: dimmed, not passed off as the new one's
+        box = panel(root, "features").locator(".cnnviz-grid-box")
+        assert box.get_attribute("data-stale") == "true"
+        assert box.locator(".cnnviz-stage").evaluate("(s) => getComputedStyle(s).opacity") == "0.4"
         root.screenshot(path=str(artifacts / "explorer_kernel_gone.png"))
     except Exception:
         page.screenshot(path=str(artifacts / "explorer_kernel_gone_failure.png"))

@@ -146,7 +146,10 @@ export function createFeaturesTab(ctx: TabContext): Tab {
     const params = { version: ctx.get("image_version"), layer: info.name };
     const entry = ctx.session.request("features", params);
     if (entry) draw(entry);
-    else showPending(ctx, message, "features", requestKey("features", params), t("features.loading", { name: info.name }), refresh);
+    else {
+      section.setStale(true);
+      showPending(ctx, message, "features", requestKey("features", params), t("features.loading", { name: info.name }), refresh);
+    }
   }
 
   function draw(entry: Entry<"features">): void {

@@ -84,8 +84,19 @@ export class GridSection {
     parent.appendChild(this.box);
   }
 
+  /**
+   * Dim what is shown while the data of another layer is awaited: the grid on
+   * screen is not that layer's (as the CAM tab dims a map being recomputed).
+   * Showing or clearing ends it.
+   */
+  setStale(stale: boolean): void {
+    this.box.classList.toggle("cnnviz-stale", stale);
+    this.box.dataset.stale = String(stale);
+  }
+
   /** Show one page of `order`. */
   show(source: TileSource, order: readonly number[], options: ShowOptions = {}): void {
+    this.setStale(false);
     const page = pageRange(order.length, options.pageSize ?? PAGE_SIZE, this.page);
     this.page = page.pageIndex;
     this.pager.update(page, order.length, options.pageText?.(page, order.length));
@@ -98,6 +109,7 @@ export class GridSection {
 
   /** Show nothing. */
   clear(): void {
+    this.setStale(false);
     this.grid.setContent(null, this.ctx.width(this.box));
     this.pager.el.hidden = true;
   }

@@ -93,7 +93,10 @@ export function createKernelsTab(ctx: TabContext): Tab {
     const params = { layer: info.name };
     const entry = ctx.session.request("kernels", params);
     if (entry) draw(entry);
-    else showPending(ctx, message, "kernels", requestKey("kernels", params), t("kernels.loading", { name: info.name }), refresh);
+    else {
+      section.setStale(true);
+      showPending(ctx, message, "kernels", requestKey("kernels", params), t("kernels.loading", { name: info.name }), refresh);
+    }
   }
 
   function draw(entry: Entry<"kernels">): void {
