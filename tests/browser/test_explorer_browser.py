@@ -275,6 +275,14 @@ def test_resnet18_grid_and_paging(lab_page, artifacts):
     wait_tiles(page, grid, min(channels, 256))
     assert int(root.get_attribute("data-requests")) - requests == 2
 
+    # a model without dataset examples: the tab says how to make them, with no controls that
+    # would choose among nothing
+    open_tab(root, "examples")
+    epanel = panel(root, "examples")
+    assert "top_examples(model, data)" in epanel.locator(".cnnviz-examples-about").text_content()
+    assert not epanel.locator(".cnnviz-controls").is_visible()
+    open_tab(root, "features")
+
 
 def test_saliency_view_draws_map_and_overlay(lab_page, artifacts):
     page = lab_page

@@ -158,6 +158,8 @@ export function createExamplesTab(ctx: TabContext): Tab {
     if (doc.activeElement !== chField) chField.value = String(channel);
     chCount.textContent = t("examples.of_channels", { count: channelCount() });
     for (const node of [chField, prev, next, overlayBox]) node.disabled = overview;
+    // without examples the controls would choose among nothing: only the hint shows
+    controls.hidden = !i || !layer;
     if (!i || !layer) {
       about.textContent = t("examples.none");
       section.clear();
