@@ -130,7 +130,9 @@ def conv_layers(model: nn.Module) -> dict[str, nn.Conv2d]:
     """Every ``nn.Conv2d`` of ``model`` keyed by qualified name, in forward execution order.
 
     The order is observed once per model structure by a small dry run (one forward of a zero
-    image, no gradients, eval mode, model left as it was) and cached; where the model cannot be
+    image, no gradients, eval mode, model left as it was) and cached (a whole pass with the
+    default layers, such as an explorer's first, caches it too, so no dry run is needed after
+    it: :func:`~.features.whole_pass`); where the model cannot be
     dry-run with an image (unusual input signature), definition order (``named_modules()``) is
     used, which is the forward order of every torchvision classification model. Convs that the
     dry run never calls are left out: the auxiliary heads of Inception v3 and GoogLeNet
