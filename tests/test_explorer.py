@@ -552,3 +552,73 @@ def test_a_new_layer_of_the_first_pass_costs_no_forward_pass(demo, monkeypatch):
     span = want.max(axis=(1, 2)) - want.min(axis=(1, 2))
     assert np.all(np.abs(got - want) <= span[:, None, None] / 510 + 1e-6)
     assert "features.6" not in ex._subject.pending_maps  # the cache holds it now
+
+
+def _grey_cnn() -> torch.nn.Module:
+    """An MNIST-style network: its first convolution takes one channel."""
+    from torch import nn
+
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(inplace=True),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10)).eval()
+
+
+def test_a_grayscale_model_is_explored_with_grey_input():
+    """A model whose first conv takes one channel (MNIST) gets a one-channel input, normalised
+    with its one mean and std (or ImageNet's grey statistics), shown as grey; every map
+    request answers with the engine's values for that input."""
+    from PIL import Image
+
+    from cnnviz_widgets.engine.cam import cam
+    from cnnviz_widgets.engine.inputs import ImageInputError, load_image
+    from cnnviz_widgets.engine.saliency import saliency, saliency_map
+
+    model = _grey_cnn()
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (28, 28, 3), dtype=np.uint8)
+    loaded = load_image(photo, size=28, mean=[0.1307], std=[0.3081])
+    luma = np.asarray(Image.fromarray(photo).convert("L"), dtype=np.float32)
+    assert loaded.tensor.shape == (1, 1, 28, 28)
+    np.testing.assert_allclose(loaded.tensor[0, 0].numpy(), (luma / 255 - 0.1307) / 0.3081,
+                               rtol=0, atol=1e-6)
+    assert (loaded.rgb == luma.astype(np.uint8)[:, :, None]).all()
+    with pytest.raises(ImageInputError, match="3 values each .RGB. or 1 each"):
+        load_image(photo, mean=[0.5], std=[0.2, 0.2, 0.2])
+
+    ex = LayerExplorer(model, photo, size=28, mean=[0.1307], std=[0.3081], background=False)
+    rec = Recorder(ex)
+    torch.testing.assert_close(ex.input_tensor, loaded.tensor, rtol=0, atol=0)
+    assert ex.image.shape == (28, 28, 3) and [i["name"] for i in ex.layers] == ["0", "3"]
+    request(ex, "features", layer="3", version=ex.image_version)
+    got = decode_stack_message(rec.last[0]["stack"], rec.last[1])
+    want = feature_maps(model, ex.input_tensor, ["3"])["3"][0].numpy()
+    assert np.abs(got - want).max() <= np.ptp(want) / 255 + 1e-6
+    request(ex, "kernels", layer="0")
+    got_k = decode_stack_message(rec.last[0]["stack"], rec.last[1])
+    np.testing.assert_allclose(got_k, kernels(model, "0").numpy().reshape(8, 3, 3),
+                               atol=float(np.ptp(kernels(model, "0").numpy())) / 400)
+    request(ex, "cam", method="GradCAM", target=4, layer="3", version=ex.image_version)
+    got_cam = decode_stack_message(rec.last[0]["stack"], rec.last[1])[0]
+    want_cam = cam(model, ex.input_tensor, "3", method="GradCAM", target=4)[0]
+    assert np.abs(got_cam - want_cam).max() <= 1 / 500 + 1e-6
+    request(ex, "saliency", method="vanilla", target=4, version=ex.image_version)
+    got_s = decode_stack_message(rec.last[0]["stack"], rec.last[1])[0]
+    want_s = saliency_map(saliency(model, ex.input_tensor, target=4, method="vanilla"))[0]
+    assert np.abs(got_s - want_s).max() <= np.ptp(want_s) / 500 + 1e-6
+    # a drawing becomes a grey input too
+    rgba = np.zeros((28, 28, 4), np.uint8)
+    rgba[8:20, 8:20] = [255, 255, 255, 255]
+    ex._on_msg(ex, {"type": "set_image", "height": 28, "width": 28}, [rgba.tobytes()])
+    assert ex.error == "" and ex.input_tensor.shape == (1, 1, 28, 28)
+    assert float(ex.input_tensor[0, 0, 10, 10]) == pytest.approx((1 - 0.1307) / 0.3081)
+    # activation maximisation makes RGB images: it says so, the explorer stays usable
+    request(ex, "actmax", layer="3", channels=[0], version=ex.image_version, rid=7)
+    assert rec.last[0]["type"] == "error" and "RGB images" in rec.last[0]["message"]
+
+    default = LayerExplorer(model, photo, size=28, background=False)  # no mean/std given
+    np.testing.assert_allclose(default.input_tensor[0, 0].numpy(),
+                               (luma / 255 - 0.449) / 0.226, rtol=0, atol=1e-6)
+    with pytest.raises(ImageInputError, match=r"takes 1 channel.*mean=\[0.1307\]"):
+        LayerExplorer(model, size=28, mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])

@@ -157,14 +157,14 @@ def activation_max(
         raise ValueError(f"steps must be >= 0, got {steps}.")
     if size < 8:
         raise ValueError(f"size must be at least 8 px, got {size}.")
-    if len(mean) != 3 or len(std) != 3:
-        raise ValueError(f"mean and std need 3 values (RGB); got {mean!r} and {std!r}.")
     want = expected_channels(model)
     if want not in (None, 3):
         raise ValueError(
             f"activation_max makes RGB images, but {type(model).__name__}'s first convolution "
-            f"takes {want} channel(s)."
+            f"takes {want} channel(s); it works on models with RGB input only."
         )
+    if len(mean) != 3 or len(std) != 3:
+        raise ValueError(f"mean and std need 3 values (RGB); got {mean!r} and {std!r}.")
     generators = _generators(seed, chans)
     device, dtype = model_device(model), model_dtype(model)
     run = _optimise_regularized if regularize else _optimise_plain

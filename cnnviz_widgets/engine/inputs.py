@@ -26,6 +26,10 @@ from .devices import model_device, model_dtype
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# ImageNet's statistics of the grey image (0.299 R + 0.587 G + 0.114 B): the default for a model
+# whose first convolution takes one channel, when its own normalisation is not given
+IMAGENET_GREY_MEAN = (0.449,)
+IMAGENET_GREY_STD = (0.226,)
 
 ImageSource = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 
@@ -39,8 +43,10 @@ class LoadedImage:
     """Result of :func:`load_image`; unpacks as ``tensor, rgb = load_image(...)``.
 
     Attributes:
-        tensor: ``(1, 3, H, W)`` float32, normalised with ``mean``/``std``; ready for the model.
-        rgb: ``(H, W, 3)`` uint8, the same pixels before normalisation (for display/overlays).
+        tensor: ``(1, C, H, W)`` float32, normalised with ``mean``/``std``; ready for the model
+            (``C`` = 3, or 1 for a grayscale model: one ``mean`` and ``std`` value).
+        rgb: ``(H, W, 3)`` uint8, the same pixels before normalisation (for display/overlays;
+            grey in all three channels for a grayscale input).
         classes: class names from the weights' metadata, or ``None``.
         mean, std: the per-channel normalisation that was applied.
     """
@@ -48,8 +54,8 @@ class LoadedImage:
     tensor: torch.Tensor
     rgb: np.ndarray
     classes: tuple[str, ...] | None
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
 
     def __iter__(self) -> Iterator[Any]:
         yield self.tensor
@@ -180,7 +186,9 @@ def load_image(
             [0, 1]). Grayscale is expanded to RGB; alpha is composited onto white.
         size: output side in pixels: the shorter side is resized to ``size`` and the centre
             ``size x size`` square is kept. ``None`` keeps the image as it is.
-        mean, std: per-channel normalisation for the model (ImageNet's by default).
+        mean, std: per-channel normalisation for the model (ImageNet's by default); one value
+            each for a grayscale model (MNIST: ``mean=[0.1307], std=[0.3081]``): the image is
+            then converted to grey (``PIL``'s ``"L"``) and the tensor has one channel.
         weights: a torchvision weights entry (e.g. ``ResNet18_Weights.DEFAULT``): its
             ``transforms()`` give the geometry and normalisation (``size``/``mean``/``std`` are
             then ignored) and ``weights.meta["categories"]`` the class names.
@@ -188,8 +196,14 @@ def load_image(
     Returns:
         :class:`LoadedImage`; ``tensor, rgb = load_image(...)`` unpacks the two images.
     """
-    if len(mean) != 3 or len(std) != 3:
-        raise ImageInputError(f"mean and std need 3 values (RGB); got {mean!r} and {std!r}.")
+    if len(mean) != len(std) or len(mean) not in (1, 3):
+        raise ImageInputError(
+            f"mean and std need 3 values each (RGB) or 1 each (a grayscale model); got {mean!r} "
+            f"and {std!r}.")
+    grey = len(mean) == 1
+    if grey and weights is not None:
+        raise ImageInputError("weights= gives RGB transforms; a grayscale model's input takes "
+                              "size=, mean=[m] and std=[s] instead.")
     img = _to_pil(src)
     classes = None
     if weights is not None:
@@ -205,15 +219,20 @@ def load_image(
     else:
         shown = _resize_crop(img, size, size) if size is not None else img
         tensor = None
-    rgb = np.asarray(shown, dtype=np.uint8).copy()
+    if grey:
+        luma = np.asarray(shown.convert("L"), dtype=np.uint8)
+        rgb = np.repeat(luma[:, :, None], 3, axis=2)
+        tensor = normalize(torch.from_numpy(luma.copy())[None, None].float() / 255, mean, std)
+    else:
+        rgb = np.asarray(shown, dtype=np.uint8).copy()
     if tensor is None:
         tensor = normalize(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255, mean, std)
     return LoadedImage(
         tensor.contiguous(),
         rgb,
         classes,
-        tuple(float(m) for m in mean),  # type: ignore[arg-type]
-        tuple(float(s) for s in std),  # type: ignore[arg-type]
+        tuple(float(m) for m in mean),
+        tuple(float(s) for s in std),
     )
 
 
@@ -239,6 +258,31 @@ def denormalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) ->
     m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(shape)
     s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(shape)
     return x * s + m
+
+
+def default_normalization(
+    model: nn.Module, mean: Sequence[float] | None, std: Sequence[float] | None
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The ``(mean, std)`` images are normalised with for ``model``: those given, else
+    ImageNet's (its grey statistics for a model whose first convolution takes one channel).
+
+    Raises:
+        ImageInputError: values that do not fit the model's channels (with the fix).
+    """
+    channels = expected_channels(model)
+    if mean is None or std is None:
+        grey = channels == 1
+        mean = mean if mean is not None else (IMAGENET_GREY_MEAN if grey else IMAGENET_MEAN)
+        std = std if std is not None else (IMAGENET_GREY_STD if grey else IMAGENET_STD)
+    if channels in (1, 3) and len(mean) != channels:
+        kind = "a grayscale model" if channels == 1 else "an RGB model"
+        example = ("mean=[0.1307], std=[0.3081] for MNIST" if channels == 1
+                   else "ImageNet's mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]")
+        raise ImageInputError(
+            f"{type(model).__name__}'s first convolution takes {channels} channel(s) "
+            f"({kind}), but mean has {len(mean)} value(s): pass {channels} value(s) each "
+            f"for mean and std, e.g. {example}.")
+    return tuple(float(m) for m in mean), tuple(float(s) for s in std)
 
 
 def expected_channels(model: nn.Module) -> int | None:

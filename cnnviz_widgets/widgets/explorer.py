@@ -29,7 +29,7 @@ from ..demo import sample_photo
 from ..demo.examples import DEMO_EXAMPLE_IMAGES, demo_examples
 from ..engine import conv_layers, load_image, resolve_layer
 from ..engine.cam import available_cam_methods
-from ..engine.inputs import IMAGENET_MEAN, IMAGENET_STD, LoadedImage
+from ..engine.inputs import LoadedImage, default_normalization
 from ..engine.layers import close_matches
 from ..engine.saliency import available_saliency_methods
 from ..render.colormaps import DIVERGING, SEQUENTIAL, colormap_bytes
@@ -219,7 +219,7 @@ class LayerExplorer(anywidget.AnyWidget):
         self._weights = weights
         self._size = opened.size or 224
         self._subject = Subject.create(model, layers, opened.classes,
-                                       opened.mean or IMAGENET_MEAN, opened.std or IMAGENET_STD)
+                                       *default_normalization(model, opened.mean, opened.std))
         self._subject.cam_preferred = opened.cam_layer
         self._task = task
         if task in OBJECT_TASKS:
