@@ -475,3 +475,35 @@ def test_block_receptive_fields_are_opt_in():
     # conv 7/2, max-pool 3/2, then two 3x3 convs: 7 + 2*2 + 2*4 + 2*4 = 27 px, every 4 px
     assert fields["layer1.0"].size == (27.0, 27.0) and fields["layer1.0"].jump == (4.0, 4.0)
     assert fields["layer2"].size == (99.0, 99.0) and fields["layer2"].jump == (8.0, 8.0)
+
+
+def test_a_grayscale_models_examples_from_grey_pil_images():
+    """An MNIST-style dataset (PIL images in mode "L", as torchvision's MNIST gives them) and
+    one mean/std value: the images are read as one-channel input, and the top examples equal
+    the brute-force ranking of that input."""
+    from PIL import Image
+
+    from cnnviz_widgets.engine.inputs import load_image
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(6, 8, 3, padding=1)).eval()
+    rng = np.random.default_rng(1)
+    pictures = [Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8), mode="L")
+                for _ in range(20)]
+
+    class Digits(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return len(pictures)
+
+        def __getitem__(self, i: int):
+            return pictures[i], i % 10
+
+    result = top_examples(model, Digits(), ["3"], k=4, batch_size=5, mean=[0.1307],
+                          std=[0.3081], progress=False)
+    x = torch.cat([load_image(p, size=None, mean=[0.1307], std=[0.3081]).tensor
+                   for p in pictures])
+    assert x.shape == (20, 1, 16, 16)
+    indices, scores, _ = brute_force(model, x, ["3"], 4, "max", 5)["3"]
+    np.testing.assert_array_equal(result.indices("3").numpy(), indices)
+    np.testing.assert_allclose(result.scores("3").numpy(), scores, rtol=0, atol=1e-6)

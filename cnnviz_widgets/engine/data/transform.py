@@ -37,8 +37,8 @@ class Transform:
     """
 
     size: int | None = None
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
     weights: Any = None
     function: ImageFunction | None = None
 
@@ -135,21 +135,22 @@ def resolve_transform(
         transform = weights.transforms()
         return Transform(
             size=None,
-            mean=tuple(float(v) for v in transform.mean),  # type: ignore[arg-type]
-            std=tuple(float(v) for v in transform.std),  # type: ignore[arg-type]
+            mean=tuple(float(v) for v in transform.mean),
+            std=tuple(float(v) for v in transform.std),
             weights=weights,
         )
     for name, value in (("mean", mean), ("std", std)):
-        if value is not None and len(value) != 3:
-            raise DataError(f"{name} needs 3 values (RGB); got {value!r}.")
+        if value is not None and len(value) not in (1, 3):
+            raise DataError(f"{name} needs 3 values (RGB) or 1 (a grayscale model: image files "
+                            f"are then read as grey); got {value!r}.")
     if size is None and mean is None and std is None and _is_demo_model(model):
         from ...demo.model import INPUT_SIZE, MEAN, STD
 
         return Transform(size=INPUT_SIZE, mean=MEAN, std=STD)
     return Transform(
         size=size,
-        mean=None if mean is None else tuple(float(v) for v in mean),  # type: ignore[arg-type]
-        std=None if std is None else tuple(float(v) for v in std),  # type: ignore[arg-type]
+        mean=None if mean is None else tuple(float(v) for v in mean),
+        std=None if std is None else tuple(float(v) for v in std),
     )
 
 
