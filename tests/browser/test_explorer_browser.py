@@ -575,3 +575,52 @@ def test_a_lost_kernel_is_reported_not_loading_for_ever(jupyter_server, browser,
         raise
     finally:
         context.close()
+
+
+def test_a_grayscale_model_shows_grey_input_and_every_one_channel_filter(
+        jupyter_server, browser, artifacts):
+    """An MNIST-style model: the input is shown grey, its first layer's eight 1-channel
+    filters are drawn together (one tile each, no filter field to step through), a deeper
+    layer still shows one filter's input kernels."""
+    from .conftest import open_notebook
+
+    context, page = open_notebook(jupyter_server, browser, "grey", [
+        "import torch, torch.nn as nn\ntorch.set_num_threads(1)\ntorch.manual_seed(0)\n"
+        "from cnnviz_widgets import LayerExplorer\n"
+        "m = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(inplace=True),\n"
+        "    nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(inplace=True),\n"
+        "    nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10)).eval()\n"
+        "LayerExplorer(m, size=28, mean=[0.1307], std=[0.3081])"])
+    try:
+        execute_cell(page, 0)
+        root = page.locator(".cnnviz-explorer")
+        root.wait_for(timeout=120_000)
+        wait_tiles(page, panel(root, "features").locator("canvas.cnnviz-grid"), 8)
+        grey = panel(root, "features").locator("canvas.cnnviz-input-canvas").evaluate(
+            """(c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                 let same = true, shades = new Set();
+                 for (let k = 0; k < d.length; k += 4) {
+                   same = same && d[k] === d[k + 1] && d[k + 1] === d[k + 2]; shades.add(d[k]); }
+                 return same && shades.size > 10; }""")
+        assert grey
+        open_tab(root, "kernels")
+        kpanel = panel(root, "kernels")
+        grid = kpanel.locator("canvas.cnnviz-grid")
+        wait_tiles(page, grid, 8)  # every filter of 8 x 1 x 3 x 3
+        assert not kpanel.get_by_label("Output filter").is_visible()
+        x, y = tile_centre(page, grid, 5)
+        page.mouse.move(x, y)
+        assert "filter 5 · input channel 0" in root.locator(".cnnviz-zoom").text_content()
+        root.screenshot(path=str(artifacts / "explorer_grey_kernels.png"))
+        page.mouse.move(5, 5)
+        kpanel.get_by_label("Layer", exact=True).focus()
+        page.keyboard.press("End")  # 16 x 8 x 3 x 3: filter 0's eight input kernels
+        page.wait_for_function("(el) => el.textContent.startsWith('3 ')",
+                               arg=kpanel.locator(".cnnviz-layer-name").element_handle())
+        wait_tiles(page, grid, 8)
+        assert kpanel.get_by_label("Output filter").is_visible()
+    except Exception:
+        page.screenshot(path=str(artifacts / "explorer_grey_failure.png"))
+        raise
+    finally:
+        context.close()

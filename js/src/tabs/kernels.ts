@@ -25,7 +25,12 @@ export function createKernelsTab(ctx: TabContext): Tab {
   const t = ctx.t;
   const panel = ctx.panel("kernels");
   const bar = new LayerBar(ctx);
-  const state = { filter: 0, all: false, layer: "", filters: 0 };
+  const state = { filter: 0, all: false, layer: "", filters: 0, inputs: 0 };
+  /**
+   * Whether every filter is drawn: asked for, or each filter has one input channel (a
+   * grayscale model's first layer, a depthwise convolution), where one filter is one tile.
+   */
+  const showsAll = (): boolean => state.all || state.inputs === 1;
   const controls = el(doc, "div", "cnnviz-controls");
   const filterWrap = el(doc, "label", "cnnviz-control");
   const filter = el(doc, "input", "cnnviz-number");
@@ -71,7 +76,7 @@ export function createKernelsTab(ctx: TabContext): Tab {
 
   function download(): void {
     const layer = state.layer;
-    const which = state.all ? "all" : `filter${state.filter}`;
+    const which = showsAll() ? "all" : `filter${state.filter}`;
     downloadCanvas(section.grid.canvas, exportName(["kernels", layer, which]), caption);
   }
 
@@ -105,10 +110,13 @@ export function createKernelsTab(ctx: TabContext): Tab {
     const [o = 1, i = 1] = entry.content.kernel_shape;
     message.show(entry.partial ? partialNote(entry.partial, t) : "");
     state.filters = o;
+    state.inputs = i;
     setFilter(state.filter);
     const rgb = rgbOf(entry);
     const showRgb = rgb !== null && !state.all;
-    filterWrap.hidden = showRgb || state.all;
+    const every = showsAll();
+    filterWrap.hidden = showRgb || every;
+    allWrap.hidden = i === 1; // every filter is drawn anyway
     // RGB filters are drawn in their own colours: the colormap menu would do nothing.
     cmap.wrap.hidden = showRgb;
     rgbNote.hidden = !showRgb;
@@ -123,28 +131,28 @@ export function createKernelsTab(ctx: TabContext): Tab {
     // partial snapshot holds).
     const f = state.filter;
     const start = Math.min(f * i, stack.channels);
-    const sub = state.all ? stack : subStack(stack, start, Math.min(start + i, stack.channels));
+    const sub = every ? stack : subStack(stack, start, Math.min(start + i, stack.channels));
     const absmax = entry.content.absmax || 1;
     const colorizer = new Colorizer(sub, ctx.colorTable(ctx.get("kernel_cmap")), {
       scale: "global",
       symmetric: true,
       range: [-absmax, absmax],
     });
-    const label = state.all
+    const label = every
       ? (n: number) => t("kernels.tile", { filter: Math.floor(n / i), channel: n % i })
       : (n: number) => t("kernels.tile", { filter: f, channel: n });
     const source: TileSource = { ...mapSource(sub, colorizer), label };
     caption = t("kernels.caption", {
       layer: state.layer,
       shape,
-      which: state.all ? t("kernels.all") : t("kernels.filter_n", { index: f }),
+      which: every ? t("kernels.all") : t("kernels.filter_n", { index: f }),
       cmap: ctx.get("kernel_cmap"),
     });
-    if (state.all) {
+    if (every) {
       section.show(source, range(sub.channels), {
         key: entry.key,
         pageSize: filtersPerPage(i, PAGE_SIZE) * i,
-        rowLength: i,
+        ...(i > 1 ? { rowLength: i } : {}), // one tile a filter: they flow like maps
         pageText: (page) => filterPageText(page, i, o, t),
       });
     } else section.show(source, range(sub.channels), { key: entry.key, rowLength: i });
