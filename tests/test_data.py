@@ -250,3 +250,38 @@ def test_fingerprint_and_progress():
     assert calls == [(3, 7), (7, 7)]
     with pytest.raises(DataError, match="progress must be"):
         Progress("bar", 7)
+
+
+def test_a_grayscale_models_evaluation_reads_grey_pil_images():
+    """``evaluate`` of a grayscale model over PIL "L" images with a one-value ``Transform``:
+    the same per-image values as over the one-channel tensors ``load_image`` makes of them."""
+    from torch import nn
+
+    from cnnviz_widgets.engine.metrics import evaluate
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 8, 3, padding=1),
+                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4)).eval()
+    rng = np.random.default_rng(1)
+    pictures = [Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8), mode="L")
+                for _ in range(6)]
+
+    class Digits(Dataset):
+        def __len__(self) -> int:
+            return len(pictures)
+
+        def __getitem__(self, i: int):
+            return pictures[i], i % 4
+
+    grey = Transform(mean=(0.1307,), std=(0.3081,))
+    from_files = evaluate(model, Digits(), ["GradCAM"], ["average_drop"], layer="2",
+                          transform=grey, progress=False, n_boot=10)
+    x = torch.cat([load_image(p, size=None, mean=[0.1307], std=[0.3081]).tensor
+                   for p in pictures])
+    assert x.shape == (6, 1, 16, 16)
+    from_tensors = evaluate(model, x, ["GradCAM"], ["average_drop"], layer="2", progress=False,
+                            n_boot=10)
+    want = from_tensors.value("GradCAM", "average_drop")
+    assert np.ptp(want) > 0  # the images differ, so a wrong reading would show
+    np.testing.assert_allclose(from_files.value("GradCAM", "average_drop"), want, rtol=0,
+                               atol=1e-6)
