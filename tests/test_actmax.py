@@ -135,6 +135,36 @@ def test_plain_mode_is_flashtorch(request, arch, layer):
         assert np.abs(shown[i].astype(int) - flashtorch_display(ref).astype(int)).max() <= 1
 
 
+def test_plain_mode_on_a_grayscale_model_is_flashtorch():
+    """A model whose first conv takes one channel (MNIST): one-channel start images (the same
+    150..179 noise), FlashTorch's steps, grey display images; the regularised mode (RGB by
+    construction) names the fix."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(6, 8, 3, padding=1), nn.ReLU()).eval()
+    mean, std = [0.1307], [0.3081]
+    kwargs = {"regularize": False, "seed": 3, "size": 28, "mean": mean, "std": std}
+    channels, steps = [1, 6], 4
+    start = activation_max(model, "3", channels, steps=0, raw=True, **kwargs)
+    assert start.shape == (2, 1, 28, 28)
+    pixels = denormalize(torch.from_numpy(start), mean, std).numpy() * 255
+    np.testing.assert_allclose(pixels, np.round(pixels), atol=1e-3)
+    assert pixels.min() > 149.5 and pixels.max() < 179.5
+    raw = activation_max(model, "3", channels, steps=steps, raw=True, **kwargs)
+    shown = activation_max(model, "3", channels, steps=steps, **kwargs)
+    assert shown.shape == (2, 28, 28, 3)
+    assert (shown[..., 0] == shown[..., 1]).all() and (shown[..., 1] == shown[..., 2]).all()
+    for i, channel in enumerate(channels):
+        ref = flashtorch_ascent(model, "3", channel, torch.from_numpy(start[i : i + 1]), steps)
+        np.testing.assert_allclose(raw[i], ref[0].numpy(), rtol=1e-4, atol=1e-4)
+        assert np.abs(shown[i, ..., :1].astype(int)
+                      - flashtorch_display(ref).astype(int)).max() <= 1
+    with pytest.raises(ValueError, match="grayscale model.*regularize=False"):
+        activation_max(model, "3", [0], steps=1, size=28, mean=mean, std=std)
+    with pytest.raises(ValueError, match=r"need 1 value\(s\) each \(a grayscale model\)"):
+        activation_max(model, "3", [0], steps=1, size=28, regularize=False)
+
+
 def test_plain_defaults_are_flashtorch_defaults(small):
     calls = []
     out = activation_max(

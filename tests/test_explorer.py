@@ -571,6 +571,7 @@ def test_a_grayscale_model_is_explored_with_grey_input():
     request answers with the engine's values for that input."""
     from PIL import Image
 
+    from cnnviz_widgets.engine.actmax import activation_max
     from cnnviz_widgets.engine.cam import cam
     from cnnviz_widgets.engine.inputs import ImageInputError, load_image
     from cnnviz_widgets.engine.saliency import saliency, saliency_map
@@ -613,9 +614,18 @@ def test_a_grayscale_model_is_explored_with_grey_input():
     ex._on_msg(ex, {"type": "set_image", "height": 28, "width": 28}, [rgba.tobytes()])
     assert ex.error == "" and ex.input_tensor.shape == (1, 1, 28, 28)
     assert float(ex.input_tensor[0, 0, 10, 10]) == pytest.approx((1 - 0.1307) / 0.3081)
-    # activation maximisation makes RGB images: it says so, the explorer stays usable
-    request(ex, "actmax", layer="3", channels=[0], version=ex.image_version, rid=7)
-    assert rec.last[0]["type"] == "error" and "RGB images" in rec.last[0]["message"]
+    # activation maximisation: plain gradient ascent makes grey images; the regularised mode
+    # (RGB by construction) says to use the plain one
+    request(ex, "actmax", layer="3", channels=[0], regularize=True, rid=7)
+    assert rec.last[0]["type"] == "error" and "regularize=False" in rec.last[0]["message"]
+    rec.sent.clear()
+    request(ex, "actmax", layer="3", channels=[2, 5], regularize=False, rid=8)
+    items = [(m, b) for m, b in rec.sent if m["type"] == "item"]
+    want_images = activation_max(model, "3", [2, 5], size=28, seed=0, mean=[0.1307],
+                                 std=[0.3081], regularize=False)
+    assert [m["index"] for m, _ in items] == [2, 5] and rec.last[0]["type"] == "reply"
+    for (_, buffers), want_image in zip(items, want_images, strict=True):
+        assert buffers[0] == want_image.tobytes()
 
     default = LayerExplorer(model, photo, size=28, background=False)  # no mean/std given
     np.testing.assert_allclose(default.input_tensor[0, 0].numpy(),

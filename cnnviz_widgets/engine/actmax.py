@@ -118,7 +118,8 @@ def activation_max(
 
     Args:
         model: the network (left exactly as it was). It takes 3-channel images normalised with
-            ``mean``/``std``.
+            ``mean``/``std``, or grey one-channel images (one ``mean`` and ``std`` value; plain
+            mode only: the regularised parameterisation is RGB).
         layer: name or module of any layer whose output is ``(N, C, ...)`` (a conv, a block, a
             ReLU, a linear layer for class logits, ...).
         channels: one channel index or a sequence of them, optimised together as one batch.
@@ -138,14 +139,16 @@ def activation_max(
             module docstring); False runs the model itself.
 
     Returns:
-        ``(len(channels), size, size, 3)`` uint8 RGB images; with ``raw=True`` the final
-        model input, ``(len(channels), 3, size, size)`` float32 normalised with ``mean``/``std``
+        ``(len(channels), size, size, 3)`` uint8 RGB images (grey for a grey model); with
+        ``raw=True`` the final model input, ``(len(channels), C, size, size)`` float32
+        normalised with ``mean``/``std``
         (for the regularised mode the untransformed image).
 
     Raises:
         LayerNotFoundError, LayerNotExecutedError, LayerOutputError: a bad layer.
-        ValueError: a channel out of range, a bad size/steps/seed, a model that does not take
-            3-channel images.
+        ValueError: a channel out of range, a bad size/steps/seed, a model that takes neither
+            3 nor 1 channel(s), a grey model in the regularised mode, ``mean``/``std`` that do
+            not fit the model's channels.
     """
     name, module = resolve_layer(model, layer)
     chans = _channels(channels)
@@ -158,13 +161,23 @@ def activation_max(
     if size < 8:
         raise ValueError(f"size must be at least 8 px, got {size}.")
     want = expected_channels(model)
-    if want not in (None, 3):
+    if want == 1 and regularize:
         raise ValueError(
-            f"activation_max makes RGB images, but {type(model).__name__}'s first convolution "
-            f"takes {want} channel(s); it works on models with RGB input only."
+            f"{type(model).__name__}'s first convolution takes 1 channel (a grayscale model): "
+            "the regularised mode makes RGB images (its colours are decorrelated like "
+            "ImageNet's); use regularize=False (FlashTorch's gradient ascent) with one mean and "
+            "std value."
         )
-    if len(mean) != 3 or len(std) != 3:
-        raise ValueError(f"mean and std need 3 values (RGB); got {mean!r} and {std!r}.")
+    if want not in (None, 1, 3):
+        raise ValueError(
+            f"activation_max makes RGB or grey images, but {type(model).__name__}'s first "
+            f"convolution takes {want} channel(s)."
+        )
+    channels_in = 3 if want is None else want
+    if len(mean) != channels_in or len(std) != channels_in:
+        kind = "RGB" if channels_in == 3 else "a grayscale model"
+        raise ValueError(f"mean and std need {channels_in} value(s) each ({kind}); got {mean!r} "
+                         f"and {std!r}.")
     generators = _generators(seed, chans)
     device, dtype = model_device(model), model_dtype(model)
     run = _optimise_regularized if regularize else _optimise_plain
@@ -182,7 +195,10 @@ def activation_max(
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """``(N, 3, H, W)`` floats in [0, 1] -> ``(N, H, W, 3)`` uint8 (``round(v * 255)``)."""
+    """``(N, 3, H, W)`` (or ``(N, 1, H, W)``: grey) floats in [0, 1] -> ``(N, H, W, 3)`` uint8
+    (``round(v * 255)``)."""
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
     u8 = images.detach().to("cpu", torch.float32).mul(255).round().clamp(0, 255).to(torch.uint8)
     return u8.permute(0, 2, 3, 1).contiguous().numpy()
 
@@ -437,10 +453,11 @@ def plain_start(
     """FlashTorch's start images: uniform integers 150..179 / 255, normalised.
 
     Returns:
-        ``(len(generators), 3, size, size)`` float32.
+        ``(len(generators), C, size, size)`` float32, ``C = len(mean)`` (3, or 1 for grey).
     """
+    channels = len(mean)
     noise = torch.stack(
-        [torch.randint(150, 180, (3, size, size), generator=g) for g in generators]
+        [torch.randint(150, 180, (channels, size, size), generator=g) for g in generators]
     ).float()
     return normalize(noise / 255, mean, std)
 
