@@ -29,7 +29,7 @@ from ..demo import sample_photo
 from ..demo.examples import DEMO_EXAMPLE_IMAGES, demo_examples
 from ..engine import conv_layers, load_image, resolve_layer
 from ..engine.cam import available_cam_methods
-from ..engine.inputs import LoadedImage, default_normalization
+from ..engine.inputs import LoadedImage, default_normalization, expected_channels
 from ..engine.layers import close_matches
 from ..engine.saliency import available_saliency_methods
 from ..render.colormaps import DIVERGING, SEQUENTIAL, colormap_bytes
@@ -138,6 +138,9 @@ class LayerExplorer(anywidget.AnyWidget):
     cam_layer = traitlets.Unicode("").tag(sync=True)
     target_class = traitlets.Int(-1).tag(sync=True)
     opacity = traitlets.Float(0.5, min=0.0, max=1.0).tag(sync=True)
+    # the model's input channels: 3 (RGB) or 1 (a grayscale model: activation maximisation
+    # then offers its plain mode only)
+    input_channels = traitlets.Int(3).tag(sync=True)
     saliency_methods = traitlets.List(traitlets.Unicode()).tag(sync=True)
     saliency_method = traitlets.Unicode("vanilla").tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
@@ -213,6 +216,7 @@ class LayerExplorer(anywidget.AnyWidget):
             cam_method=cams[0],
             saliency_methods=saliency_methods,
             saliency_method=saliency_methods[0],
+            input_channels=expected_channels(model) or 3,
             title=titled(type(model).__name__, note, chosen_lang),
         )
         self.model: nn.Module | None = model

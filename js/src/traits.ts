@@ -104,6 +104,8 @@ export type ExplorerTraits = {
   /** Class to explain; -1: the top prediction. */
   target_class: number;
   opacity: number;
+  /** The model's input channels: 3 (RGB) or 1 (grey: activation maximisation's plain mode only). */
+  input_channels: number;
   saliency_methods: readonly string[];
   saliency_method: string;
   error: string;
@@ -158,6 +160,7 @@ export const DEFAULTS: Readonly<ExplorerTraits> = Object.freeze({
   cam_layer: "",
   target_class: -1,
   opacity: 0.5,
+  input_channels: 3,
   saliency_methods: [],
   saliency_method: "vanilla",
   error: "",

@@ -619,6 +619,25 @@ def test_a_grayscale_model_shows_grey_input_and_every_one_channel_filter(
                                arg=kpanel.locator(".cnnviz-layer-name").element_handle())
         wait_tiles(page, grid, 8)
         assert kpanel.get_by_label("Output filter").is_visible()
+        # activation maximisation: the plain mode only (the regularised one is RGB), grey images
+        open_tab(root, "actmax")
+        apanel = panel(root, "actmax")
+        mode = apanel.get_by_label("Mode")
+        assert mode.input_value() == "plain"
+        assert mode.locator("option[value='regularized']").is_disabled()
+        apanel.get_by_label("Layer").select_option("3")
+        apanel.get_by_label(re.compile("^Channels")).fill("0-1")
+        apanel.get_by_role("button", name=re.compile("Optimise")).click()
+        agrid = apanel.locator("canvas.cnnviz-grid")
+        stats = wait_tiles(page, agrid, 2, timeout=120)
+        assert stats["distinct"] > 10
+        greys = agrid.evaluate(
+            """(c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                 for (let k = 0; k < d.length; k += 4)
+                   if (d[k] !== d[k + 1] || d[k + 1] !== d[k + 2]) return false;
+                 return true; }""")
+        assert greys
+        root.screenshot(path=str(artifacts / "explorer_grey_actmax.png"))
     except Exception:
         page.screenshot(path=str(artifacts / "explorer_grey_failure.png"))
         raise

@@ -105,9 +105,14 @@ export function createActmaxTab(ctx: TabContext): Tab {
   }
 
   return {
-    ...sectionTab({ el: panel, kinds: ["actmax"], traits: ["layers"], refresh: draw, section, message }),
+    ...sectionTab({ el: panel, kinds: ["actmax"], traits: ["layers", "input_channels"], refresh: draw, section, message }),
     refresh: () => {
       syncSelect(layer, layerOptions(), layer.input.value || (currentLayer(ctx)?.name ?? ""));
+      // A grayscale model: the regularised parameterisation makes RGB images, so plain only.
+      const grey = ctx.get("input_channels") === 1;
+      const regularized = mode.input.querySelector<HTMLOptionElement>('option[value="regularized"]');
+      if (regularized) regularized.disabled = grey;
+      if (grey && mode.input.value === "regularized") mode.input.value = "plain";
       draw();
     },
     reply: (_kind, key) => {
