@@ -79,7 +79,7 @@ from .actmax_transforms import (
 from .borrow import borrowed
 from .capture import LayerNotExecutedError, LayerOutputError
 from .devices import model_device, model_dtype
-from .inputs import IMAGENET_MEAN, IMAGENET_STD, expected_channels, normalize
+from .inputs import IMAGENET_MEAN, IMAGENET_STD, check_normalization, expected_channels, normalize
 from .layers import LayerRef, resolve_layer
 
 Progress = Callable[[int, int], Any]
@@ -173,11 +173,7 @@ def activation_max(
             f"activation_max makes RGB or grey images, but {type(model).__name__}'s first "
             f"convolution takes {want} channel(s)."
         )
-    channels_in = 3 if want is None else want
-    if len(mean) != channels_in or len(std) != channels_in:
-        kind = "RGB" if channels_in == 3 else "a grayscale model"
-        raise ValueError(f"mean and std need {channels_in} value(s) each ({kind}); got {mean!r} "
-                         f"and {std!r}.")
+    check_normalization(model, mean, std)
     generators = _generators(seed, chans)
     device, dtype = model_device(model), model_dtype(model)
     run = _optimise_regularized if regularize else _optimise_plain

@@ -87,7 +87,8 @@ def _record(
     # hooks every conv and orders them by its own trace instead of a dry run first.
     order_from_pass = layers is None and whole_forward and not order_known(model)
     if order_from_pass:
-        selected: dict[str, nn.Module] = dict(all_convs(model))
+        convs = all_convs(model)
+        selected: dict[str, nn.Module] = dict(convs)
     else:
         selected = dict(conv_layers(model) if layers is None else resolve_layers(model, layers))
     x = prepare_input(model, x)
@@ -97,7 +98,7 @@ def _record(
     with borrowed(model), torch.no_grad(), traced as trace, cap:
         output = model(x)
     if order_from_pass and trace is not None:
-        called = in_forward_order(all_convs(model), remember_order(model, trace))
+        called = in_forward_order(convs, remember_order(model, trace))
         return WholePass({name: cap.outputs[name].to("cpu", torch.float32)
                           for name in called if name in cap.outputs}, output, trace)
     maps = {}

@@ -269,20 +269,30 @@ def default_normalization(
     Raises:
         ImageInputError: values that do not fit the model's channels (with the fix).
     """
-    channels = expected_channels(model)
     if mean is None or std is None:
-        grey = channels == 1
+        grey = expected_channels(model) == 1
         mean = mean if mean is not None else (IMAGENET_GREY_MEAN if grey else IMAGENET_MEAN)
         std = std if std is not None else (IMAGENET_GREY_STD if grey else IMAGENET_STD)
-    if channels in (1, 3) and len(mean) != channels:
-        kind = "a grayscale model" if channels == 1 else "an RGB model"
+    check_normalization(model, mean, std)
+    return tuple(float(m) for m in mean), tuple(float(s) for s in std)
+
+
+def check_normalization(model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+    """Check that ``mean`` and ``std`` have one value per input channel of ``model`` (3 for a
+    model without a Conv2d).
+
+    Raises:
+        ImageInputError: they do not (the message names the fix).
+    """
+    channels = expected_channels(model) or 3
+    if len(mean) != channels or len(std) != channels:
+        kind = "a grayscale model" if channels == 1 else "RGB"
         example = ("mean=[0.1307], std=[0.3081] for MNIST" if channels == 1
                    else "ImageNet's mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]")
         raise ImageInputError(
-            f"{type(model).__name__}'s first convolution takes {channels} channel(s) "
-            f"({kind}), but mean has {len(mean)} value(s): pass {channels} value(s) each "
-            f"for mean and std, e.g. {example}.")
-    return tuple(float(m) for m in mean), tuple(float(s) for s in std)
+            f"{type(model).__name__}'s first convolution takes {channels} channel(s): mean and "
+            f"std need {channels} value(s) each ({kind}), e.g. {example}; got {mean!r} and "
+            f"{std!r}.")
 
 
 def expected_channels(model: nn.Module) -> int | None:

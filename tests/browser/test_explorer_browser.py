@@ -577,6 +577,14 @@ def test_a_lost_kernel_is_reported_not_loading_for_ever(jupyter_server, browser,
         context.close()
 
 
+# Whether every pixel of a canvas is grey (R = G = B), and how many shades it has.
+GREYS = """(c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let grey = true; const shades = new Set();
+  for (let k = 0; k < d.length; k += 4) {
+    grey = grey && d[k] === d[k + 1] && d[k + 1] === d[k + 2]; shades.add(d[k]); }
+  return { grey, shades: shades.size }; }"""
+
+
 def test_a_grayscale_model_shows_grey_input_and_every_one_channel_filter(
         jupyter_server, browser, artifacts):
     """An MNIST-style model: the input is shown grey, its first layer's eight 1-channel
@@ -596,13 +604,8 @@ def test_a_grayscale_model_shows_grey_input_and_every_one_channel_filter(
         root = page.locator(".cnnviz-explorer")
         root.wait_for(timeout=120_000)
         wait_tiles(page, panel(root, "features").locator("canvas.cnnviz-grid"), 8)
-        grey = panel(root, "features").locator("canvas.cnnviz-input-canvas").evaluate(
-            """(c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                 let same = true, shades = new Set();
-                 for (let k = 0; k < d.length; k += 4) {
-                   same = same && d[k] === d[k + 1] && d[k + 1] === d[k + 2]; shades.add(d[k]); }
-                 return same && shades.size > 10; }""")
-        assert grey
+        grey = panel(root, "features").locator("canvas.cnnviz-input-canvas").evaluate(GREYS)
+        assert grey["grey"] and grey["shades"] > 10
         open_tab(root, "kernels")
         kpanel = panel(root, "kernels")
         grid = kpanel.locator("canvas.cnnviz-grid")
@@ -631,12 +634,7 @@ def test_a_grayscale_model_shows_grey_input_and_every_one_channel_filter(
         agrid = apanel.locator("canvas.cnnviz-grid")
         stats = wait_tiles(page, agrid, 2, timeout=120)
         assert stats["distinct"] > 10
-        greys = agrid.evaluate(
-            """(c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                 for (let k = 0; k < d.length; k += 4)
-                   if (d[k] !== d[k + 1] || d[k + 1] !== d[k + 2]) return false;
-                 return true; }""")
-        assert greys
+        assert agrid.evaluate(GREYS)["grey"]
         root.screenshot(path=str(artifacts / "explorer_grey_actmax.png"))
     except Exception:
         page.screenshot(path=str(artifacts / "explorer_grey_failure.png"))
